@@ -1,0 +1,49 @@
+# SPDX-License-Identifier: GPL-2.0
+# make test-kernel   build Debian's Linux 7.3 (or KERNEL_SRC), check its vDSO, boot it, run the guest tests
+# make test          lint, type-check and the test suite, including the real-kernel end-to-end test
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KERNEL_SRC ?=
+SERIES ?=
+EXPECT ?= upstream
+ACCEL ?= auto
+HARNESS_ARGS ?=
+
+.PHONY: all deps test-kernel test lint unit e2e bench clean
+
+all: test
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+deps: $(VENV)/.installed
+	scripts/install-deps
+
+test-kernel: deps
+	$(PY) -m harness run --expect $(EXPECT) --accel $(ACCEL) \
+		$(if $(KERNEL_SRC),--kernel-src $(KERNEL_SRC)) \
+		$(if $(SERIES),--series $(SERIES)) $(HARNESS_ARGS)
+
+lint: deps
+	$(VENV)/bin/ruff check harness tests guest-tests/runner.py
+	$(VENV)/bin/mypy harness
+
+unit: deps
+	$(PY) -m pytest -q -m "not e2e"
+
+e2e: deps
+	$(PY) -m pytest -q -m e2e
+
+test: lint
+	$(PY) -m pytest -q -ra
+
+bench: deps
+	@echo "no benchmarks yet"
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cs-fixup-singlestep: stop at every instruction of a vDSO try_unlock entry and
+ * look at the pending-op word (pop) from the SIGTRAP handler.
+ *
+ * The series promises: once the lock cmpxchg has succeeded (ZF set), any entry
+ * into the kernel from inside [cs_start, cs_end) with a signal pending finds pop
+ * cleared by the kernel before the signal is delivered. A trap is exactly such
+ * an entry, so at each stop inside the range:
+ *   - ZF set:   pop must already read 0, although the vDSO store may not have run;
+ *   - ZF clear: the cmpxchg failed, and pop must hold its old value.
+ * DX must point at pop inside the range, since that is where the kernel looks.
+ *
+ * The range offsets come from the host, read from the .symtab of the built
+ * vdso .so.dbg; the stripped runtime image has no local labels.
+ *
+ * Each call is made twice per iteration: with lock == TID (uncontended, the
+ * cmpxchg succeeds) and with FUTEX_WAITERS set (it fails). One JSON record with
+ * the counters goes to stdout; the host turns the counters into a verdict.
+ */
+#define _GNU_SOURCE
+#include "vdso_helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FUTEX_WAITERS 0x80000000U
+#define POP_MARK 0x5a5a0000U
+#define CANARY 0xc0ffee11U
+
+typedef uint32_t (*try_unlock_fn)(uint32_t *lock, uint32_t tid, void *pop);
+
+struct options {
+	const char *check;
+	const char *func;
+	unsigned long cs_start, cs_success, cs_end;
+	unsigned long iterations;
+	int pop_width;
+};
+
+/* pop.word[0] is the pending-op slot for list32; word[1] is its canary. */
+union pop_slot {
+	uint64_t q;
+	uint32_t word[2];
+};
+
+struct counters {
+	unsigned long steps, hits, hits_zf_set, hits_zf_clear, hits_success_label;
+	unsigned long bad_steps, dx_mismatch, semantics_bad, canary_bad;
+	unsigned long first_bad_offset;
+};
+
+struct stepper {
+	uintptr_t func, func_end, cs_start, cs_success, cs_end, base;
+	volatile union pop_slot *pop;
+	uint64_t pop_before;
+	int width;
+	int entered;
+	struct counters *c;
+};
+
+static uint64_t read_pop(const struct stepper *s)
+{
+	return s->width == 8 ? s->pop->q : s->pop->word[0];
+}
+
+static void note_bad(struct stepper *s, uintptr_t ip)
+{
+	if (!s->c->bad_steps)
+		s->c->first_bad_offset = ip - s->base;
+	s->c->bad_steps++;
+}
+
+static int on_step(const struct step_regs *r, void *arg)
+{
+	struct stepper *s = arg;
+	uint64_t pop;
+
+	if (r->ip < s->func || r->ip >= s->func_end)
+		return s->entered;	/* stop once the call has returned */
+	s->entered = 1;
+	s->c->steps++;
+	if (r->ip < s->cs_start || r->ip >= s->cs_end)
+		return 0;
+
+	s->c->hits++;
+	if (r->ip == s->cs_success)
+		s->c->hits_success_label++;
+	if (r->dx != (uintptr_t)s->pop)
+		s->c->dx_mismatch++;
+	pop = read_pop(s);
+	if (r->flags & X86_EFLAGS_ZF) {
+		s->c->hits_zf_set++;
+		if (pop != 0)
+			note_bad(s, r->ip);
+	} else {
+		s->c->hits_zf_clear++;
+		if (pop != s->pop_before)
+			note_bad(s, r->ip);
+	}
+	return 0;
+}
+
+struct call {
+	try_unlock_fn fn;
+	uint32_t *lock;
+	uint32_t tid;
+	volatile union pop_slot *pop;
+	uint32_t ret;
+};
+
+static void do_call(void *arg)
+{
+	struct call *c = arg;
+
+	c->ret = c->fn(c->lock, c->tid, (void *)c->pop);
+}
+
+static void arm_pop(struct stepper *s, uint32_t *lock)
+{
+	uint64_t mark = (uint64_t)(uintptr_t)lock | POP_MARK;
+
+	if (s->width == 8) {
+		s->pop->q = mark;
+	} else {
+		s->pop->word[0] = (uint32_t)mark;
+		s->pop->word[1] = CANARY;
+	}
+	s->pop_before = read_pop(s);
+}
+
+/* One stepped call; lock_value decides whether the cmpxchg can succeed. */
+static void stepped_call(struct stepper *s, try_unlock_fn fn, uint32_t tid, uint32_t lock_value)
+{
+	uint32_t lock = lock_value;
+	struct call c = { .fn = fn, .lock = &lock, .tid = tid, .pop = s->pop };
+	int success = lock_value == tid;
+
+	arm_pop(s, &lock);
+	s->entered = 0;
+	single_step(do_call, &c, on_step, s);
+
+	if (c.ret != lock_value)
+		s->c->semantics_bad++;
+	if (success && (lock != 0 || read_pop(s) != 0))
+		s->c->semantics_bad++;
+	if (!success && (lock != lock_value || read_pop(s) != s->pop_before))
+		s->c->semantics_bad++;
+	if (s->width == 4 && s->pop->word[1] != CANARY)
+		s->c->canary_bad++;
+}
+
+/* The plain call, no stepping: returns the TID, and lock and pop end at 0. */
+static void plain_call(struct stepper *s, try_unlock_fn fn, uint32_t tid)
+{
+	uint32_t lock = tid;
+
+	arm_pop(s, &lock);
+	if (fn(&lock, tid, (void *)s->pop) != tid || lock != 0 || read_pop(s) != 0)
+		s->c->semantics_bad++;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: cs-fixup-singlestep --check NAME --func SYMBOL --pop-width 8|4\n"
+			"       --cs-start OFF --cs-success OFF --cs-end OFF [--iterations N]\n");
+	exit(2);
+}
+
+static void parse_args(int argc, char **argv, struct options *o)
+{
+	int i;
+
+	for (i = 1; i + 1 < argc; i += 2) {
+		const char *k = argv[i], *v = argv[i + 1];
+
+		if (!strcmp(k, "--check"))
+			o->check = v;
+		else if (!strcmp(k, "--func"))
+			o->func = v;
+		else if (!strcmp(k, "--cs-start"))
+			o->cs_start = parse_ulong(v, k);
+		else if (!strcmp(k, "--cs-success"))
+			o->cs_success = parse_ulong(v, k);
+		else if (!strcmp(k, "--cs-end"))
+			o->cs_end = parse_ulong(v, k);
+		else if (!strcmp(k, "--iterations"))
+			o->iterations = parse_ulong(v, k);
+		else if (!strcmp(k, "--pop-width"))
+			o->pop_width = (int)parse_ulong(v, k);
+		else
+			usage();
+	}
+	if (i != argc || !o->check || !o->func || !o->cs_end ||
+	    (o->pop_width != 8 && o->pop_width != 4))
+		usage();
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { .iterations = 100 };
+	static volatile union pop_slot pop;
+	struct counters c = { 0 };
+	struct vdso_func f;
+	struct stepper s;
+	uint32_t tid;
+	unsigned long i;
+
+	parse_args(argc, argv, &o);
+	if (vdso_find(o.func, &f)) {
+		fprintf(stderr, "%s: %s is not exported by the running vDSO\n", o.check, o.func);
+		return 3;
+	}
+	s = (struct stepper){
+		.base = vdso_base(), .func = f.addr, .func_end = f.addr + f.size,
+		.pop = &pop, .width = o.pop_width, .c = &c,
+	};
+	s.cs_start = s.base + o.cs_start;
+	s.cs_success = s.base + o.cs_success;
+	s.cs_end = s.base + o.cs_end;
+	tid = (uint32_t)gettid();
+
+	for (i = 0; i < o.iterations; i++) {
+		try_unlock_fn fn = (try_unlock_fn)f.addr;
+
+		plain_call(&s, fn, tid);
+		stepped_call(&s, fn, tid, tid);
+		stepped_call(&s, fn, tid, tid | FUTEX_WAITERS);
+	}
+	emit_record(o.check, "iterations", o.iterations, "steps", c.steps, "hits", c.hits,
+		    "hits_zf_set", c.hits_zf_set, "hits_zf_clear", c.hits_zf_clear,
+		    "hits_success_label", c.hits_success_label, "bad_steps", c.bad_steps,
+		    "first_bad_offset", c.first_bad_offset, "dx_mismatch", c.dx_mismatch,
+		    "semantics_bad", c.semantics_bad, "canary_bad", c.canary_bad, NULL);
+	return 0;
+}

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: GPL-2.0
+#define _GNU_SOURCE
+#include "vdso_helpers.h"
+
+#include <elf.h>
+#include <errno.h>
+#include <link.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+
+uintptr_t vdso_base(void)
+{
+	return (uintptr_t)getauxval(AT_SYSINFO_EHDR);
+}
+
+/*
+ * The x86 vDSO is mapped as a whole ELF file, section headers included, and is
+ * linked at 0, so symbol values are offsets from the mapping base.
+ */
+int vdso_find(const char *name, struct vdso_func *out)
+{
+	uintptr_t base = vdso_base();
+	const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)base;
+	const ElfW(Shdr) *sh;
+	int i;
+
+	if (!base)
+		return -ENOENT;
+	sh = (const ElfW(Shdr) *)(base + eh->e_shoff);
+	for (i = 0; i < eh->e_shnum; i++) {
+		const ElfW(Sym) *sym;
+		const char *strtab;
+		size_t n, j;
+
+		if (sh[i].sh_type != SHT_DYNSYM)
+			continue;
+		sym = (const ElfW(Sym) *)(base + sh[i].sh_offset);
+		strtab = (const char *)(base + sh[sh[i].sh_link].sh_offset);
+		n = sh[i].sh_size / sizeof(*sym);
+		for (j = 0; j < n; j++) {
+			if (strcmp(strtab + sym[j].st_name, name))
+				continue;
+			out->addr = base + sym[j].st_value;
+			out->size = sym[j].st_size;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static step_cb step_fn;
+static void *step_arg;
+
+#ifdef __x86_64__
+#define REG_IP REG_RIP
+#define REG_DX REG_RDX
+#else
+#define REG_IP REG_EIP
+#define REG_DX REG_EDX
+#endif
+
+static void on_trap(int sig, siginfo_t *info, void *uc_void)
+{
+	ucontext_t *uc = uc_void;
+	greg_t *gregs = uc->uc_mcontext.gregs;
+	struct step_regs regs = {
+		.ip = (uintptr_t)gregs[REG_IP],
+		.flags = (unsigned long)gregs[REG_EFL],
+		.dx = (uintptr_t)gregs[REG_DX],
+	};
+
+	(void)sig;
+	(void)info;
+	/* The kernel restores TF from this frame on sigreturn; clearing it ends stepping. */
+	if (step_fn(&regs, step_arg))
+		gregs[REG_EFL] &= ~(greg_t)X86_EFLAGS_TF;
+}
+
+/* Not inlined: pushf writes below the stack pointer, so it must not share a red zone. */
+static __attribute__((noinline)) void set_trap_flag(void)
+{
+	__asm__ volatile("pushf\n\t"
+			 "orl $0x100, (%%" 
+#ifdef __x86_64__
+			 "rsp"
+#else
+			 "esp"
+#endif
+			 ")\n\t"
+			 "popf" ::: "memory", "cc");
+}
+
+void single_step(void (*fn)(void *), void *fn_arg, step_cb cb, void *cb_arg)
+{
+	struct sigaction sa = { .sa_sigaction = on_trap, .sa_flags = SA_SIGINFO };
+
+	step_fn = cb;
+	step_arg = cb_arg;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGTRAP, &sa, NULL)) {
+		perror("sigaction");
+		exit(2);
+	}
+	set_trap_flag();
+	fn(fn_arg);
+}
+
+unsigned long parse_ulong(const char *s, const char *what)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (errno || !*s || *end) {
+		fprintf(stderr, "bad %s: '%s'\n", what, s);
+		exit(2);
+	}
+	return v;
+}
+
+void emit_record(const char *check, const char *first_key, ...)
+{
+	const char *key = first_key;
+	va_list ap;
+
+	printf("{\"check\": \"%s\"", check);
+	va_start(ap, first_key);
+	while (key) {
+		printf(", \"%s\": %lu", key, va_arg(ap, unsigned long));
+		key = va_arg(ap, const char *);
+	}
+	va_end(ap);
+	printf("}\n");
+	fflush(stdout);
+}

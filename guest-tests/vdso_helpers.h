@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the guest tests: find the vDSO and its exports, single-step
+ * a call, and print one JSON record per check for the host to judge.
+ */
+#ifndef VDSO_HELPERS_H
+#define VDSO_HELPERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <ucontext.h>
+
+#define X86_EFLAGS_ZF 0x40UL
+#define X86_EFLAGS_TF 0x100UL
+
+/* An export of the mapped vDSO: its address and size, from .dynsym. */
+struct vdso_func {
+	uintptr_t addr;
+	size_t size;
+};
+
+uintptr_t vdso_base(void);
+int vdso_find(const char *name, struct vdso_func *out);
+
+/* Registers a step callback sees; the pointers allow changing the saved state. */
+struct step_regs {
+	uintptr_t ip;
+	unsigned long flags;
+	uintptr_t dx;
+};
+
+/*
+ * Called in the SIGTRAP handler after every instruction of the stepped call.
+ * Returning nonzero stops stepping.
+ */
+typedef int (*step_cb)(const struct step_regs *regs, void *arg);
+
+/* Run fn(arg) with EFLAGS.TF set, calling cb at every trap until it says stop. */
+void single_step(void (*fn)(void *), void *fn_arg, step_cb cb, void *cb_arg);
+
+unsigned long parse_ulong(const char *s, const char *what);
+
+/* Printed as {"check": name, "k": v, ...}; keys/values alternate, NULL ends. */
+void emit_record(const char *check, const char *first_key, ...);
+
+#endif

@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Stage 6, boot: virtme-ng boots the built kernel and runs the guest runner, under a deadline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import CommandError, CommandTimeout, InfraError, UserError
+from harness.guest import GuestPlan
+from harness.run import run
+
+log = logging.getLogger("harness")
+
+RUNNER_STARTED = "futex-harness: runner started"
+RUNNER_FINISHED = "futex-harness: runner finished"
+
+
+@dataclass(frozen=True)
+class BootRequest:
+    bzimage: Path
+    plan: GuestPlan
+    logs: Path
+    cache: Path
+    accel: str
+    boot_timeout: float
+    probe_timeout: float
+    memory: str
+    cpus: int
+    guest_python: str
+
+
+@dataclass(frozen=True)
+class Accel:
+    kvm: bool
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return "kvm" if self.kvm else "tcg"
+
+
+@dataclass(frozen=True)
+class BootResult:
+    accel: Accel
+    console: Path
+    returncode: int | None
+    timed_out: bool
+    runner_started: bool
+    runner_finished: bool
+    seconds: float
+
+
+def vng_path() -> str:
+    local = Path(sys.executable).parent / "vng"
+    found = str(local) if local.exists() else shutil.which("vng")
+    if not found:
+        raise InfraError("vng (virtme-ng) not found; run 'make deps' or pip install virtme-ng")
+    if not shutil.which("qemu-system-x86_64"):
+        raise InfraError("qemu-system-x86_64 not found; install the qemu-system-x86 package")
+    return found
+
+
+def vng_argv(req: BootRequest, kvm: bool, command: list[str]) -> list[str]:
+    argv = [vng_path(), "-v", "--run", str(req.bzimage), "--memory", req.memory,
+            "--cpus", str(req.cpus), "--rwdir", str(req.plan.rwdir)]
+    if not kvm:
+        argv.append("--disable-kvm")
+    return [*argv, "--exec", shlex.join(command)]
+
+
+def choose_accel(req: BootRequest) -> Accel:
+    """KVM only if a standard guest really boots with it; the answer is cached per host kernel."""
+    if req.accel == "tcg":
+        return Accel(False, "TCG requested")
+    dev = Path("/dev/kvm")
+    if not dev.exists() or not os.access(dev, os.R_OK | os.W_OK):
+        if req.accel == "kvm":
+            raise UserError("KVM requested but /dev/kvm is missing or not accessible")
+        return Accel(False, "/dev/kvm missing or not accessible: TCG")
+    probe = _probe_kvm(req)
+    if req.accel == "kvm" and not probe.kvm:
+        raise UserError(f"KVM requested but unusable: {probe.reason}")
+    return probe
+
+
+def _probe_kvm(req: BootRequest) -> Accel:
+    cache_file = req.cache / "kvm-probe.json"
+    host = os.uname().release
+    try:
+        known = json.loads(cache_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        known = {}
+    if host in known:
+        entry = known[host]
+        return Accel(bool(entry["kvm"]), entry["reason"] + " (cached probe)")
+    log.info("probing KVM: booting the kernel with KVM for at most %.0fs", req.probe_timeout)
+    start = time.monotonic()
+    try:
+        run(vng_argv(req, True, ["true"]), log_file=req.logs / "kvm-probe.log",
+            timeout=req.probe_timeout)
+        accel = Accel(True, f"KVM probe booted a guest in {time.monotonic() - start:.0f}s")
+    except CommandTimeout:
+        accel = Accel(False, f"/dev/kvm opens but a standard guest hung for "
+                              f"{req.probe_timeout:.0f}s{_pvm_hint()}: TCG")
+    except CommandError as exc:
+        accel = Accel(False, f"KVM probe failed ({str(exc).splitlines()[0]}): TCG")
+    known[host] = {"kvm": accel.kvm, "reason": accel.reason}
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps(known, indent=1) + "\n")
+    return accel
+
+
+def _pvm_hint() -> str:
+    pvm = Path("/sys/module/kvm_pvm").exists()
+    return " (kvm_pvm, a paravirtual KVM, is loaded)" if pvm else ""
+
+
+def boot(req: BootRequest) -> BootResult:
+    """Boot once, run every planned test; a hang is cut off and reported, not raised."""
+    accel = choose_accel(req)
+    log.info("boot: %s (%s)", accel.name, accel.reason)
+    console = req.logs / "console.log"
+    command = [req.guest_python, str(req.plan.runner), str(req.plan.rwdir)]
+    timeout = req.boot_timeout + req.plan.total_timeout
+    start = time.monotonic()
+    returncode: int | None = None
+    timed_out = False
+    try:
+        done = run(vng_argv(req, accel.kvm, command), log_file=console, timeout=timeout,
+                   check=False)
+        returncode = done.returncode
+    except CommandTimeout:
+        timed_out = True
+        log.warning("boot: no end after %.0fs; the VM was killed", timeout)
+    text = console.read_text(errors="replace")
+    return BootResult(accel, console, returncode, timed_out, RUNNER_STARTED in text,
+                      RUNNER_FINISHED in text, time.monotonic() - start)

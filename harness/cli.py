@@ -1,0 +1,148 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Command line: a subcommand per stage; messages and exit codes (0 pass, 1 fail, 2 error)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from harness import data, kconfig, pipeline, report, source, vdso
+from harness.errors import HarnessError, UserError
+from harness.paths import cache_root
+
+log = logging.getLogger("harness")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="futex-harness", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug output on the console")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="build, check, boot and test one kernel")
+    _source_args(run)
+    run.add_argument("--series", type=Path, help="patch, mbox or quilt directory to apply")
+    run.add_argument("--expect", default="upstream",
+                     help="expectations file in data/expectations/ (default: upstream)")
+    run.add_argument("--config-dir", type=Path, default=data.KERNEL_CONFIG,
+                     help="directory of *.config fragments (default: kernel-config/)")
+    run.add_argument("--accel", choices=("auto", "kvm", "tcg"),
+                     default=os.environ.get("FUTEX_HARNESS_ACCEL", "auto"))
+    run.add_argument("--run-dir", type=Path, help="where logs and results go (default: runs/TIME)")
+    run.add_argument("--label", help="name of this revision in the report")
+    run.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+
+    src = sub.add_parser("source", help="fetch or check the kernel tree and print its path")
+    _source_args(src)
+
+    chk = sub.add_parser("check-vdso", help="run the vDSO ELF checks on a build directory")
+    chk.add_argument("build_dir", type=Path)
+    chk.add_argument("--expect", default="upstream")
+
+    rep = sub.add_parser("report", help="print the report of a finished run from its files")
+    rep.add_argument("run_dir", type=Path)
+    return p
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kernel-src", type=Path, help="your kernel tree (never written to)")
+    p.add_argument("--debian", default=None, help="Debian linux-source release (default: 7.3)")
+
+
+def _setup_logging(verbose: bool, log_file: Path | None) -> None:
+    root = logging.getLogger("harness")
+    root.setLevel(logging.DEBUG)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.DEBUG if verbose else logging.INFO)
+    console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    root.addHandler(console)
+    if log_file:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        root.addHandler(handler)
+
+
+def _fragments(directory: Path) -> tuple[Path, ...]:
+    found = tuple(sorted(directory.glob("*.config")))
+    if not found:
+        raise UserError(f"no *.config fragments in {directory}")
+    return found
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = data.load_settings()
+    run_dir = (args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")).resolve()
+    label = args.label or (args.series.name if args.series else "base")
+    if args.kernel_src and args.debian:
+        raise UserError("--kernel-src and --debian choose the tree two ways; give one")
+    command = shlex.join(["futex-harness", *sys.argv[1:]])
+    _setup_logging(args.verbose, run_dir / "harness.log")
+    log.info("reproduce: %s", command)
+    log.info("run directory: %s", run_dir)
+    rec = pipeline.Recorder(run_dir, {"command": command, "started": time.strftime("%FT%T%z")})
+    req = pipeline.RunRequest(
+        settings=settings, run_dir=run_dir, cache=cache_root(), kernel_src=args.kernel_src,
+        debian=args.debian or settings.debian_default, series=args.series, expect=args.expect,
+        fragments=_fragments(args.config_dir), accel=args.accel, label=label, command=command,
+        jobs=args.jobs)
+    try:
+        pipeline.run_revision(req, rec)
+    finally:
+        rec.flush()
+        sys.stdout.write(report.render_table(rec.record))
+        log.info("results: %s", run_dir / "results.json")
+    return report.exit_code(rec.record)
+
+
+def cmd_source(args: argparse.Namespace) -> int:
+    settings = data.load_settings()
+    _setup_logging(args.verbose, None)
+    logs = cache_root() / "logs"
+    src = source.prepare_source(source.SourceRequest(
+        args.kernel_src, args.debian or settings.debian_default, cache_root(), logs), settings)
+    print(src.tree)
+    return 0
+
+
+def cmd_check_vdso(args: argparse.Namespace) -> int:
+    _setup_logging(args.verbose, None)
+    config_file = args.build_dir / ".config"
+    if not config_file.is_file():
+        raise UserError(f"{args.build_dir} has no .config; is it a kernel build directory?")
+    result = vdso.check_vdso(vdso.VdsoRequest(
+        args.build_dir, data.load_expectations(args.expect),
+        kconfig.parse_config(config_file.read_text(), str(config_file))))
+    for c in result.checks:
+        print(f"{c.name:<16} {c.verdict.value:<6} {c.detail}")
+    for f in result.facts.values():
+        print(f"{f.image}:{f.function} at {f.offset:#x}+{f.size}: start {f.start:#x} "
+              f"success {f.success:#x} end {f.end:#x}")
+    return report.EXIT_PASS if all(c.verdict.ok for c in result.checks) else report.EXIT_FAIL
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    record = report.load_record(args.run_dir)
+    sys.stdout.write(report.render_table(record))
+    return report.exit_code(record)
+
+
+COMMANDS = {"run": cmd_run, "source": cmd_source, "check-vdso": cmd_check_vdso,
+            "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except HarnessError as exc:
+        kind = "error" if isinstance(exc, UserError) else "infrastructure error"
+        print(f"futex-harness: {kind}: {exc}", file=sys.stderr)
+        return report.EXIT_ERROR
+    except KeyboardInterrupt:
+        print("futex-harness: interrupted; partial results were kept", file=sys.stderr)
+        return report.EXIT_ERROR

@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Load the TOML data files (settings, expectations, guest tests) into frozen dataclasses."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+EXPECTATIONS = DATA / "expectations"
+KERNEL_CONFIG = ROOT / "kernel-config"
+GUEST_TESTS = ROOT / "guest-tests"
+
+
+@dataclass(frozen=True)
+class DebianRelease:
+    name: str
+    package: str
+    mirror: str
+    suite: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    debian_default: str
+    keyring: Path
+    releases: dict[str, DebianRelease]
+    arch: str
+    defconfig: str
+    targets: tuple[str, ...]
+    bzimage: str
+    timeouts: dict[str, float]
+    memory: str
+    cpus: int
+    guest_python: str
+
+    def release(self, name: str) -> DebianRelease:
+        """The Debian release called name; an unknown name lists the valid ones."""
+        if name not in self.releases:
+            raise UserError(
+                f"unknown Debian kernel '{name}'; choose one of: {', '.join(sorted(self.releases))}"
+            )
+        return self.releases[name]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    labels: str
+    pop_width: int
+    requires: str | None
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    dbg: str
+    stripped: str
+    generated: str
+    elf_class: int
+    requires: str | None
+    functions: tuple[FunctionSpec, ...]
+
+
+@dataclass(frozen=True)
+class Expectations:
+    name: str
+    description: str
+    version: str
+    images: tuple[ImageSpec, ...]
+
+
+@dataclass(frozen=True)
+class GuestTest:
+    name: str
+    sources: tuple[str, ...]
+    cflags: tuple[str, ...]
+    image: str
+    function: str
+    args: tuple[str, ...]
+    timeout: float
+    require: tuple[str, ...]
+    fail_if: tuple[str, ...]
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse one TOML file; a syntax error names the file."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: {exc}") from exc
+
+
+def load_settings(path: Path = DATA / "settings.toml") -> Settings:
+    raw = read_toml(path)
+    deb, kernel, boot = raw["debian"], raw["kernel"], raw["boot"]
+    releases = {
+        name: DebianRelease(name, r["package"], r["mirror"], r["suite"])
+        for name, r in deb["releases"].items()
+    }
+    return Settings(
+        debian_default=deb["default"], keyring=Path(deb["keyring"]), releases=releases,
+        arch=kernel["arch"], defconfig=kernel["defconfig"], targets=tuple(kernel["targets"]),
+        bzimage=kernel["bzimage"], timeouts={k: float(v) for k, v in raw["timeouts"].items()},
+        memory=boot["memory"], cpus=int(boot["cpus"]), guest_python=boot["python"],
+    )
+
+
+def expectation_names(directory: Path = EXPECTATIONS) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.toml"))
+
+
+def load_expectations(name: str, directory: Path = EXPECTATIONS) -> Expectations:
+    """The expectations file for one series revision; an unknown name lists the valid ones."""
+    path = directory / f"{name}.toml"
+    if not path.is_file():
+        raise UserError(
+            f"no expectations called '{name}' in {directory}; "
+            f"choose one of: {', '.join(expectation_names(directory)) or '(none)'}"
+        )
+    raw = read_toml(path)
+    images = tuple(
+        ImageSpec(
+            name=i["name"], dbg=i["dbg"], stripped=i["stripped"], generated=i["generated"],
+            elf_class=int(i["elf_class"]), requires=i.get("requires"),
+            functions=tuple(
+                FunctionSpec(f["name"], f["labels"], int(f["pop_width"]), f.get("requires"))
+                for f in i.get("functions", [])
+            ),
+        )
+        for i in raw.get("images", [])
+    )
+    return Expectations(name, raw.get("description", ""), raw["version"], images)
+
+
+def load_guest_tests(path: Path = DATA / "guest-tests.toml") -> tuple[GuestTest, ...]:
+    raw = read_toml(path)
+    return tuple(
+        GuestTest(
+            name=t["name"], sources=tuple(t["sources"]), cflags=tuple(t.get("cflags", [])),
+            image=t["image"], function=t["function"], args=tuple(t["args"]),
+            timeout=float(t["timeout"]), require=tuple(t.get("require", [])),
+            fail_if=tuple(t.get("fail_if", [])),
+        )
+        for t in raw["tests"]
+    )

@@ -1,0 +1,49 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Trees the harness owns are git repositories with a tag 'base', so that resetting them and
+applying patches touches only the files that change, and incremental builds stay correct."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.run import run
+
+BASE = "base"
+# Fixed identity and no background gc: these repositories are the harness's, not the user's.
+GIT = ["git", "-c", "user.name=futex-harness", "-c", "user.email=futex-harness@localhost",
+       "-c", "gc.auto=0", "-c", "core.excludesFile=/dev/null"]
+
+
+def git(tree: Path, *args: str, log_file: Path, timeout: float = 600) -> str:
+    return run([*GIT, "-C", str(tree), *args], log_file=log_file, timeout=timeout).tail
+
+
+def import_base(tree: Path, log_file: Path, timeout: float) -> None:
+    """Commit everything in tree, ignored files included, as tag 'base'."""
+    if not (tree / ".git").exists():
+        git(tree, "init", "-q", log_file=log_file)
+    git(tree, "add", "-A", "-f", log_file=log_file, timeout=timeout)
+    git(tree, "commit", "-q", "--allow-empty", "-m", "base", log_file=log_file, timeout=timeout)
+    git(tree, "tag", "-f", BASE, log_file=log_file)
+
+
+def reset_to_base(tree: Path, log_file: Path) -> None:
+    """Undo any earlier patches: files equal to base keep their mtimes."""
+    git(tree, "reset", "-q", "--hard", BASE, log_file=log_file)
+    git(tree, "clean", "-q", "-f", "-d", "-x", log_file=log_file)
+
+
+def sync_copy(src: Path, work: Path, log_file: Path, timeout: float) -> None:
+    """Mirror the user's tree into work (their .git excluded) and record it as base."""
+    work.mkdir(parents=True, exist_ok=True)
+    if (work / ".git").exists():
+        reset_to_base(work, log_file)
+    run(["rsync", "-a", "--delete", "--exclude=/.git", f"{src}/", f"{work}/"],
+        log_file=log_file, timeout=timeout)
+    import_base(work, log_file, timeout)
+
+
+def tree_id(tree: Path, log_file: Path) -> str:
+    """A hash of the tree's tracked content, patches included."""
+    git(tree, "add", "-A", "-f", log_file=log_file)
+    return git(tree, "write-tree", log_file=log_file).strip().splitlines()[-1]

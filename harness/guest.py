@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Build the guest tests on the host (static C) and write the plan the guest runner follows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.data import GUEST_TESTS, GuestTest
+from harness.errors import CommandError, InfraError
+from harness.results import Check, Verdict
+from harness.run import run
+from harness.vdso import Facts, VdsoResult
+
+CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror", "-mno-red-zone")
+
+
+@dataclass(frozen=True)
+class GuestPlanRequest:
+    tests: tuple[GuestTest, ...]
+    vdso: VdsoResult
+    rwdir: Path
+    logs: Path
+    timeout: float
+
+
+@dataclass(frozen=True)
+class GuestPlan:
+    rwdir: Path
+    runner: Path
+    planned: tuple[GuestTest, ...]
+    # Tests that cannot run, already judged: for example no offsets for their function.
+    skipped: tuple[Check, ...]
+
+    @property
+    def total_timeout(self) -> float:
+        return sum(t.timeout for t in self.planned)
+
+
+def compile_test(test: GuestTest, out: Path, log_file: Path, timeout: float) -> Path:
+    """gcc -static the test's sources; a compile failure is an infrastructure problem."""
+    binary = out / test.name
+    sources = [GUEST_TESTS / s for s in test.sources]
+    try:
+        run(["gcc", *CFLAGS, *test.cflags, "-o", binary, *sources],
+            log_file=log_file, timeout=timeout)
+    except CommandError as exc:
+        raise InfraError(f"cannot build guest test {test.name} (missing gcc-multilib?): {exc}") \
+            from exc
+    return binary
+
+
+def test_argv(test: GuestTest, binary: Path, facts: Facts) -> list[str]:
+    """The test's arguments from the data file, filled in with the vDSO stage's offsets."""
+    values = {"name": test.name, "function": facts.function, "pop_width": str(facts.pop_width),
+              "start": hex(facts.start), "success": hex(facts.success), "end": hex(facts.end)}
+    return [str(binary), *(a.format(**values) for a in test.args)]
+
+
+def plan(req: GuestPlanRequest) -> GuestPlan:
+    """Compile what can run, copy the runner, and write plan.json into the rwdir."""
+    bin_dir = req.rwdir / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    runner = bin_dir / "runner.py"
+    shutil.copyfile(GUEST_TESTS / "runner.py", runner)
+    entries: list[dict[str, Any]] = []
+    planned, skipped = [], []
+    for test in req.tests:
+        facts = req.vdso.find(test.image, test.function)
+        if facts is None:
+            skipped.append(Check(test.name, Verdict.ERROR,
+                                 f"not run: no checked offsets for {test.image}:{test.function}"))
+            continue
+        binary = compile_test(test, bin_dir, req.logs / "guest-build.log", req.timeout)
+        entries.append({"name": test.name, "argv": test_argv(test, binary, facts),
+                        "timeout": test.timeout})
+        planned.append(test)
+    (req.rwdir / "plan.json").write_text(json.dumps({"tests": entries}, indent=1) + "\n")
+    return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped))
+
+
+def read_outcomes(rwdir: Path) -> dict[str, dict[str, Any]]:
+    """Whatever results the guest left behind, by test name."""
+    out = {}
+    for path in sorted((rwdir / "results").glob("*.json")):
+        if path.name == "done.json":
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        out[str(data.get("name", path.stem))] = data
+    return out

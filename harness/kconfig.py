@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Stage 3, config: virtme-ng's base config plus kernel-config/ fragments, checked to have stuck."""
+
+from __future__ import annotations
+
+import filecmp
+import logging
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import UserError
+from harness.run import run
+
+log = logging.getLogger("harness")
+
+Config = dict[str, str]
+
+_SET = re.compile(r"^CONFIG_(\w+)=(.*)$")
+_UNSET = re.compile(r"^# CONFIG_(\w+) is not set$")
+_KCONFIG_SYMBOL = re.compile(r"^\s*(?:menu)?config\s+(\w+)\s*$")
+_DEPENDS = re.compile(r"^\s*(?:depends on|def_bool|def_tristate)\s+(.+)$")
+
+
+@dataclass(frozen=True)
+class ConfigRequest:
+    tree: Path
+    build_dir: Path
+    fragments: tuple[Path, ...]
+    defconfig: str
+    arch: str
+    logs: Path
+    timeout: float
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    config: Path
+    requested: Config
+    changed: bool
+
+
+def parse_config(text: str, origin: str) -> Config:
+    """name -> value for a .config or fragment; '# CONFIG_X is not set' reads as 'n'."""
+    out: Config = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if m := _SET.match(line):
+            out[m.group(1)] = m.group(2)
+        elif m := _UNSET.match(line):
+            out[m.group(1)] = "n"
+        elif line and not line.startswith("#"):
+            raise UserError(f"{origin}:{number}: not a config line: {raw!r}")
+    return out
+
+
+def merge_fragments(fragments: tuple[Path, ...]) -> Config:
+    """All requested options; two fragments asking different values for one option is fatal."""
+    merged: Config = {}
+    owner: dict[str, Path] = {}
+    for frag in fragments:
+        try:
+            text = frag.read_text()
+        except OSError as exc:
+            raise UserError(f"cannot read config fragment {frag}: {exc.strerror}") from exc
+        for name, value in parse_config(text, str(frag)).items():
+            if name in merged and merged[name] != value:
+                raise UserError(
+                    f"config fragments conflict on CONFIG_{name}: {owner[name]} sets "
+                    f"{merged[name]}, {frag} sets {value}"
+                )
+            merged[name], owner[name] = value, frag
+    return merged
+
+
+def kconfig_index(tree: Path) -> dict[str, list[str]]:
+    """Every Kconfig symbol of the tree, with its 'depends on' and def_bool expressions."""
+    index: dict[str, list[str]] = {}
+    for dirpath, dirnames, filenames in os.walk(tree):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith("Kconfig"):
+                _index_file(Path(dirpath) / name, index)
+    return index
+
+
+def _index_file(path: Path, index: dict[str, list[str]]) -> None:
+    current: str | None = None
+    for line in path.read_text(errors="replace").splitlines():
+        if m := _KCONFIG_SYMBOL.match(line):
+            current = m.group(1)
+            index.setdefault(current, [])
+        elif line and not line[0].isspace():
+            current = None
+        elif current and (m := _DEPENDS.match(line)):
+            index[current].append(m.group(1).strip())
+
+
+def is_set(config: Config, name: str) -> bool:
+    return config.get(name, "n") not in ("n", "")
+
+
+def unmet(wanted: Config, final: Config, index: dict[str, list[str]]) -> list[str]:
+    """One line per requested option that did not stick, naming its unset dependencies."""
+    lines = []
+    for name, value in sorted(wanted.items()):
+        if final.get(name, "n") == value:
+            continue
+        deps = index.get(name, [])
+        unset = sorted({s for e in deps for s in re.findall(r"\b[A-Z][A-Z0-9_]+\b", e)
+                        if s in index and not is_set(final, s)})
+        why = (f"probably an unmet dependency: {' && '.join(deps)} (not set: {', '.join(unset)})"
+               if unset else f"depends on: {' && '.join(deps) or 'nothing'}")
+        lines.append(f"CONFIG_{name}={value} requested, got {final.get(name, 'n')}; {why}")
+    return lines
+
+
+def virtme_fragment(dest: Path, arch: str, log_file: Path) -> Path:
+    """virtme-ng's own config items: what 'vng --kconfig' appends to the defconfig."""
+    local = Path(sys.executable).parent / "virtme-configkernel"
+    tool = str(local) if local.exists() else "virtme-configkernel"
+    raw = dest.with_suffix(".out")
+    raw.unlink(missing_ok=True)
+    run([tool, "--dry-run", "--arch", arch], log_file=raw, timeout=60)
+    lines = raw.read_text().splitlines(keepends=True)
+    dest.write_text("".join(ln for ln in lines if not ln.startswith("$ ")))
+    return dest
+
+
+def configure(req: ConfigRequest) -> ConfigResult:
+    """Write build_dir/.config; it is only replaced when its content changes."""
+    wanted = merge_fragments(req.fragments)
+    index = kconfig_index(req.tree)
+    unknown = sorted(n for n in wanted if n not in index)
+    if unknown:
+        names = ", ".join(f"CONFIG_{n}" for n in unknown)
+        raise UserError(f"config fragments ask for options this tree does not have: {names}")
+    scratch = req.build_dir.with_name(req.build_dir.name + ".kconfig")
+    scratch.mkdir(parents=True, exist_ok=True)
+    log_file = req.logs / "config.log"
+    make = ["make", "-s", "-C", str(req.tree), f"O={scratch}"]
+    run([*make, req.defconfig], log_file=log_file, timeout=req.timeout)
+    base = virtme_fragment(req.logs / "virtme.config", req.arch, log_file)
+    run(["sh", req.tree / "scripts/kconfig/merge_config.sh", "-m", "-O", scratch,
+         scratch / ".config", base, *req.fragments], log_file=log_file, timeout=req.timeout)
+    run([*make, "olddefconfig"], log_file=log_file, timeout=req.timeout)
+    final = parse_config((scratch / ".config").read_text(), str(scratch / ".config"))
+    problems = unmet(wanted, final, index)
+    if problems:
+        raise UserError("requested config options did not stick:\n  " + "\n  ".join(problems))
+    return ConfigResult(req.build_dir / ".config", wanted, _install(scratch / ".config", req))
+
+
+def _install(new: Path, req: ConfigRequest) -> bool:
+    """Copy the config into the build dir only if it changed, so a rebuild stays a no-op."""
+    req.build_dir.mkdir(parents=True, exist_ok=True)
+    dest = req.build_dir / ".config"
+    shutil.copy2(new, req.logs / "kernel.config")
+    if dest.exists() and filecmp.cmp(new, dest, shallow=False):
+        return False
+    shutil.copyfile(new, dest)
+    return True

@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The pipeline: source, patches, config, build, vDSO checks, boot and guest tests, in order.
+
+Stage errors stop the revision; check failures do not. The run record is rewritten after
+every stage, so results.json is valid whatever happens next."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import boot, build, guest, kconfig, patches, report, source, vdso
+from harness.data import Settings, load_expectations, load_guest_tests
+from harness.errors import HarnessError, InfraError
+from harness.paths import path_key
+from harness.results import judge
+
+log = logging.getLogger("harness")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    settings: Settings
+    run_dir: Path
+    cache: Path
+    kernel_src: Path | None
+    debian: str
+    series: Path | None
+    expect: str
+    fragments: tuple[Path, ...]
+    accel: str
+    label: str
+    command: str
+    jobs: int
+
+
+@dataclass
+class Recorder:
+    """The run record, written to the run dir after every change."""
+
+    run_dir: Path
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def revision(self, label: str) -> dict[str, Any]:
+        rev: dict[str, Any] = {"label": label, "stages": [], "checks": []}
+        self.record.setdefault("revisions", []).append(rev)
+        self.flush()
+        return rev
+
+    def flush(self) -> None:
+        report.write_reports(self.run_dir, self.record)
+
+    @contextlib.contextmanager
+    def stage(self, rev: dict[str, Any], name: str) -> Iterator[dict[str, Any]]:
+        entry = {"name": name, "status": "running", "seconds": 0.0, "detail": ""}
+        rev["stages"].append(entry)
+        self.flush()
+        start = time.monotonic()
+        log.info("stage %s", name)
+        try:
+            yield entry
+            entry["status"] = "ok"
+        except HarnessError as exc:
+            entry.update(status="error", detail=str(exc))
+            raise
+        except BaseException:
+            entry.update(status="error", detail="interrupted")
+            raise
+        finally:
+            entry["seconds"] = round(time.monotonic() - start, 2)
+            log.info("stage %s: %s in %.1fs", name, entry["status"], entry["seconds"])
+            self.flush()
+
+
+def run_revision(req: RunRequest, rec: Recorder) -> dict[str, Any]:
+    """Test one revision end to end; returns its record. HarnessError propagates after recording."""
+    rev = rec.revision(req.label)
+    logs = req.run_dir / req.label / "logs"
+    s = req.settings
+    expectations = load_expectations(req.expect)
+    tests = load_guest_tests()
+    with rec.stage(rev, "source") as st:
+        src = source.prepare_source(source.SourceRequest(req.kernel_src, req.debian, req.cache,
+                                                         logs), s)
+        rev["origin"] = st["detail"] = src.origin
+    with rec.stage(rev, "patches") as st:
+        patched = patches.apply_series(patches.PatchRequest(src, req.series, req.cache, logs,
+                                                            s.timeouts["unpack"]))
+        rev["applied"] = list(patched.applied)
+        st["detail"] = f"{len(patched.applied)} applied" if req.series else "none"
+    # One build dir per source tree: Kbuild's O= dir belongs to one srctree.
+    build_dir = req.cache / "build" / (src.key if patched.tree == src.tree
+                                       else path_key(patched.tree))
+    with rec.stage(rev, "config") as st:
+        cfg = kconfig.configure(kconfig.ConfigRequest(
+            patched.tree, build_dir, req.fragments, s.defconfig, s.arch, logs,
+            s.timeouts["config"]))
+        st["detail"] = f"{len(cfg.requested)} options checked"
+        st["detail"] += ", changed" if cfg.changed else ", unchanged"
+    with rec.stage(rev, "build") as st:
+        built = build.build(build.BuildRequest(
+            patched.tree, build_dir, s.targets, patched.tree_id, logs, req.cache / "ccache",
+            s.timeouts["build"], req.jobs))
+        st["detail"] = "up to date" if built.skipped else f"{built.objects} objects built"
+    final_config = kconfig.parse_config(cfg.config.read_text(), str(cfg.config))
+    with rec.stage(rev, "vdso"):
+        elf = vdso.check_vdso(vdso.VdsoRequest(build_dir, expectations, final_config))
+        rev["checks"] += [c.to_json() for c in elf.checks]
+    with rec.stage(rev, "guest-build"):
+        plan = guest.plan(guest.GuestPlanRequest(tests, elf, req.run_dir / req.label / "guest",
+                                                 logs, s.timeouts["guest_compile"]))
+    with rec.stage(rev, "boot") as st:
+        booted = boot.boot(boot.BootRequest(
+            build_dir / s.bzimage, plan, logs, req.cache, req.accel, s.timeouts["boot"],
+            s.timeouts["kvm_probe"], s.memory, s.cpus, s.guest_python))
+        rev.update(accel=booted.accel.name, accel_reason=booted.accel.reason)
+        st["detail"] = _boot_detail(booted)
+        # Every planned test gets a verdict, even when the VM died before running it.
+        outcomes = guest.read_outcomes(plan.rwdir)
+        rev["checks"] += [c.to_json() for c in plan.skipped]
+        rev["checks"] += [judge(t, outcomes.get(t.name)).to_json() for t in plan.planned]
+        if not booted.runner_started:
+            raise InfraError(st["detail"])
+    return rev
+
+
+def _boot_detail(b: boot.BootResult) -> str:
+    if b.timed_out:
+        started = "runner started" if b.runner_started else "runner never started"
+        return f"timed out, VM killed ({started})"
+    if not b.runner_started:
+        return f"the guest runner never started (vng exit {b.returncode}); see {b.console}"
+    return f"{b.accel.name}, vng exit {b.returncode}"

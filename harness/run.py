@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The one helper that runs external commands: argv lists, timeouts, logs, typed errors."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from harness.errors import CommandError, CommandTimeout
+
+log = logging.getLogger("harness")
+
+TAIL_LINES = 40
+# After the main process exits, how long its output pipe may stay open in leftovers.
+DRAIN_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]
+    returncode: int
+    tail: str
+    seconds: float
+
+
+def _kill_group(pid: int) -> None:
+    """Kill the whole process group: QEMU and virtiofsd are children of vng."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _copy_output(
+    stream: IO[bytes], out: IO[str], tail: deque[str], on_line: Callable[[str], None] | None
+) -> None:
+    for raw in stream:
+        line = raw.decode("utf-8", errors="backslashreplace")
+        out.write(line)
+        tail.append(line)
+        if on_line:
+            on_line(line)
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    log_file: Path,
+    timeout: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    on_line: Callable[[str], None] | None = None,
+) -> Completed:
+    """Run argv in its own process group, tee its output to log_file, kill the group on timeout.
+
+    Raises CommandTimeout on timeout and CommandError on a non-zero exit when check is set.
+    """
+    args = tuple(str(a) for a in argv)
+    where = f"cd {shlex.quote(str(cwd))} && " if cwd else ""
+    log.debug("run: %s%s", where, shlex.join(args))
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    start = time.monotonic()
+    with log_file.open("a", encoding="utf-8") as out:
+        out.write(f"$ {where}{shlex.join(args)}\n")
+        out.flush()
+        try:
+            proc = subprocess.Popen(
+                args, cwd=cwd, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise CommandError(f"{args[0]}: command not found; is it installed?") from exc
+        assert proc.stdout is not None
+        reader = threading.Thread(
+            target=_copy_output, args=(proc.stdout, out, tail, on_line), daemon=True
+        )
+        reader.start()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            out.write(f"# timed out after {timeout:.0f}s, killing the process group\n")
+            raise CommandTimeout(
+                f"{shlex.join(args)} timed out after {timeout:.0f}s (log: {log_file})",
+                "".join(tail),
+            ) from None
+        finally:
+            # Also reaps leftovers of a command that exited normally.
+            _kill_group(proc.pid)
+            proc.wait()
+            reader.join(DRAIN_SECONDS)
+            out.flush()
+    result = Completed(args, proc.returncode, "".join(tail), time.monotonic() - start)
+    if check and proc.returncode != 0:
+        raise CommandError(
+            f"{shlex.join(args)} exited with {proc.returncode} (log: {log_file})", result.tail
+        )
+    return result

@@ -1,0 +1,178 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Stage 5, vDSO: check the built images' exports and critical-section labels with pyelftools."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerDefSection, GNUVerSymSection
+from elftools.elf.sections import SymbolTableSection
+
+from harness.data import Expectations, FunctionSpec, ImageSpec
+from harness.kconfig import Config, is_set
+from harness.results import Check, Verdict
+
+LABELS = ("start", "success", "end")
+
+
+@dataclass(frozen=True)
+class Symbol:
+    value: int
+    size: int
+    bind: str
+    type: str
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Where one try_unlock entry and its labels sit, as offsets from the vDSO base."""
+
+    image: str
+    function: str
+    offset: int
+    size: int
+    start: int
+    success: int
+    end: int
+    pop_width: int
+
+
+@dataclass(frozen=True)
+class VdsoRequest:
+    build_dir: Path
+    expectations: Expectations
+    config: Config
+
+
+@dataclass(frozen=True)
+class VdsoResult:
+    checks: tuple[Check, ...]
+    facts: dict[str, Facts]
+
+    def find(self, image: str, function: str) -> Facts | None:
+        return self.facts.get(f"{image}:{function}")
+
+
+def read_symbols(path: Path) -> tuple[dict[str, Symbol], dict[str, Symbol]]:
+    """(.dynsym with symbol versions, .symtab) of an ELF file, by name."""
+    with path.open("rb") as f:
+        elf = ELFFile(f)
+        versions = _version_names(elf)
+        versym = elf.get_section_by_name(".gnu.version")
+        dynsym = _table(elf, ".dynsym", versym if isinstance(versym, GNUVerSymSection) else None,
+                        versions)
+        symtab = _table(elf, ".symtab", None, versions)
+    return dynsym, symtab
+
+
+def _version_names(elf: ELFFile) -> dict[int, str]:
+    sec = elf.get_section_by_name(".gnu.version_d")
+    if not isinstance(sec, GNUVerDefSection):
+        return {}
+    return {verdef["vd_ndx"]: next(aux).name for verdef, aux in sec.iter_versions()}
+
+
+def _table(elf: ELFFile, name: str, versym: GNUVerSymSection | None,
+           versions: dict[int, str]) -> dict[str, Symbol]:
+    sec = elf.get_section_by_name(name)
+    if not isinstance(sec, SymbolTableSection):
+        return {}
+    out: dict[str, Symbol] = {}
+    for i, sym in enumerate(sec.iter_symbols()):
+        version = None
+        if versym is not None:
+            ndx = versym.get_symbol(i)["ndx"]
+            version = versions.get(ndx & 0x7FFF) if isinstance(ndx, int) else None
+        out.setdefault(sym.name, Symbol(sym["st_value"], sym["st_size"],
+                                        sym["st_info"]["bind"], sym["st_info"]["type"], version))
+    return out
+
+
+def generated_offsets(path: Path) -> dict[str, int]:
+    """The '.sym_NAME = VALUE,' lines vdso2c writes into vdsoNN-image.c."""
+    text = path.read_text(errors="replace")
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"\.sym_(\w+)\s*=\s*(-?\d+),", text)}
+
+
+def check_vdso(req: VdsoRequest) -> VdsoResult:
+    """Run the export, label and vdso2c checks on every image the expectations name."""
+    checks: list[Check] = []
+    facts: dict[str, Facts] = {}
+    for image in req.expectations.images:
+        start = time.monotonic()
+        if image.requires and not is_set(req.config, image.requires.removeprefix("CONFIG_")):
+            checks.append(Check(f"elf-{image.name}", Verdict.NOT_APPLICABLE,
+                                f"{image.requires} is not set"))
+            continue
+        found, problems = _check_image(req, image)
+        facts.update({f"{image.name}:{f.function}": f for f in found})
+        verdict = Verdict.FAIL if problems else Verdict.PASS
+        checks.append(Check(f"elf-{image.name}", verdict, "; ".join(problems),
+                            {"functions": len(found), "problems": len(problems)},
+                            time.monotonic() - start))
+    return VdsoResult(tuple(checks), facts)
+
+
+def _check_image(req: VdsoRequest, image: ImageSpec) -> tuple[list[Facts], list[str]]:
+    dbg = req.build_dir / image.dbg
+    try:
+        dynsym, symtab = read_symbols(dbg)
+    except (OSError, ELFError) as exc:
+        return [], [f"{image.name}: cannot read {dbg}: {exc}"]
+    gen_path = req.build_dir / image.generated
+    generated = generated_offsets(gen_path) if gen_path.is_file() else None
+    found, problems = [], []
+    if generated is None:
+        problems.append(f"{image.name}: vdso2c output {image.generated} is missing")
+    for func in image.functions:
+        if func.requires and not is_set(req.config, func.requires.removeprefix("CONFIG_")):
+            continue
+        fact, errs = _check_function(image.name, func, req.expectations.version,
+                                     dynsym, symtab, generated or {})
+        problems += errs
+        if fact and not errs:
+            found.append(fact)
+    return found, problems
+
+
+def _check_function(image: str, func: FunctionSpec, version: str, dynsym: dict[str, Symbol],
+                    symtab: dict[str, Symbol], generated: dict[str, int],
+                    ) -> tuple[Facts | None, list[str]]:
+    sym = dynsym.get(func.name)
+    if sym is None:
+        return None, [f"{image}: export {func.name} missing from .dynsym"]
+    errs = [f"{image}: {func.name} is {what}, expected {want}"
+            for what, want in ((sym.bind, "GLOBAL"), (sym.type, "FUNC"))
+            if not what.endswith(want)]
+    if sym.version != version:
+        errs.append(f"{image}: {func.name} has version {sym.version}, expected {version}")
+    labels = {}
+    for which in LABELS:
+        name = func.labels + which
+        label = symtab.get(name)
+        if label is None:
+            errs.append(f"{image}: label {name} missing from .symtab")
+            continue
+        labels[which] = label.value
+        if not sym.value <= label.value < sym.value + sym.size:
+            errs.append(f"{image}: label {name} at {label.value:#x} is outside {func.name} "
+                        f"[{sym.value:#x}, {sym.value + sym.size:#x})")
+        if which != "success" and generated.get(name) not in (None, label.value):
+            errs.append(f"{image}: vdso2c has {name} at {generated[name]:#x}, "
+                        f".symtab has {label.value:#x}")
+        if which != "success" and generated and name not in generated:
+            errs.append(f"{image}: vdso2c output lacks {name}, so the kernel cannot know it")
+    if len(labels) == 3 and not labels["start"] < labels["success"] < labels["end"]:
+        errs.append(f"{image}: labels of {func.name} out of order: start {labels['start']:#x}, "
+                    f"success {labels['success']:#x}, end {labels['end']:#x}; "
+                    "expected start < success < end")
+    if len(labels) < 3:
+        return None, errs
+    return Facts(image, func.name, sym.value, sym.size, labels["start"], labels["success"],
+                 labels["end"], func.pop_width), errs
