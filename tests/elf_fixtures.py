@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Tiny vDSO look-alikes, assembled and linked by gcc inside the test, laid out like a build dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import sh
+
+# {pre}, {mid} and {post} let a test move labels around the cmpxchg and the store.
+TRY_UNLOCK = """
+    .text
+    .globl {func}
+    .type {func}, @function
+{func}:
+    mov %esi, %eax
+    xor %ecx, %ecx
+    lock cmpxchgl %ecx, (%{di})
+{start}:
+    jnz {end}
+{success}:
+    {store}
+{end}:
+    ret
+    .size {func}, . - {func}
+"""
+
+OUTSIDE = """
+    .globl {name}
+    .type {name}, @function
+{name}:
+    ret
+    .size {name}, . - {name}
+"""
+
+
+def function_asm(func: str, labels: str, bits: int, order: tuple[str, str, str] | None = None,
+                 ) -> str:
+    start, success, end = (labels + w for w in (order or ("start", "success", "end")))
+    if bits == 64:
+        di, store = "rdi", "movq %rcx, (%rdx)"
+    else:
+        di, store = "edi", "movl %ecx, (%edx)"
+    return TRY_UNLOCK.format(func=func, start=start, success=success, end=end, di=di,
+                             store=store)
+
+
+def build_image(build_dir: Path, image: str, bits: int, functions: dict[str, str],
+                version: str | None = "LINUX_2.6", extra: dict[str, str] | None = None,
+                generated: dict[str, int] | None = None) -> Path:
+    """Write build_dir/arch/x86/entry/vdso/<image>/<image>.so.dbg and its vdso2c file.
+
+    functions maps an exported name to its label prefix; extra maps more exports to their
+    own assembly. generated overrides the offsets written into <image>-image.c.
+    """
+    out = build_dir / "arch/x86/entry/vdso" / image
+    out.mkdir(parents=True, exist_ok=True)
+    extra = extra or {}
+    asm = "".join(function_asm(f, labels, bits) for f, labels in functions.items())
+    (out / "v.S").write_text(asm + "".join(extra.values()))
+    flags = ["-m64" if bits == 64 else "-m32", "-shared", "-nostdlib", "-Wl,--hash-style=both"]
+    if version:
+        names = "; ".join([*functions, *extra])
+        (out / "v.lds").write_text(f"{version} {{ global: {names}; local: *; }};\n")
+        flags.append(f"-Wl,--version-script={out / 'v.lds'}")
+    dbg = out / f"{image}.so.dbg"
+    sh(["gcc", *flags, "-o", dbg, out / "v.S"])
+    write_generated(out / f"{image}-image.c", dbg, generated)
+    return dbg
+
+
+def write_generated(path: Path, dbg: Path, override: dict[str, int] | None) -> None:
+    """What vdso2c writes: the start and end labels' offsets as .sym_ fields."""
+    from harness.vdso import read_symbols
+
+    _, symtab = read_symbols(dbg)
+    values = {n: s.value for n, s in symtab.items() if n.endswith(("_cs_start", "_cs_end"))}
+    values.update(override or {})
+    body = "".join(f"\t.sym_{n} = {v},\n" for n, v in sorted(values.items()))
+    path.write_text(f"const struct vdso_image vdso_image = {{\n\t.size = 8192,\n{body}}};\n")

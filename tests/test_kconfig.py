@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: GPL-2.0
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fake_tree import fake_tree, fragment
+
+from harness.data import KERNEL_CONFIG
+from harness.errors import UserError
+from harness.kconfig import (
+    ConfigRequest,
+    configure,
+    kconfig_index,
+    merge_fragments,
+    parse_config,
+)
+
+SERIES = "CONFIG_FUTEX=y\nCONFIG_RSEQ=y\nCONFIG_FUTEX_ROBUST_UNLOCK=y\n"
+
+
+def request(tmp_path: Path, tree: Path, *frags: Path) -> ConfigRequest:
+    return ConfigRequest(tree, tmp_path / "build", frags, "x86_64_defconfig", "x86_64",
+                         tmp_path / "logs", 60)
+
+
+def test_parse_config() -> None:
+    text = "# comment\nCONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"str\"\n\n"
+    assert parse_config(text, "x") == {"A": "y", "B": "n", "C": '"str"'}
+
+
+def test_parse_config_names_bad_line() -> None:
+    with pytest.raises(UserError, match=r"frag.config:2: not a config line: 'FOO=y'"):
+        parse_config("CONFIG_A=y\nFOO=y\n", "frag.config")
+
+
+def test_conflicting_fragments_name_both_files(tmp_path: Path) -> None:
+    a = fragment(tmp_path, "a.config", "CONFIG_RSEQ=y\n")
+    b = fragment(tmp_path, "b.config", "# CONFIG_RSEQ is not set\n")
+    with pytest.raises(UserError) as err:
+        merge_fragments((a, b))
+    assert "conflict on CONFIG_RSEQ" in str(err.value)
+    assert str(a) in str(err.value) and str(b) in str(err.value)
+
+
+def test_index_reads_dependencies(tmp_path: Path) -> None:
+    index = kconfig_index(fake_tree(tmp_path))
+    assert index["FUTEX_ROBUST_UNLOCK"] == [
+        "FUTEX && GENERIC_IRQ_ENTRY && RSEQ && HAVE_FUTEX_ROBUST_UNLOCK"]
+    assert index["IA32_EMULATION"] == ["X86"]
+
+
+def test_configure_checks_and_installs_once(tmp_path: Path) -> None:
+    tree = fake_tree(tmp_path)
+    req = request(tmp_path, tree, fragment(tmp_path, "s.config", SERIES))
+    first = configure(req)
+    assert first.changed and first.requested["FUTEX_ROBUST_UNLOCK"] == "y"
+    assert "CONFIG_FUTEX_ROBUST_UNLOCK=y" in first.config.read_text()
+    assert (tmp_path / "logs" / "virtme.config").read_text().count("CONFIG_") > 10
+    assert not configure(req).changed
+
+
+def test_unmet_dependency_is_named(tmp_path: Path) -> None:
+    tree = fake_tree(tmp_path)
+    frag = fragment(tmp_path, "s.config",
+                    "CONFIG_FUTEX_ROBUST_UNLOCK=y\n# CONFIG_RSEQ is not set\n")
+    with pytest.raises(UserError) as err:
+        configure(request(tmp_path, tree, frag))
+    text = str(err.value)
+    assert "CONFIG_FUTEX_ROBUST_UNLOCK=y requested, got n" in text
+    assert "probably an unmet dependency" in text and "not set: RSEQ" in text
+
+
+def test_unknown_option_is_named(tmp_path: Path) -> None:
+    tree = fake_tree(tmp_path)
+    frag = fragment(tmp_path, "s.config", "CONFIG_NO_SUCH_THING=y\n")
+    with pytest.raises(UserError, match="options this tree does not have: CONFIG_NO_SUCH_THING"):
+        configure(request(tmp_path, tree, frag))
+
+
+@pytest.mark.parametrize("frag", sorted(KERNEL_CONFIG.glob("*.config")), ids=lambda p: p.name)
+def test_shipped_fragments_parse(frag: Path) -> None:
+    assert parse_config(frag.read_text(), str(frag))

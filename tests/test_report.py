@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: GPL-2.0
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from harness.report import exit_code, load_record, render_junit, render_table, write_reports
+from harness.results import Check, Verdict
+
+
+def record(*checks: Check, stage_error: str | None = None) -> dict[str, Any]:
+    stages = [{"name": "build", "status": "ok", "seconds": 700.0, "detail": "3000 objects"}]
+    if stage_error:
+        stages.append({"name": "boot", "status": "error", "seconds": 1.0, "detail": stage_error})
+    return {"revisions": [{"label": "base", "origin": "Debian linux-source-7.3", "accel": "tcg",
+                           "accel_reason": "kvm_pvm", "stages": stages,
+                           "checks": [c.to_json() for c in checks]}]}
+
+
+PASS = Check("cs-fixup-singlestep-64", Verdict.PASS, "", {"hits": 300, "bad_steps": 0}, 2.0)
+FAIL = Check("cs-fixup-singlestep-64", Verdict.FAIL, "bad_steps=200", {"bad_steps": 200})
+
+
+def test_exit_codes() -> None:
+    assert exit_code(record(PASS)) == 0
+    assert exit_code(record(PASS, FAIL)) == 1
+    assert exit_code(record(Check("x", Verdict.INCONCLUSIVE))) == 1
+    assert exit_code(record(PASS, stage_error="vng missing")) == 2
+    assert exit_code(record()) == 1  # no checks at all is not a pass
+    assert exit_code({}) == 2
+
+
+def test_table_names_stages_checks_and_accel() -> None:
+    text = render_table(record(PASS, FAIL))
+    assert "accelerator: tcg (kvm_pvm)" in text
+    assert "stage build" in text and "3000 objects" in text
+    assert "hits=300 bad_steps=0" in text
+    assert "FAIL" in text and "verdict: FAIL" in text and "overall: FAIL (exit 1)" in text
+
+
+def test_junit_is_valid_and_escapes_control_characters() -> None:
+    nasty = Check("console", Verdict.FAIL, "oops \x1b[1m\x00 <tag> & more")
+    root = ET.fromstring(render_junit(record(PASS, nasty, stage_error="dead\x07")))
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("name") == "base"
+    assert suite.get("failures") == "1" and suite.get("errors") == "1"
+    failure = root.find(".//testcase[@name='console']/failure")
+    assert failure is not None and "\\x1b" in failure.get("message", "")
+
+
+def test_reports_round_trip(tmp_path: Path) -> None:
+    write_reports(tmp_path, record(PASS))
+    loaded = load_record(tmp_path)
+    assert loaded["exit_code"] == 0
+    assert json.loads((tmp_path / "results.json").read_text())["revisions"][0]["label"] == "base"
+    assert (tmp_path / "report.txt").read_text() == render_table(loaded)
+    ET.parse(tmp_path / "junit.xml")

@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: GPL-2.0
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from elf_fixtures import OUTSIDE, build_image, function_asm
+
+from harness.data import expectation_names, load_expectations
+from harness.results import Verdict
+from harness.vdso import VdsoRequest, check_vdso, generated_offsets, read_symbols
+
+L64 = "__vdso_futex_robust_list64_try_unlock"
+L32 = "__vdso_futex_robust_list32_try_unlock"
+P64 = "__futex_list64_try_unlock_cs_"
+P32 = "__futex_list32_try_unlock_cs_"
+CONFIG = {"COMPAT": "y", "IA32_EMULATION": "y"}
+
+
+def good_tree(tmp_path: Path) -> Path:
+    build_image(tmp_path, "vdso64", 64, {L64: P64, L32: P32})
+    build_image(tmp_path, "vdso32", 32, {L32: P32})
+    return tmp_path
+
+
+def check(build_dir: Path, config: dict[str, str] | None = None):
+    return check_vdso(VdsoRequest(build_dir, load_expectations("upstream"),
+                                  CONFIG if config is None else config))
+
+
+def test_good_images_pass_and_give_offsets(tmp_path: Path) -> None:
+    result = check(good_tree(tmp_path))
+    assert [(c.name, c.verdict) for c in result.checks] == [
+        ("elf-vdso64", Verdict.PASS), ("elf-vdso32", Verdict.PASS)]
+    facts = result.find("vdso64", L64)
+    assert facts is not None
+    assert facts.offset < facts.start < facts.success < facts.end < facts.offset + facts.size
+    assert facts.pop_width == 8
+    assert result.find("vdso32", L32) is not None
+
+
+def test_labels_are_local_and_exports_versioned(tmp_path: Path) -> None:
+    dynsym, symtab = read_symbols(good_tree(tmp_path) / "arch/x86/entry/vdso/vdso64/vdso64.so.dbg")
+    assert dynsym[L64].version == "LINUX_2.6"
+    assert symtab[P64 + "start"].bind == "STB_LOCAL"
+    assert P64 + "start" not in dynsym
+
+
+def test_missing_labels_named(tmp_path: Path) -> None:
+    build_image(tmp_path, "vdso64", 64, {L32: P32}, extra={L64: OUTSIDE.format(name=L64)})
+    build_image(tmp_path, "vdso32", 32, {L32: P32})
+    result = check(tmp_path)
+    assert result.checks[0].verdict == Verdict.FAIL
+    assert f"vdso64: label {P64}start missing from .symtab" in result.checks[0].detail
+    assert result.find("vdso64", L64) is None
+
+
+def test_missing_export_named(tmp_path: Path) -> None:
+    build_image(tmp_path, "vdso64", 64, {L64: P64})
+    build_image(tmp_path, "vdso32", 32, {L32: P32})
+    detail = check(tmp_path).checks[0].detail
+    assert f"vdso64: export {L32} missing from .dynsym" in detail
+
+
+def test_list32_not_required_without_compat(tmp_path: Path) -> None:
+    build_image(tmp_path, "vdso64", 64, {L64: P64})
+    result = check(tmp_path, {})
+    assert result.checks[0].verdict == Verdict.PASS
+    assert result.checks[1].verdict == Verdict.NOT_APPLICABLE
+
+
+def test_wrong_order(tmp_path: Path) -> None:
+    swapped = function_asm(L64, P64, 64, order=("success", "start", "end"))
+    build_image(tmp_path, "vdso64", 64, {L32: P32}, extra={L64: swapped})
+    build_image(tmp_path, "vdso32", 32, {L32: P32})
+    detail = check(tmp_path).checks[0].detail
+    assert f"vdso64: labels of {L64} out of order" in detail
+    assert "expected start < success < end" in detail
+
+
+def test_label_outside_function(tmp_path: Path) -> None:
+    # The end label sits after the .size directive's range: in the next function.
+    moved = function_asm(L64, P64, 64).replace(f"{P64}end:\n    ret\n", "    ret\n")
+    moved += f"    .globl pad\n    .type pad, @function\npad:\n{P64}end:\n    ret\n"
+    moved += "    .size pad, . - pad\n"
+    build_image(tmp_path, "vdso64", 64, {L32: P32}, extra={L64: moved})
+    build_image(tmp_path, "vdso32", 32, {L32: P32})
+    detail = check(tmp_path).checks[0].detail
+    assert f"vdso64: label {P64}end at" in detail and f"is outside {L64}" in detail
+
+
+def test_unversioned_export(tmp_path: Path) -> None:
+    build_image(tmp_path, "vdso64", 64, {L64: P64, L32: P32}, version=None)
+    build_image(tmp_path, "vdso32", 32, {L32: P32})
+    detail = check(tmp_path).checks[0].detail
+    assert f"{L64} has version None, expected LINUX_2.6" in detail
+
+
+def test_vdso2c_disagreement(tmp_path: Path) -> None:
+    build_image(tmp_path, "vdso64", 64, {L64: P64, L32: P32}, generated={P64 + "start": 1})
+    build_image(tmp_path, "vdso32", 32, {L32: P32})
+    detail = check(tmp_path).checks[0].detail
+    assert f"vdso2c has {P64}start at 0x1" in detail
+
+
+def test_32bit_image_missing_is_named(tmp_path: Path) -> None:
+    build_image(tmp_path, "vdso64", 64, {L64: P64, L32: P32})
+    result = check(tmp_path)
+    assert result.checks[1].verdict == Verdict.FAIL
+    assert "vdso32: cannot read" in result.checks[1].detail
+
+
+def test_generated_parser(tmp_path: Path) -> None:
+    path = tmp_path / "vdso32-image.c"
+    path.write_text("\t.sym_vdso32_sigreturn_landing_pad = 2345,\n\t.sym___x_cs_start = -1,\n")
+    assert generated_offsets(path) == {"vdso32_sigreturn_landing_pad": 2345, "__x_cs_start": -1}
+
+
+@pytest.mark.parametrize("name", expectation_names())
+def test_every_expectations_file_loads(name: str) -> None:
+    exp = load_expectations(name)
+    assert exp.images and all(i.functions for i in exp.images)
+    for image in exp.images:
+        for f in image.functions:
+            assert f.pop_width in (4, 8)
