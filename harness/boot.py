@@ -59,8 +59,9 @@ class BootResult:
 
 
 def vng_path() -> str:
+    """vng from PATH, else from the harness's own venv (make does not activate it)."""
     local = Path(sys.executable).parent / "vng"
-    found = str(local) if local.exists() else shutil.which("vng")
+    found = shutil.which("vng") or (str(local) if local.exists() else None)
     if not found:
         raise InfraError("vng (virtme-ng) not found; run 'make deps' or pip install virtme-ng")
     if not shutil.which("qemu-system-x86_64"):

@@ -56,6 +56,9 @@ def _source_args(p: argparse.ArgumentParser) -> None:
 def _setup_logging(verbose: bool, log_file: Path | None) -> None:
     root = logging.getLogger("harness")
     root.setLevel(logging.DEBUG)
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.DEBUG if verbose else logging.INFO)
     console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))

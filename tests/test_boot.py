@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: GPL-2.0
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import boot
+from harness.data import GuestTest
+from harness.guest import GuestPlan, read_outcomes
+from harness.results import Verdict, judge
+
+FAKEBIN = Path(__file__).resolve().parent / "fakebin"
+RUNNER = Path(__file__).resolve().parent.parent / "guest-tests" / "runner.py"
+
+
+def gtest(name: str) -> GuestTest:
+    return GuestTest(name=name, sources=(), cflags=(), image="vdso64", function="f", args=(),
+                     timeout=2, require=("hits",), fail_if=("bad",))
+
+
+def make_plan(tmp_path: Path, scripts: dict[str, str]) -> GuestPlan:
+    rwdir = tmp_path / "rw"
+    (rwdir / "bin").mkdir(parents=True)
+    tests = []
+    for name, body in scripts.items():
+        exe = rwdir / "bin" / name
+        exe.write_text("#!/bin/sh\n" + body)
+        exe.chmod(0o755)
+        tests.append({"name": name, "argv": [str(exe)], "timeout": 2})
+    (rwdir / "plan.json").write_text(json.dumps({"tests": tests}))
+    return GuestPlan(rwdir, RUNNER, tuple(gtest(n) for n in scripts), ())
+
+
+def request(tmp_path: Path, plan: GuestPlan, accel: str = "tcg",
+            boot_timeout: float = 20) -> boot.BootRequest:
+    return boot.BootRequest(tmp_path / "bzImage", plan, tmp_path / "logs", tmp_path / "cache",
+                            accel, boot_timeout, 2, "1G", 2, sys.executable)
+
+
+@pytest.fixture
+def fake_vng(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("PATH", f"{FAKEBIN}:/usr/bin:/bin")
+    argv_log = tmp_path / "vng-argv"
+    monkeypatch.setenv("FAKE_VNG_ARGV", str(argv_log))
+    return argv_log
+
+
+def test_guest_results_come_back_through_rwdir(tmp_path: Path, fake_vng: Path) -> None:
+    plan = make_plan(tmp_path, {
+        "good": 'echo \'{"check": "good", "hits": 5, "bad": 0}\'\n',
+        "hangs": "sleep 30\n",
+        "crashes": "echo oops >&2; kill -SEGV $$\n",
+    })
+    result = boot.boot(request(tmp_path, plan))
+    assert result.accel.name == "tcg" and result.runner_started and result.runner_finished
+    assert "--disable-kvm" in fake_vng.read_text() and "--rwdir" in fake_vng.read_text()
+    outcomes = read_outcomes(plan.rwdir)
+    verdicts = {t.name: judge(t, outcomes.get(t.name)).verdict for t in plan.planned}
+    assert verdicts == {"good": Verdict.PASS, "hangs": Verdict.TIMEOUT,
+                        "crashes": Verdict.ERROR}
+
+
+def test_hung_vm_is_killed_and_reported(tmp_path: Path, fake_vng: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_VNG_MODE", "hang")
+    plan = make_plan(tmp_path, {"good": "true\n"})
+    start = time.monotonic()
+    result = boot.boot(request(tmp_path, plan, boot_timeout=1))
+    assert time.monotonic() - start < 15
+    assert result.timed_out and not result.runner_started
+    assert judge(plan.planned[0], read_outcomes(plan.rwdir).get("good")).verdict == Verdict.ERROR
+
+
+def test_panic_leaves_console(tmp_path: Path, fake_vng: Path,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_VNG_MODE", "panic")
+    result = boot.boot(request(tmp_path, make_plan(tmp_path, {"good": "true\n"})))
+    assert result.returncode == 255 and not result.runner_started
+    assert "Kernel panic" in result.console.read_text()
+
+
+def test_kvm_probe_hang_falls_back_to_tcg_and_is_cached(
+        tmp_path: Path, fake_vng: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_VNG_MODE", "hang")
+    req = request(tmp_path, make_plan(tmp_path, {}), accel="auto")
+    accel = boot._probe_kvm(req)
+    assert not accel.kvm and "hung" in accel.reason
+    monkeypatch.setenv("FAKE_VNG_MODE", "run")
+    again = boot._probe_kvm(req)
+    assert not again.kvm and "cached probe" in again.reason
+
+
+def test_missing_vng_is_an_infrastructure_error(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(boot.InfraError, match="vng .virtme-ng. not found"):
+        boot.vng_path()

@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: GPL-2.0
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fake_tree import fake_tree
+
+from harness.data import load_settings
+from harness.errors import UserError
+from harness.source import user_tree
+
+
+def test_good_tree(tmp_path: Path) -> None:
+    src = user_tree(fake_tree(tmp_path))
+    assert not src.owned and src.key.startswith("linux-")
+
+
+def test_missing_tree(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="does not exist"):
+        user_tree(tmp_path / "nope")
+
+
+def test_file_is_not_a_tree(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("")
+    with pytest.raises(UserError, match="is not a directory"):
+        user_tree(tmp_path / "f")
+
+
+def test_not_a_kernel_tree(tmp_path: Path) -> None:
+    (tmp_path / "Makefile").write_text("")
+    with pytest.raises(UserError, match="not an x86 kernel tree: missing Kconfig"):
+        user_tree(tmp_path)
+
+
+def test_configured_in_place(tmp_path: Path) -> None:
+    tree = fake_tree(tmp_path)
+    (tree / ".config").write_text("")
+    with pytest.raises(UserError, match="in-tree .config"):
+        user_tree(tree)
+
+
+def test_unknown_debian_release_lists_choices() -> None:
+    with pytest.raises(UserError, match=r"unknown Debian kernel '9.9'; choose one of: 6.12, 7.2, 7.3"):
+        load_settings().release("9.9")
