@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-
 # Tests on the host point this elsewhere: the host's own kernel log is not ours to write.
 KMSG = os.environ.get("FUTEX_HARNESS_KMSG", "/dev/kmsg")
 

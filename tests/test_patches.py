@@ -69,7 +69,7 @@ def test_expand_series_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="neither a 'series' file nor"):
         expand_series(tmp_path / "empty")
     write(tmp_path, "series", "missing.patch\n")
-    with pytest.raises(UserError, match="lists patches that are not there: missing.patch"):
+    with pytest.raises(UserError, match=r"lists patches that are not there: missing\.patch"):
         expand_series(tmp_path / "series")
 
 

@@ -36,10 +36,11 @@ def test_not_a_kernel_tree(tmp_path: Path) -> None:
 def test_configured_in_place(tmp_path: Path) -> None:
     tree = fake_tree(tmp_path)
     (tree / ".config").write_text("")
-    with pytest.raises(UserError, match="in-tree .config"):
+    with pytest.raises(UserError, match=r"in-tree \.config"):
         user_tree(tree)
 
 
 def test_unknown_debian_release_lists_choices() -> None:
-    with pytest.raises(UserError, match=r"unknown Debian kernel '9.9'; choose one of: 6.12, 7.2, 7.3"):
+    expected = r"unknown Debian kernel '9\.9'; choose one of: 6\.12, 7\.2, 7\.3"
+    with pytest.raises(UserError, match=expected):
         load_settings().release("9.9")
