@@ -17,6 +17,12 @@
  * Each call is made twice per iteration: with lock == TID (uncontended, the
  * cmpxchg succeeds) and with FUTEX_WAITERS set (it fails). One JSON record with
  * the counters goes to stdout; the host turns the counters into a verdict.
+ *
+ * With --mremap 1 the vDSO is first moved with mremap(), and the check runs at
+ * the new address: the kernel must have moved the critical range with it. Then
+ * a copy of the code is mapped at the old address and stepped too: that is no
+ * longer the vDSO, so a stop there with ZF set must find pop untouched. A clear
+ * there would mean the kernel still honours the stale range (stale_fixups).
  */
 #define _GNU_SOURCE
 #include "vdso_helpers.h"
@@ -24,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define FUTEX_WAITERS 0x80000000U
@@ -38,6 +45,7 @@ struct options {
 	unsigned long cs_start, cs_success, cs_end;
 	unsigned long iterations;
 	int pop_width;
+	int mremap;
 };
 
 /* pop.word[0] is the pending-op slot for list32; word[1] is its canary. */
@@ -48,7 +56,7 @@ union pop_slot {
 
 struct counters {
 	unsigned long steps, hits, hits_zf_set, hits_zf_clear, hits_success_label;
-	unsigned long bad_steps, dx_mismatch, semantics_bad, canary_bad;
+	unsigned long bad_steps, dx_mismatch, semantics_bad, canary_bad, stale_fixups;
 	unsigned long first_bad_offset;
 };
 
@@ -58,6 +66,8 @@ struct stepper {
 	uint64_t pop_before;
 	int width;
 	int entered;
+	/* 0 for code that is not the vDSO: the kernel must leave pop alone there. */
+	int expect_fixup;
 	struct counters *c;
 };
 
@@ -91,7 +101,11 @@ static int on_step(const struct step_regs *r, void *arg)
 	if (r->dx != (uintptr_t)s->pop)
 		s->c->dx_mismatch++;
 	pop = read_pop(s);
-	if (r->flags & X86_EFLAGS_ZF) {
+	if ((r->flags & X86_EFLAGS_ZF) && !s->expect_fixup) {
+		s->c->hits_zf_set++;
+		if (pop != s->pop_before)
+			s->c->stale_fixups++;
+	} else if (r->flags & X86_EFLAGS_ZF) {
 		s->c->hits_zf_set++;
 		if (pop != 0)
 			note_bad(s, r->ip);
@@ -165,7 +179,8 @@ static void plain_call(struct stepper *s, try_unlock_fn fn, uint32_t tid)
 static void usage(void)
 {
 	fprintf(stderr, "usage: cs-fixup-singlestep --check NAME --func SYMBOL --pop-width 8|4\n"
-			"       --cs-start OFF --cs-success OFF --cs-end OFF [--iterations N]\n");
+			"       --cs-start OFF --cs-success OFF --cs-end OFF [--iterations N]\n"
+			"       [--mremap 1]\n");
 	exit(2);
 }
 
@@ -190,6 +205,8 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->iterations = parse_ulong(v, k);
 		else if (!strcmp(k, "--pop-width"))
 			o->pop_width = (int)parse_ulong(v, k);
+		else if (!strcmp(k, "--mremap"))
+			o->mremap = (int)parse_ulong(v, k);
 		else
 			usage();
 	}
@@ -198,41 +215,95 @@ static void parse_args(int argc, char **argv, struct options *o)
 		usage();
 }
 
+/* Point the stepper at an image mapped at base; offsets are the same in any copy. */
+static void aim(struct stepper *s, const struct options *o, const struct vdso_func *f,
+		uintptr_t base)
+{
+	s->func = base + (f->addr - vdso_base());
+	s->func_end = s->func + f->size;
+	s->base = base;
+	s->cs_start = base + o->cs_start;
+	s->cs_success = base + o->cs_success;
+	s->cs_end = base + o->cs_end;
+}
+
+static void run_iterations(struct stepper *s, unsigned long n)
+{
+	try_unlock_fn fn = (try_unlock_fn)s->func;
+	uint32_t tid = (uint32_t)gettid();
+	unsigned long i;
+
+	for (i = 0; i < n; i++) {
+		plain_call(s, fn, tid);
+		stepped_call(s, fn, tid, tid);
+		stepped_call(s, fn, tid, tid | FUTEX_WAITERS);
+	}
+}
+
+/* mremap the vDSO elsewhere; then put a plain copy of its code where it was. */
+static void move_vdso(uintptr_t *old_base, uintptr_t *new_base)
+{
+	uintptr_t start, end;
+	void *dst, *copy;
+
+	if (vdso_mapping(&start, &end)) {
+		fprintf(stderr, "no [vdso] in /proc/self/maps\n");
+		exit(2);
+	}
+	dst = mmap(NULL, end - start, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (dst == MAP_FAILED ||
+	    mremap((void *)start, end - start, end - start, MREMAP_MAYMOVE | MREMAP_FIXED, dst)
+	    == MAP_FAILED) {
+		perror("mremap vdso");
+		exit(2);
+	}
+	copy = mmap((void *)start, end - start, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (copy == MAP_FAILED) {
+		perror("mmap old vdso address");
+		exit(2);
+	}
+	memcpy(copy, dst, end - start);
+	if (mprotect(copy, end - start, PROT_READ | PROT_EXEC)) {
+		perror("mprotect");
+		exit(2);
+	}
+	*old_base = start;
+	*new_base = (uintptr_t)dst;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = { .iterations = 100 };
 	static volatile union pop_slot pop;
-	struct counters c = { 0 };
+	struct counters c = { 0 }, old = { 0 };
 	struct vdso_func f;
 	struct stepper s;
-	uint32_t tid;
-	unsigned long i;
+	uintptr_t old_base, new_base;
 
 	parse_args(argc, argv, &o);
 	if (vdso_find(o.func, &f)) {
 		fprintf(stderr, "%s: %s is not exported by the running vDSO\n", o.check, o.func);
 		return 3;
 	}
-	s = (struct stepper){
-		.base = vdso_base(), .func = f.addr, .func_end = f.addr + f.size,
-		.pop = &pop, .width = o.pop_width, .c = &c,
-	};
-	s.cs_start = s.base + o.cs_start;
-	s.cs_success = s.base + o.cs_success;
-	s.cs_end = s.base + o.cs_end;
-	tid = (uint32_t)gettid();
-
-	for (i = 0; i < o.iterations; i++) {
-		try_unlock_fn fn = (try_unlock_fn)f.addr;
-
-		plain_call(&s, fn, tid);
-		stepped_call(&s, fn, tid, tid);
-		stepped_call(&s, fn, tid, tid | FUTEX_WAITERS);
+	s = (struct stepper){ .pop = &pop, .width = o.pop_width, .c = &c, .expect_fixup = 1 };
+	if (!o.mremap) {
+		aim(&s, &o, &f, vdso_base());
+		run_iterations(&s, o.iterations);
+	} else {
+		move_vdso(&old_base, &new_base);
+		aim(&s, &o, &f, new_base);
+		run_iterations(&s, o.iterations);
+		s.c = &old;
+		s.expect_fixup = 0;
+		aim(&s, &o, &f, old_base);
+		run_iterations(&s, o.iterations);
 	}
 	emit_record(o.check, "iterations", o.iterations, "steps", c.steps, "hits", c.hits,
 		    "hits_zf_set", c.hits_zf_set, "hits_zf_clear", c.hits_zf_clear,
 		    "hits_success_label", c.hits_success_label, "bad_steps", c.bad_steps,
 		    "first_bad_offset", c.first_bad_offset, "dx_mismatch", c.dx_mismatch,
-		    "semantics_bad", c.semantics_bad, "canary_bad", c.canary_bad, NULL);
+		    "semantics_bad", c.semantics_bad, "canary_bad", c.canary_bad,
+		    "old_hits_zf_set", old.hits_zf_set, "stale_fixups", old.stale_fixups, NULL);
 	return 0;
 }

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 
 uintptr_t vdso_base(void)
 {
@@ -50,6 +52,28 @@ int vdso_find(const char *name, struct vdso_func *out)
 		}
 	}
 	return -ENOENT;
+}
+
+int vdso_mapping(uintptr_t *start, uintptr_t *end)
+{
+	FILE *maps = fopen("/proc/self/maps", "r");
+	char line[512];
+	int found = -ENOENT;
+
+	if (!maps)
+		return -errno;
+	while (fgets(line, sizeof(line), maps)) {
+		unsigned long s, e;
+
+		if (strstr(line, "[vdso]") && sscanf(line, "%lx-%lx", &s, &e) == 2) {
+			*start = s;
+			*end = e;
+			found = 0;
+			break;
+		}
+	}
+	fclose(maps);
+	return found;
 }
 
 static step_cb step_fn;
@@ -107,6 +131,27 @@ void single_step(void (*fn)(void *), void *fn_arg, step_cb cb, void *cb_arg)
 	}
 	set_trap_flag();
 	fn(fn_arg);
+}
+
+#define CHILD_STACK (256 * 1024)
+
+pid_t clone_vm(int (*fn)(void *), void *arg)
+{
+	char *stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	pid_t pid;
+
+	if (stack == MAP_FAILED) {
+		perror("mmap stack");
+		exit(2);
+	}
+	/* The stack is not freed: the child may be killed at any point while on it. */
+	pid = clone(fn, stack + CHILD_STACK, CLONE_VM | SIGCHLD, arg);
+	if (pid < 0) {
+		perror("clone");
+		exit(2);
+	}
+	return pid;
 }
 
 unsigned long parse_ulong(const char *s, const char *what)

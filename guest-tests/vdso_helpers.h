@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <ucontext.h>
 
 #define X86_EFLAGS_ZF 0x40UL
@@ -21,6 +22,8 @@ struct vdso_func {
 
 uintptr_t vdso_base(void);
 int vdso_find(const char *name, struct vdso_func *out);
+/* The [vdso] line of /proc/self/maps: where the image is mapped now. */
+int vdso_mapping(uintptr_t *start, uintptr_t *end);
 
 /* Registers a step callback sees; the pointers allow changing the saved state. */
 struct step_regs {
@@ -37,6 +40,13 @@ typedef int (*step_cb)(const struct step_regs *regs, void *arg);
 
 /* Run fn(arg) with EFLAGS.TF set, calling cb at every trap until it says stop. */
 void single_step(void (*fn)(void *), void *fn_arg, step_cb cb, void *cb_arg);
+
+/*
+ * Start fn(arg) in a new task that shares our memory (CLONE_VM) but is its own
+ * process, with its own TID and robust list, on a stack of its own. The child
+ * must stick to raw syscalls: it shares our libc state.
+ */
+pid_t clone_vm(int (*fn)(void *), void *arg);
 
 unsigned long parse_ulong(const char *s, const char *what);
 

@@ -69,6 +69,11 @@ def vng_path() -> str:
     return found
 
 
+def vng_env() -> dict[str, str]:
+    """vng runs virtme-run and friends by name: they sit next to it, maybe off PATH."""
+    return {"PATH": f"{Path(vng_path()).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+
+
 def vng_argv(req: BootRequest, kvm: bool, command: list[str]) -> list[str]:
     argv = [vng_path(), "-v", "--run", str(req.bzimage), "--memory", req.memory,
             "--cpus", str(req.cpus), "--rwdir", str(req.plan.rwdir)]
@@ -106,13 +111,14 @@ def _probe_kvm(req: BootRequest) -> Accel:
     start = time.monotonic()
     try:
         run(vng_argv(req, True, ["true"]), log_file=req.logs / "kvm-probe.log",
-            timeout=req.probe_timeout)
+            timeout=req.probe_timeout, env=vng_env())
         accel = Accel(True, f"KVM probe booted a guest in {time.monotonic() - start:.0f}s")
     except CommandTimeout:
         accel = Accel(False, f"/dev/kvm opens but a standard guest hung for "
                               f"{req.probe_timeout:.0f}s{_pvm_hint()}: TCG")
     except CommandError as exc:
-        accel = Accel(False, f"KVM probe failed ({str(exc).splitlines()[0]}): TCG")
+        # Not cached: the cause may be this kernel or this run, not the host's KVM.
+        return Accel(False, f"KVM probe failed ({str(exc).splitlines()[0]}): TCG")
     known[host] = {"kvm": accel.kvm, "reason": accel.reason}
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_text(json.dumps(known, indent=1) + "\n")
@@ -136,7 +142,7 @@ def boot(req: BootRequest) -> BootResult:
     timed_out = False
     try:
         done = run(vng_argv(req, accel.kvm, command), log_file=console, timeout=timeout,
-                   check=False)
+                   check=False, env=vng_env())
         returncode = done.returncode
     except CommandTimeout:
         timed_out = True

@@ -57,7 +57,9 @@ def render_table(record: dict[str, Any]) -> str:
                        f"{stage['seconds']:>6.1f}s  {stage.get('detail', '')}".rstrip())
         for raw in rev.get("checks", []):
             c = Check.from_json(raw)
-            detail = " ".join(x for x in (_counters(c), c.detail) if x)
+            shown = _counters(c)
+            extra = " ".join(w for w in c.detail.split() if w not in shown.split())
+            detail = " ".join(x for x in (shown, extra) if x)
             out.append(f"   {c.name:<28} {c.verdict.value:<13} {c.seconds:>6.1f}s  "
                        f"{detail}".rstrip())
         out.append(f"   verdict: {verdict_word(revision_exit(rev))}")

@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vdso-runtime-image: write the vDSO this process has mapped to a file, so the
+ * host can compare it byte for byte with the image it built. If they match, the
+ * booted kernel is the one whose range offsets the other tests were given.
+ */
+#include "vdso_helpers.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+	uintptr_t start, end;
+	FILE *out;
+
+	if (argc != 5 || strcmp(argv[1], "--check") || strcmp(argv[3], "--out")) {
+		fprintf(stderr, "usage: vdso-dump --check NAME --out FILE\n");
+		return 2;
+	}
+	if (vdso_mapping(&start, &end) || start != vdso_base()) {
+		fprintf(stderr, "%s: no [vdso] mapping at AT_SYSINFO_EHDR\n", argv[2]);
+		return 3;
+	}
+	out = fopen(argv[4], "wb");
+	if (!out || fwrite((void *)start, 1, end - start, out) != end - start || fclose(out)) {
+		perror(argv[4]);
+		return 2;
+	}
+	emit_record(argv[2], "bytes", (unsigned long)(end - start), NULL);
+	return 0;
+}
