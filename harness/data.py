@@ -80,12 +80,17 @@ class GuestTest:
     name: str
     sources: tuple[str, ...]
     cflags: tuple[str, ...]
-    image: str
-    function: str
+    # The vDSO image the test runs against, whose ELF check must have passed; None for
+    # tests that do not use the series' vDSO code at all.
+    image: str | None
+    # The try_unlock entry whose offsets fill in the arguments; None for tests that need none.
+    function: str | None
     args: tuple[str, ...]
     timeout: float
     require: tuple[str, ...]
     fail_if: tuple[str, ...]
+    # The test dumps its mapped vDSO; the host compares it with this built image.
+    compare: bool = False
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -146,9 +151,9 @@ def load_guest_tests(path: Path = DATA / "guest-tests.toml") -> tuple[GuestTest,
     return tuple(
         GuestTest(
             name=t["name"], sources=tuple(t["sources"]), cflags=tuple(t.get("cflags", [])),
-            image=t["image"], function=t["function"], args=tuple(t["args"]),
+            image=t.get("image"), function=t.get("function"), args=tuple(t["args"]),
             timeout=float(t["timeout"]), require=tuple(t.get("require", [])),
-            fail_if=tuple(t.get("fail_if", [])),
+            fail_if=tuple(t.get("fail_if", [])), compare=bool(t.get("compare", False)),
         )
         for t in raw["tests"]
     )

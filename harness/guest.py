@@ -13,7 +13,7 @@ from harness.data import GUEST_TESTS, GuestTest
 from harness.errors import CommandError, InfraError
 from harness.results import Check, Verdict
 from harness.run import run
-from harness.vdso import Facts, VdsoResult
+from harness.vdso import Facts, VdsoResult, compare_image
 
 CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror", "-mno-red-zone")
 
@@ -53,11 +53,32 @@ def compile_test(test: GuestTest, out: Path, log_file: Path, timeout: float) -> 
     return binary
 
 
-def test_argv(test: GuestTest, binary: Path, facts: Facts) -> list[str]:
+def dump_path(rwdir: Path, test: GuestTest) -> Path:
+    return rwdir / "results" / f"{test.name}.bin"
+
+
+def test_argv(test: GuestTest, binary: Path, facts: Facts | None, rwdir: Path) -> list[str]:
     """The test's arguments from the data file, filled in with the vDSO stage's offsets."""
-    values = {"name": test.name, "function": facts.function, "pop_width": str(facts.pop_width),
-              "start": hex(facts.start), "success": hex(facts.success), "end": hex(facts.end)}
+    values = {"name": test.name, "out": str(dump_path(rwdir, test))}
+    if facts:
+        values.update(function=facts.function, pop_width=str(facts.pop_width),
+                      start=hex(facts.start), success=hex(facts.success), end=hex(facts.end))
     return [str(binary), *(a.format(**values) for a in test.args)]
+
+
+def _cannot_run(test: GuestTest, vdso: VdsoResult) -> Check | None:
+    """Why a test cannot run on this build, as its verdict; None when it can."""
+    if test.image is None:
+        return None
+    image = next((c for c in vdso.checks if c.name == f"elf-{test.image}"), None)
+    if image and image.verdict == Verdict.NOT_APPLICABLE:
+        return Check(test.name, Verdict.NOT_APPLICABLE, f"{test.image}: {image.detail}")
+    if image is None or image.verdict != Verdict.PASS:
+        return Check(test.name, Verdict.ERROR, f"not run: the {test.image} ELF check did not pass")
+    if test.function and vdso.find(test.image, test.function) is None:
+        return Check(test.name, Verdict.ERROR,
+                     f"not run: no checked offsets for {test.image}:{test.function}")
+    return None
 
 
 def plan(req: GuestPlanRequest) -> GuestPlan:
@@ -68,18 +89,30 @@ def plan(req: GuestPlanRequest) -> GuestPlan:
     shutil.copyfile(GUEST_TESTS / "runner.py", runner)
     entries: list[dict[str, Any]] = []
     planned, skipped = [], []
+    (req.rwdir / "results").mkdir(exist_ok=True)
     for test in req.tests:
-        facts = req.vdso.find(test.image, test.function)
-        if facts is None:
-            skipped.append(Check(test.name, Verdict.ERROR,
-                                 f"not run: no checked offsets for {test.image}:{test.function}"))
+        blocked = _cannot_run(test, req.vdso)
+        if blocked:
+            skipped.append(blocked)
             continue
+        facts = req.vdso.find(test.image, test.function) if test.image and test.function else None
         binary = compile_test(test, bin_dir, req.logs / "guest-build.log", req.timeout)
-        entries.append({"name": test.name, "argv": test_argv(test, binary, facts),
+        entries.append({"name": test.name, "argv": test_argv(test, binary, facts, req.rwdir),
                         "timeout": test.timeout})
         planned.append(test)
     (req.rwdir / "plan.json").write_text(json.dumps({"tests": entries}, indent=1) + "\n")
     return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped))
+
+
+def add_image_comparison(test: GuestTest, outcome: dict[str, Any] | None, rwdir: Path,
+                         image: Path) -> None:
+    """Give a dump test's record the host-side comparison counters."""
+    dump = dump_path(rwdir, test)
+    if outcome is None or not dump.is_file():
+        return
+    for record in outcome.get("records", []):
+        if record.get("check") == test.name:
+            record.update(compare_image(dump.read_bytes(), image))
 
 
 def read_outcomes(rwdir: Path) -> dict[str, dict[str, Any]]:

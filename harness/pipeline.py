@@ -7,6 +7,7 @@ every stage, so results.json is valid whatever happens next."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import time
 from collections.abc import Iterator
@@ -81,13 +82,34 @@ def run_revision(req: RunRequest, rec: Recorder) -> dict[str, Any]:
     """Test one revision end to end; returns its record. HarnessError propagates after recording."""
     rev = rec.revision(req.label)
     logs = req.run_dir / req.label / "logs"
+    # Bad names fail before anything is downloaded or built.
+    load_expectations(req.expect)
+    with rec.stage(rev, "source") as st:
+        src = source.prepare_source(source.SourceRequest(req.kernel_src, req.debian, req.cache,
+                                                         logs), req.settings)
+        rev["origin"] = st["detail"] = src.origin
+    with tree_lock(req.cache / "locks" / f"{src.key}.lock"):
+        return _run_locked(req, rec, rev, src, logs)
+
+
+@contextlib.contextmanager
+def tree_lock(path: Path) -> Iterator[None]:
+    """One run at a time per source tree: they share its work tree and build dir."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another harness run on the same tree (%s)", path)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def _run_locked(req: RunRequest, rec: Recorder, rev: dict[str, Any],
+                src: source.SourceResult, logs: Path) -> dict[str, Any]:
     s = req.settings
     expectations = load_expectations(req.expect)
     tests = load_guest_tests()
-    with rec.stage(rev, "source") as st:
-        src = source.prepare_source(source.SourceRequest(req.kernel_src, req.debian, req.cache,
-                                                         logs), s)
-        rev["origin"] = st["detail"] = src.origin
     with rec.stage(rev, "patches") as st:
         patched = patches.apply_series(patches.PatchRequest(src, req.series, req.cache, logs,
                                                             s.timeouts["unpack"]))
@@ -122,6 +144,10 @@ def run_revision(req: RunRequest, rec: Recorder) -> dict[str, Any]:
         st["detail"] = _boot_detail(booted)
         # Every planned test gets a verdict, even when the VM died before running it.
         outcomes = guest.read_outcomes(plan.rwdir)
+        images = {i.name: build_dir / i.stripped for i in expectations.images}
+        for t in plan.planned:
+            if t.compare and t.image:
+                guest.add_image_comparison(t, outcomes.get(t.name), plan.rwdir, images[t.image])
         rev["checks"] += [c.to_json() for c in plan.skipped]
         rev["checks"] += [judge(t, outcomes.get(t.name)).to_json() for t in plan.planned]
         if not booted.runner_started:

@@ -16,8 +16,9 @@ EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 # Characters XML 1.0 cannot carry at all, even escaped.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # Counters shown in the table; the rest are in results.json.
-KEY_COUNTERS = ("iterations", "steps", "hits", "hits_zf_set", "hits_zf_clear", "bad_steps",
-                "semantics_bad", "functions", "problems")
+KEY_COUNTERS = ("iterations", "rounds", "cases", "hits", "hits_zf_set", "bad_steps",
+                "old_hits_zf_set", "stale_fixups", "window_hits", "corruptions", "semantics_bad",
+                "image_mismatch", "alt_patched", "functions", "problems")
 
 
 def revision_exit(rev: dict[str, Any]) -> int:

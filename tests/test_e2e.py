@@ -39,8 +39,12 @@ def test_fixup_removed_is_caught(tmp_path: Path) -> None:
     assert code == 1, (tmp_path / "mutant" / "report.txt").read_text()
     assert found[SINGLESTEP]["verdict"] == "FAIL"
     assert found[SINGLESTEP]["counters"]["bad_steps"] > 0
+    # Without the fixup the real race is back: the unrelated object gets OWNER_DIED.
+    assert found["remap-exit-vdso-64"]["verdict"] == "FAIL"
+    assert found["remap-exit-vdso-64"]["counters"]["corruptions"] > 0
     # The vDSO itself is untouched by this mutant: only the kernel side is wrong.
     assert found["elf-vdso64"]["verdict"] == "PASS"
+    assert found["unlock-semantics-64"]["verdict"] == "PASS"
 
 
 def test_pristine_passes(tmp_path: Path) -> None:
@@ -53,3 +57,7 @@ def test_pristine_passes(tmp_path: Path) -> None:
     assert found[SINGLESTEP]["verdict"] == "PASS"
     assert counters["hits_zf_set"] > 0 and counters["bad_steps"] == 0
     assert record["revisions"][0]["accel"] in ("kvm", "tcg")
+    # Every guest test ran and passed; the legacy control reproduced the corruption.
+    assert all(c["verdict"] == "PASS" for c in found.values()), found
+    assert found["remap-exit-legacy"]["counters"]["corruptions"] > 0
+    assert found["remap-exit-vdso-64"]["counters"]["window_hits"] > 0

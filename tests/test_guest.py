@@ -2,51 +2,83 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from conftest import sh
 
 from harness.data import load_guest_tests
 from harness.guest import GuestPlanRequest, plan
-from harness.results import Verdict
+from harness.results import Check, Verdict
 from harness.vdso import Facts, VdsoResult
 
-FACTS = Facts("vdso64", "__vdso_futex_robust_list64_try_unlock", 0x1440, 14,
-              0x1448, 0x144A, 0x144D, 8)
+L64 = "__vdso_futex_robust_list64_try_unlock"
+L32 = "__vdso_futex_robust_list32_try_unlock"
+FACTS = {
+    f"vdso64:{L64}": Facts("vdso64", L64, 0x1440, 14, 0x1448, 0x144A, 0x144D, 8),
+    f"vdso64:{L32}": Facts("vdso64", L32, 0x1450, 13, 0x1458, 0x145A, 0x145C, 4),
+    f"vdso32:{L32}": Facts("vdso32", L32, 0x1BA0, 28, 0x1BB3, 0x1BB5, 0x1BB7, 4),
+}
+BOTH_PASS = (Check("elf-vdso64", Verdict.PASS), Check("elf-vdso32", Verdict.PASS))
 
 
-def test_plan_compiles_static_tests_and_fills_in_offsets(tmp_path: Path) -> None:
-    tests = load_guest_tests()
-    vdso = VdsoResult((), {f"vdso64:{FACTS.function}": FACTS})
-    result = plan(GuestPlanRequest(tests, vdso, tmp_path / "rw", tmp_path / "logs", 120))
+def make(tmp_path: Path, vdso: VdsoResult):
+    result = plan(GuestPlanRequest(load_guest_tests(), vdso, tmp_path / "rw", tmp_path / "logs",
+                                   120))
     entries = json.loads((tmp_path / "rw" / "plan.json").read_text())["tests"]
-    first = entries[0]
-    assert first["name"] == "cs-fixup-singlestep-64"
-    assert first["argv"][1:] == [
-        "--check", "cs-fixup-singlestep-64", "--func", FACTS.function, "--pop-width", "8",
+    return result, {e["name"]: e for e in entries}
+
+
+def test_plan_compiles_every_test_and_fills_in_offsets(tmp_path: Path) -> None:
+    result, entries = make(tmp_path, VdsoResult(BOTH_PASS, FACTS))
+    assert not result.skipped and len(entries) == len(load_guest_tests())
+    step = entries["cs-fixup-singlestep-64"]["argv"]
+    assert step[1:] == [
+        "--check", "cs-fixup-singlestep-64", "--func", L64, "--pop-width", "8",
         "--cs-start", "0x1448", "--cs-success", "0x144a", "--cs-end", "0x144d",
         "--iterations", "100"]
-    assert "statically linked" in sh(["file", first["argv"][0]])
-    assert result.runner.is_file() and not result.skipped
+    assert "statically linked" in sh(["file", step[0]])
+    assert "ELF 32-bit" in sh(["file", entries["cs-fixup-singlestep-32bit"]["argv"][0]])
+    dump = entries["vdso-runtime-image-64"]["argv"]
+    assert dump[-1] == str(tmp_path / "rw" / "results" / "vdso-runtime-image-64.bin")
+    assert result.runner.is_file()
 
 
-def test_missing_offsets_are_an_error_not_a_skip(tmp_path: Path) -> None:
-    result = plan(GuestPlanRequest(load_guest_tests(), VdsoResult((), {}), tmp_path / "rw",
-                                   tmp_path / "logs", 120))
-    assert not result.planned
-    assert result.skipped[0].verdict == Verdict.ERROR
-    assert "no checked offsets" in result.skipped[0].detail
+def test_32bit_tests_not_applicable_without_ia32(tmp_path: Path) -> None:
+    checks = (Check("elf-vdso64", Verdict.PASS),
+              Check("elf-vdso32", Verdict.NOT_APPLICABLE, "CONFIG_IA32_EMULATION is not set"))
+    result, entries = make(tmp_path, VdsoResult(checks, FACTS))
+    skipped = {c.name: c for c in result.skipped}
+    assert skipped["cs-fixup-singlestep-32bit"].verdict == Verdict.NOT_APPLICABLE
+    assert "cs-fixup-singlestep-64" in entries
+
+
+def test_failed_elf_check_is_an_error_not_a_skip(tmp_path: Path) -> None:
+    checks = (Check("elf-vdso64", Verdict.FAIL, "export missing"),
+              Check("elf-vdso32", Verdict.FAIL, "export missing"))
+    result, entries = make(tmp_path, VdsoResult(checks, {}))
+    verdicts = {c.verdict for c in result.skipped}
+    assert verdicts == {Verdict.ERROR}
+    # The legacy control needs no vDSO: it still runs on a kernel without the series.
+    assert list(entries) == ["remap-exit-legacy"]
 
 
 def test_singlestep_binary_reports_absent_function(tmp_path: Path) -> None:
-    # The host kernel predates the series, so the export is missing: exit 3, named.
-    vdso = VdsoResult((), {f"vdso64:{FACTS.function}": FACTS})
-    plan(GuestPlanRequest(load_guest_tests(), vdso, tmp_path / "rw", tmp_path / "logs", 120))
-    argv = json.loads((tmp_path / "rw" / "plan.json").read_text())["tests"][0]["argv"]
-    import subprocess
-
-    done = subprocess.run(argv, capture_output=True, text=True)
-    if "not exported" in done.stderr:
-        assert done.returncode == 3 and FACTS.function in done.stderr
-    else:  # a host that carries the series runs it for real
+    _, entries = make(tmp_path, VdsoResult(BOTH_PASS, FACTS))
+    done = subprocess.run(entries["cs-fixup-singlestep-64"]["argv"], capture_output=True,
+                          text=True)
+    if "not exported" in done.stderr:  # the host kernel predates the series
+        assert done.returncode == 3 and L64 in done.stderr
+    else:
         assert json.loads(done.stdout)["check"] == "cs-fixup-singlestep-64"
+
+
+def test_legacy_control_reproduces_the_race_on_this_host(tmp_path: Path) -> None:
+    # The race is in every kernel's exit path; the host's own kernel shows it too.
+    _, entries = make(tmp_path, VdsoResult(BOTH_PASS, FACTS))
+    argv = entries["remap-exit-legacy"]["argv"]
+    argv[argv.index("--rounds") + 1] = "1"
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    record = json.loads(done.stdout)
+    assert record["corruptions"] == record["rounds"] == 3
+    assert record["last_value"] == 0x40000000

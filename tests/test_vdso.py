@@ -123,3 +123,43 @@ def test_every_expectations_file_loads(name: str) -> None:
     for image in exp.images:
         for f in image.functions:
             assert f.pop_width in (4, 8)
+
+
+ALT_ASM = """
+    .text
+    .globl f
+    .type f, @function
+f:
+    nop
+    nop
+1:  mov $1, %eax
+2:  ret
+    .size f, . - f
+    .section .altinstructions, "a"
+    .long 1b - .
+    .long 0
+    .long 0
+    .byte 2b - 1b
+    .byte 0
+"""
+
+
+def test_alternatives_may_differ_other_bytes_may_not(tmp_path: Path) -> None:
+    from elf_fixtures import build_image
+
+    from harness.vdso import alternative_ranges, compare_image
+
+    so = build_image(tmp_path, "vdso64", 64, {}, extra={"f": ALT_ASM})
+    ranges = alternative_ranges(so)
+    assert len(ranges) == 1 and ranges[0][1] - ranges[0][0] == 5
+    built = so.read_bytes()
+    page = built + bytes(4096 - len(built) % 4096)
+    assert compare_image(page, so)["image_mismatch"] == 0
+    patched = bytearray(page)
+    patched[ranges[0][0]] ^= 0xFF
+    counters = compare_image(bytes(patched), so)
+    assert counters["image_mismatch"] == 0 and counters["alt_patched"] == 1
+    patched[ranges[0][0] - 1] ^= 0xFF
+    patched[-1] = 1
+    counters = compare_image(bytes(patched), so)
+    assert counters["image_mismatch"] == 1 and counters["padding_nonzero"] == 1
