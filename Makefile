@@ -9,6 +9,7 @@ KERNEL_SRC ?=
 SERIES ?=
 EXPECT ?= upstream
 ACCEL ?= auto
+STRESS ?=
 HARNESS_ARGS ?=
 
 .PHONY: all deps test-kernel test lint unit e2e bench clean
@@ -27,7 +28,7 @@ deps: $(VENV)/.installed
 test-kernel: deps
 	$(PY) -m harness run --expect $(EXPECT) --accel $(ACCEL) \
 		$(if $(KERNEL_SRC),--kernel-src $(KERNEL_SRC)) \
-		$(if $(SERIES),--series $(SERIES)) $(HARNESS_ARGS)
+		$(if $(SERIES),--series $(SERIES)) $(if $(STRESS),--stress) $(HARNESS_ARGS)
 
 lint: deps
 	$(VENV)/bin/ruff check harness tests guest-tests/runner.py

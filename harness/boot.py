@@ -35,6 +35,9 @@ class BootRequest:
     memory: str
     cpus: int
     guest_python: str
+    # Extra QEMU options, used only under TCG.
+    tcg_qemu_opts: tuple[str, ...] = ()
+    console_name: str = "console.log"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Accel:
 @dataclass(frozen=True)
 class BootResult:
     accel: Accel
+    qemu_opts: tuple[str, ...]
     console: Path
     returncode: int | None
     timed_out: bool
@@ -79,6 +83,8 @@ def vng_argv(req: BootRequest, kvm: bool, command: list[str]) -> list[str]:
             "--cpus", str(req.cpus), "--rwdir", str(req.plan.rwdir)]
     if not kvm:
         argv.append("--disable-kvm")
+        if req.tcg_qemu_opts:
+            argv.append(f"--qemu-opts={' '.join(req.tcg_qemu_opts)}")
     return [*argv, "--exec", shlex.join(command)]
 
 
@@ -134,7 +140,7 @@ def boot(req: BootRequest) -> BootResult:
     """Boot once, run every planned test; a hang is cut off and reported, not raised."""
     accel = choose_accel(req)
     log.info("boot: %s (%s)", accel.name, accel.reason)
-    console = req.logs / "console.log"
+    console = req.logs / req.console_name
     command = [req.guest_python, str(req.plan.runner), str(req.plan.rwdir)]
     timeout = req.boot_timeout + req.plan.total_timeout
     start = time.monotonic()
@@ -148,5 +154,6 @@ def boot(req: BootRequest) -> BootResult:
         timed_out = True
         log.warning("boot: no end after %.0fs; the VM was killed", timeout)
     text = console.read_text(errors="replace")
-    return BootResult(accel, console, returncode, timed_out, RUNNER_STARTED in text,
+    opts = () if accel.kvm else req.tcg_qemu_opts
+    return BootResult(accel, opts, console, returncode, timed_out, RUNNER_STARTED in text,
                       RUNNER_FINISHED in text, time.monotonic() - start)

@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--run-dir", type=Path, help="where logs and results go (default: runs/TIME)")
     run.add_argument("--label", help="name of this revision in the report")
     run.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+    run.add_argument("--stress", action="store_true",
+                     help="also run the stress suite, in a second boot (TCG: -singlestep)")
 
     src = sub.add_parser("source", help="fetch or check the kernel tree and print its path")
     _source_args(src)
@@ -92,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings=settings, run_dir=run_dir, cache=cache_root(), kernel_src=args.kernel_src,
         debian=args.debian or settings.debian_default, series=args.series, expect=args.expect,
         fragments=_fragments(args.config_dir), accel=args.accel, label=label, command=command,
-        jobs=args.jobs)
+        jobs=args.jobs, stress=args.stress)
     try:
         pipeline.run_revision(req, rec)
     finally:

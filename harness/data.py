@@ -38,6 +38,8 @@ class Settings:
     memory: str
     cpus: int
     guest_python: str
+    # Extra QEMU options for the stress boot under TCG.
+    stress_qemu_opts: tuple[str, ...]
 
     def release(self, name: str) -> DebianRelease:
         """The Debian release called name; an unknown name lists the valid ones."""
@@ -91,6 +93,8 @@ class GuestTest:
     fail_if: tuple[str, ...]
     # The test dumps its mapped vDSO; the host compares it with this built image.
     compare: bool = False
+    # "default", or "stress": those run only on request, in their own boot.
+    suite: str = "default"
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -116,6 +120,7 @@ def load_settings(path: Path = DATA / "settings.toml") -> Settings:
         arch=kernel["arch"], defconfig=kernel["defconfig"], targets=tuple(kernel["targets"]),
         bzimage=kernel["bzimage"], timeouts={k: float(v) for k, v in raw["timeouts"].items()},
         memory=boot["memory"], cpus=int(boot["cpus"]), guest_python=boot["python"],
+        stress_qemu_opts=tuple(raw["stress"]["tcg_qemu_opts"]),
     )
 
 
@@ -154,6 +159,7 @@ def load_guest_tests(path: Path = DATA / "guest-tests.toml") -> tuple[GuestTest,
             image=t.get("image"), function=t.get("function"), args=tuple(t["args"]),
             timeout=float(t["timeout"]), require=tuple(t.get("require", [])),
             fail_if=tuple(t.get("fail_if", [])), compare=bool(t.get("compare", False)),
+            suite=t.get("suite", "default"),
         )
         for t in raw["tests"]
     )

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import boot, build, guest, kconfig, patches, report, source, vdso
-from harness.data import Settings, load_expectations, load_guest_tests
+from harness.data import (
+    Expectations,
+    GuestTest,
+    Settings,
+    load_expectations,
+    load_guest_tests,
+)
 from harness.errors import HarnessError, InfraError
 from harness.paths import path_key
 from harness.results import judge
@@ -38,6 +44,7 @@ class RunRequest:
     label: str
     command: str
     jobs: int
+    stress: bool = False
 
 
 @dataclass
@@ -133,14 +140,31 @@ def _run_locked(req: RunRequest, rec: Recorder, rev: dict[str, Any],
     with rec.stage(rev, "vdso"):
         elf = vdso.check_vdso(vdso.VdsoRequest(build_dir, expectations, final_config))
         rev["checks"] += [c.to_json() for c in elf.checks]
-    with rec.stage(rev, "guest-build"):
-        plan = guest.plan(guest.GuestPlanRequest(tests, elf, req.run_dir / req.label / "guest",
-                                                 logs, s.timeouts["guest_compile"]))
-    with rec.stage(rev, "boot") as st:
+    suites = ["default", "stress"] if req.stress else ["default"]
+    for suite in suites:
+        chosen = tuple(t for t in tests if t.suite == suite)
+        _run_suite(req, rec, rev, suite, chosen, elf, build_dir, expectations, logs)
+    return rev
+
+
+def _run_suite(req: RunRequest, rec: Recorder, rev: dict[str, Any], suite: str,
+               tests: tuple[GuestTest, ...], elf: vdso.VdsoResult, build_dir: Path,
+               expectations: Expectations, logs: Path) -> None:
+    """Build one suite's guest tests, boot once to run them all, and judge every one."""
+    s = req.settings
+    tag = "" if suite == "default" else f"-{suite}"
+    with rec.stage(rev, f"guest-build{tag}"):
+        rwdir = req.run_dir / req.label / f"guest{tag}"
+        plan = guest.plan(guest.GuestPlanRequest(tests, elf, rwdir, logs,
+                                                 s.timeouts["guest_compile"]))
+    with rec.stage(rev, f"boot{tag}") as st:
         booted = boot.boot(boot.BootRequest(
             build_dir / s.bzimage, plan, logs, req.cache, req.accel, s.timeouts["boot"],
-            s.timeouts["kvm_probe"], s.memory, s.cpus, s.guest_python))
+            s.timeouts["kvm_probe"], s.memory, s.cpus, s.guest_python,
+            s.stress_qemu_opts if suite == "stress" else (), f"console{tag}.log"))
         rev.update(accel=booted.accel.name, accel_reason=booted.accel.reason)
+        rev.setdefault("boots", []).append(
+            {"suite": suite, "accel": booted.accel.name, "qemu_opts": list(booted.qemu_opts)})
         st["detail"] = _boot_detail(booted)
         # Every planned test gets a verdict, even when the VM died before running it.
         outcomes = guest.read_outcomes(plan.rwdir)
@@ -152,7 +176,6 @@ def _run_locked(req: RunRequest, rec: Recorder, rev: dict[str, Any],
         rev["checks"] += [judge(t, outcomes.get(t.name)).to_json() for t in plan.planned]
         if not booted.runner_started:
             raise InfraError(st["detail"])
-    return rev
 
 
 def _boot_detail(b: boot.BootResult) -> str:
@@ -161,4 +184,5 @@ def _boot_detail(b: boot.BootResult) -> str:
         return f"timed out, VM killed ({started})"
     if not b.runner_started:
         return f"the guest runner never started (vng exit {b.returncode}); see {b.console}"
-    return f"{b.accel.name}, vng exit {b.returncode}"
+    opts = f" {' '.join(b.qemu_opts)}" if b.qemu_opts else ""
+    return f"{b.accel.name}{opts}, vng exit {b.returncode}"

@@ -17,8 +17,9 @@ EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # Counters shown in the table; the rest are in results.json.
 KEY_COUNTERS = ("iterations", "rounds", "cases", "hits", "hits_zf_set", "bad_steps",
-                "old_hits_zf_set", "stale_fixups", "window_hits", "corruptions", "semantics_bad",
-                "image_mismatch", "alt_patched", "functions", "problems")
+                "old_hits_zf_set", "stale_fixups", "kills", "window_hits", "fixups",
+                "corruptions", "first_corruption_ms", "semantics_bad", "image_mismatch",
+                "alt_patched", "functions", "problems")
 
 
 def revision_exit(rev: dict[str, Any]) -> int:
@@ -52,6 +53,9 @@ def render_table(record: dict[str, Any]) -> str:
             out.append("   series: " + "; ".join(rev["applied"]))
         if rev.get("accel"):
             out.append(f"   accelerator: {rev['accel']} ({rev.get('accel_reason', '')})")
+        for b in rev.get("boots", []):
+            if b.get("qemu_opts"):
+                out.append(f"   {b['suite']} suite ran with QEMU {' '.join(b['qemu_opts'])}")
         out.append(f"   {'STAGE / CHECK':<28} {'VERDICT':<13} {'TIME':>7}  COUNTERS / DETAIL")
         for stage in rev.get("stages", []):
             out.append(f"   {'stage ' + stage['name']:<28} {stage['status']:<13} "
