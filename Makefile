@@ -28,7 +28,7 @@ deps: $(VENV)/.installed
 test-kernel: deps
 	$(PY) -m harness run --expect $(EXPECT) --accel $(ACCEL) \
 		$(if $(KERNEL_SRC),--kernel-src $(KERNEL_SRC)) \
-		$(if $(SERIES),--series $(SERIES)) $(if $(STRESS),--stress) $(HARNESS_ARGS)
+		$(foreach s,$(SERIES),--series $(s)) $(if $(STRESS),--stress) $(HARNESS_ARGS)
 
 lint: deps
 	$(VENV)/bin/ruff check harness tests guest-tests/runner.py

@@ -25,7 +25,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="build, check, boot and test one kernel")
     _source_args(run)
-    run.add_argument("--series", type=Path, help="patch, mbox or quilt directory to apply")
+    run.add_argument("--series", action="append", default=[], metavar="SERIES",
+                     help="a patch, mbox, thread mbox, quilt directory or git range A..B; "
+                          "repeat to compare revisions (the base is always tested too)")
+    run.add_argument("-v", "--version", dest="rev_version", type=int,
+                     help="the revision to pick from a thread mbox (b4 am -v)")
     run.add_argument("--expect", default="upstream",
                      help="expectations file in data/expectations/ (default: upstream)")
     run.add_argument("--config-dir", type=Path, default=data.KERNEL_CONFIG,
@@ -33,7 +37,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--accel", choices=("auto", "kvm", "tcg"),
                      default=os.environ.get("FUTEX_HARNESS_ACCEL", "auto"))
     run.add_argument("--run-dir", type=Path, help="where logs and results go (default: runs/TIME)")
-    run.add_argument("--label", help="name of this revision in the report")
     run.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
     run.add_argument("--stress", action="store_true",
                      help="also run the stress suite, in a second boot (TCG: -singlestep)")
@@ -79,10 +82,24 @@ def _fragments(directory: Path) -> tuple[Path, ...]:
     return found
 
 
+def revisions(series: list[str], version: int | None) -> tuple[pipeline.Revision, ...]:
+    """The base, then one revision per series, each with a unique label."""
+    out = [pipeline.Revision("base")]
+    for raw in series:
+        name = Path(raw.rstrip("/")).name
+        stem = name.removesuffix(".patch").removesuffix(".mbx").removesuffix(".mbox") or raw
+        label = stem + (f"-v{version}" if version else "")
+        taken = {r.label for r in out}
+        n = 2
+        while label in taken:
+            label, n = f"{stem}-{n}", n + 1
+        out.append(pipeline.Revision(label, raw, version))
+    return tuple(out)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     settings = data.load_settings()
     run_dir = (args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")).resolve()
-    label = args.label or (args.series.name if args.series else "base")
     if args.kernel_src and args.debian:
         raise UserError("--kernel-src and --debian choose the tree two ways; give one")
     command = shlex.join(["futex-harness", *sys.argv[1:]])
@@ -92,14 +109,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     rec = pipeline.Recorder(run_dir, {"command": command, "started": time.strftime("%FT%T%z")})
     req = pipeline.RunRequest(
         settings=settings, run_dir=run_dir, cache=cache_root(), kernel_src=args.kernel_src,
-        debian=args.debian or settings.debian_default, series=args.series, expect=args.expect,
-        fragments=_fragments(args.config_dir), accel=args.accel, label=label, command=command,
+        debian=args.debian or settings.debian_default,
+        revisions=revisions(args.series, args.rev_version), expect=args.expect,
+        fragments=_fragments(args.config_dir), accel=args.accel, command=command,
         jobs=args.jobs, stress=args.stress)
     try:
-        pipeline.run_revision(req, rec)
+        pipeline.run_all(req, rec)
     finally:
         rec.flush()
         sys.stdout.write(report.render_table(rec.record))
+        if len(rec.record.get("revisions", [])) > 1:
+            sys.stdout.write(report.render_comparison(rec.record))
         log.info("results: %s", run_dir / "results.json")
     return report.exit_code(rec.record)
 

@@ -70,11 +70,38 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class DisasmRegisters:
+    """The registers the try_unlock asm pins, for one word size (elf_class)."""
+
+    lock: str
+    pop: str
+    # Every name of the pop register (rdx, edx, ...): a write through any is a write to pop.
+    pop_family: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DisasmSpec:
+    """What the disassembly check expects between the labels; mnemonics as capstone prints."""
+
+    lock_mnemonic: str
+    lock_width: int
+    fail_jump_mnemonic: str
+    store_mnemonic: str
+    # Mnemonics whose memory operand capstone marks read-only although they write it.
+    hidden_writes: tuple[str, ...]
+    registers: dict[int, DisasmRegisters]
+
+
+@dataclass(frozen=True)
 class Expectations:
     name: str
     description: str
     version: str
     images: tuple[ImageSpec, ...]
+    # None when the file has no [disasm] table: the disassembly check is skipped.
+    disasm: DisasmSpec | None = None
+    # Kconfig options the series adds: a tree without them does not carry the series.
+    kconfig: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,7 +175,19 @@ def load_expectations(name: str, directory: Path = EXPECTATIONS) -> Expectations
         )
         for i in raw.get("images", [])
     )
-    return Expectations(name, raw.get("description", ""), raw["version"], images)
+    return Expectations(name, raw.get("description", ""), raw["version"], images,
+                        disasm=_disasm_spec(raw["disasm"]) if "disasm" in raw else None,
+                        kconfig=tuple(raw.get("kconfig", [])))
+
+
+def _disasm_spec(raw: dict[str, Any]) -> DisasmSpec:
+    registers = {
+        int(r["elf_class"]): DisasmRegisters(r["lock_register"], r["pop_register"],
+                                             tuple(r["pop_family"]))
+        for r in raw.get("registers", [])
+    }
+    return DisasmSpec(raw["lock_mnemonic"], int(raw["lock_width"]), raw["fail_jump_mnemonic"],
+                      raw["store_mnemonic"], tuple(raw.get("hidden_writes", [])), registers)
 
 
 def load_guest_tests(path: Path = DATA / "guest-tests.toml") -> tuple[GuestTest, ...]:

@@ -25,6 +25,8 @@ class GuestPlanRequest:
     rwdir: Path
     logs: Path
     timeout: float
+    # Set when the tree predates the series: its vDSO checks are not applicable.
+    series_absent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,12 @@ def test_argv(test: GuestTest, binary: Path, facts: Facts | None, rwdir: Path) -
     return [str(binary), *(a.format(**values) for a in test.args)]
 
 
-def _cannot_run(test: GuestTest, vdso: VdsoResult) -> Check | None:
+def _cannot_run(test: GuestTest, vdso: VdsoResult, absent: str | None) -> Check | None:
     """Why a test cannot run on this build, as its verdict; None when it can."""
     if test.image is None:
         return None
+    if absent:
+        return Check(test.name, Verdict.NOT_APPLICABLE, f"series absent: {absent}")
     image = next((c for c in vdso.checks if c.name == f"elf-{test.image}"), None)
     if image and image.verdict == Verdict.NOT_APPLICABLE:
         return Check(test.name, Verdict.NOT_APPLICABLE, f"{test.image}: {image.detail}")
@@ -91,7 +95,7 @@ def plan(req: GuestPlanRequest) -> GuestPlan:
     planned, skipped = [], []
     (req.rwdir / "results").mkdir(exist_ok=True)
     for test in req.tests:
-        blocked = _cannot_run(test, req.vdso)
+        blocked = _cannot_run(test, req.vdso, req.series_absent)
         if blocked:
             skipped.append(blocked)
             continue

@@ -34,6 +34,8 @@ class ConfigRequest:
     arch: str
     logs: Path
     timeout: float
+    # Options that may be missing from the tree (the series' own): dropped, not fatal.
+    optional: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class ConfigResult:
     config: Path
     requested: Config
     changed: bool
+    # Optional options this tree does not have.
+    absent: tuple[str, ...] = ()
 
 
 def parse_config(text: str, origin: str) -> Config:
@@ -122,11 +126,7 @@ def virtme_fragment(dest: Path, arch: str, log_file: Path) -> Path:
     """virtme-ng's own config items: what 'vng --kconfig' appends to the defconfig."""
     local = Path(sys.executable).parent / "virtme-configkernel"
     tool = str(local) if local.exists() else "virtme-configkernel"
-    raw = dest.with_suffix(".out")
-    raw.unlink(missing_ok=True)
-    run([tool, "--dry-run", "--arch", arch], log_file=raw, timeout=60)
-    lines = raw.read_text().splitlines(keepends=True)
-    dest.write_text("".join(ln for ln in lines if not ln.startswith("$ ")))
+    run([tool, "--dry-run", "--arch", arch], log_file=log_file, timeout=60, stdout_file=dest)
     return dest
 
 
@@ -134,6 +134,8 @@ def configure(req: ConfigRequest) -> ConfigResult:
     """Write build_dir/.config; it is only replaced when its content changes."""
     wanted = merge_fragments(req.fragments)
     index = kconfig_index(req.tree)
+    absent = tuple(sorted(n for n in req.optional if n not in index))
+    wanted = {k: v for k, v in wanted.items() if k not in absent}
     unknown = sorted(n for n in wanted if n not in index)
     if unknown:
         names = ", ".join(f"CONFIG_{n}" for n in unknown)
@@ -151,7 +153,8 @@ def configure(req: ConfigRequest) -> ConfigResult:
     problems = unmet(wanted, final, index)
     if problems:
         raise UserError("requested config options did not stick:\n  " + "\n  ".join(problems))
-    return ConfigResult(req.build_dir / ".config", wanted, _install(scratch / ".config", req))
+    changed = _install(scratch / ".config", req)
+    return ConfigResult(req.build_dir / ".config", wanted, changed, absent)
 
 
 def _install(new: Path, req: ConfigRequest) -> bool:

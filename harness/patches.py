@@ -1,10 +1,16 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Stage 2, patches: apply a series to a tree the harness owns; the user's tree is never written."""
+"""Stage 2, patches: apply a series to a tree the harness owns; the user's tree is never written.
+
+A series is a quilt directory, a directory of *.patch, one patch or mbox file, a thread
+mbox holding several revisions (one picked with b4), or a git range of the user's tree.
+Everything is split into single patches first, then applied in order with git apply."""
 
 from __future__ import annotations
 
 import logging
 import re
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +22,23 @@ from harness.source import SourceResult
 
 log = logging.getLogger("harness")
 
+_SUBJECT = re.compile(r"^Subject:\s*(.+(?:\n[ \t].+)*)", re.MULTILINE)
+_CAUGHT_BY = re.compile(r"^Caught-by:\s*(\S+)", re.MULTILINE)
+_VERSION = re.compile(r"\[[^\]]*\bv(\d+)\b[^\]]*\]", re.IGNORECASE)
+
 
 @dataclass(frozen=True)
 class PatchRequest:
     source: SourceResult
-    series: Path | None
+    # A path, or a git range such as v7.3..robust-v4 when the source is a git repository.
+    series: str | None
     cache: Path
     logs: Path
     timeout: float
+    # The revision of a thread mbox to pick (b4 am -v).
+    version: int | None = None
+    # Work on the harness's copy even without a series, so all revisions share one build.
+    copy: bool = False
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,21 @@ class PatchResult:
     applied: tuple[str, ...]
     # Content hash of the patched tree, when the harness owns it; None for a user tree in place.
     tree_id: str | None
+
+
+def subject(patch: Path) -> str:
+    match = _SUBJECT.search(patch.read_text(errors="replace"))
+    return " ".join(match.group(1).split()) if match else patch.name
+
+
+def caught_by(patch: Path) -> str | None:
+    """The check a known-bad patch declares must catch it (its Caught-by: header)."""
+    match = _CAUGHT_BY.search(patch.read_text(errors="replace"))
+    return match.group(1) if match else None
+
+
+def is_git_range(series: str, source: SourceResult) -> bool:
+    return ".." in series and not Path(series).exists() and (source.tree / ".git").exists()
 
 
 def expand_series(series: Path) -> list[Path]:
@@ -54,24 +84,94 @@ def expand_series(series: Path) -> list[Path]:
     return paths
 
 
-def subject(patch: Path) -> str:
-    match = re.search(r"^Subject:\s*(.+)$", patch.read_text(errors="replace"), re.MULTILINE)
-    return match.group(1).strip() if match else patch.name
+def _is_mbox(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(5) == b"From "
+
+
+def _revisions(mbox: Path) -> set[int]:
+    """The [PATCH vN] revisions a thread mbox holds; an unnumbered series counts as v1."""
+    subjects = [" ".join(m.group(1).split())
+                for m in _SUBJECT.finditer(mbox.read_text(errors="replace"))]
+    return {int(m.group(1)) if (m := _VERSION.search(s)) else 1
+            for s in subjects if "PATCH" in s.upper()}
+
+
+def _pick_revision(mbox: Path, version: int | None, out: Path, log_file: Path) -> Path:
+    """b4 am picks one revision of a thread and orders its patches; returns its mbox."""
+    found = _revisions(mbox)
+    if version is None and len(found) <= 1:
+        return mbox
+    if version is None:
+        raise UserError(f"{mbox} holds revisions {sorted(found)}; pick one with -v N")
+    if version not in found:
+        raise UserError(f"{mbox} has no v{version}; it holds revisions {sorted(found)}")
+    b4 = Path(sys.executable).parent / "b4"
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        run([str(b4) if b4.exists() else "b4", "--offline-mode", "am", "-C", "-m", str(mbox),
+             "-v", str(version), "-o", str(out), "-n", "picked", "--no-cover"],
+            log_file=log_file, timeout=120)
+    except CommandError as exc:
+        raise UserError(f"b4 could not pick v{version} from {mbox}: {exc.tail.strip()}") from exc
+    picked = sorted(out.glob("picked*.mbx"))
+    if not picked:
+        raise UserError(f"b4 found no complete v{version} series in {mbox}")
+    return picked[0]
+
+
+def _split(mbox: Path, out: Path, log_file: Path) -> list[Path]:
+    """One file per message, in order (git mailsplit); a garbage mbox is the user's error."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    try:
+        run([*gittree.GIT, "mailsplit", f"-o{out}", str(mbox)], log_file=log_file, timeout=120)
+    except CommandError as exc:
+        raise UserError(f"{mbox} is not a readable mbox: {exc.tail.strip()}") from exc
+    parts = sorted(out.iterdir())
+    patches = [p for p in parts if "\n--- " in p.read_text(errors="replace")]
+    if not patches:
+        raise UserError(f"{mbox} holds no patches ({len(parts)} messages, none with a diff)")
+    return patches
+
+
+def single_patches(req: PatchRequest, tree: Path, log_file: Path) -> list[Path]:
+    """Every patch of the series, one per file, in the order to apply them."""
+    if req.series is None:
+        return []
+    work = req.logs / "series"
+    if is_git_range(req.series, req.source):
+        mbox = req.logs / "git-range.mbox"
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            run([*gittree.GIT, "-C", str(req.source.tree), "format-patch", "--stdout",
+                 req.series], log_file=log_file, timeout=300, stdout_file=mbox)
+        except CommandError as exc:
+            raise UserError(f"git range {req.series} in {req.source.tree}: {exc.tail}") from exc
+        return _split(mbox, work / "split", log_file)
+    files = expand_series(Path(req.series))
+    if len(files) == 1 and _is_mbox(files[0]):
+        return _split(_pick_revision(files[0], req.version, work / "b4", log_file),
+                      work / "split", log_file)
+    if req.version is not None:
+        raise UserError(f"-v {req.version} picks a revision of a thread mbox; "
+                        f"{req.series} is not one")
+    return files
 
 
 def apply_series(req: PatchRequest) -> PatchResult:
     """Reset the owned tree (or a copy of the user's) to base and apply the series in order."""
     log_file = req.logs / "patches.log"
-    patches = expand_series(req.series) if req.series else []
     if req.source.owned:
         tree = req.source.tree
         gittree.reset_to_base(tree, log_file)
-    elif patches:
+    elif req.series or req.copy:
         tree = req.cache / "work" / path_key(req.source.tree)
         log.info("copying %s to %s to apply the series", req.source.tree, tree)
         gittree.sync_copy(req.source.tree, tree, log_file, req.timeout)
     else:
         return PatchResult(req.source.tree, (), None)
+    patches = single_patches(req, tree, log_file)
     for patch in patches:
         _apply(tree, patch, req.logs, log_file)
     return PatchResult(tree, tuple(subject(p) for p in patches), gittree.tree_id(tree, log_file))

@@ -31,17 +31,26 @@ log = logging.getLogger("harness")
 
 
 @dataclass(frozen=True)
+class Revision:
+    """One column of the report: the base tree, or the base plus one series."""
+
+    label: str
+    series: str | None = None
+    # The revision of a thread mbox to pick.
+    version: int | None = None
+
+
+@dataclass(frozen=True)
 class RunRequest:
     settings: Settings
     run_dir: Path
     cache: Path
     kernel_src: Path | None
     debian: str
-    series: Path | None
+    revisions: tuple[Revision, ...]
     expect: str
     fragments: tuple[Path, ...]
     accel: str
-    label: str
     command: str
     jobs: int
     stress: bool = False
@@ -85,18 +94,27 @@ class Recorder:
             self.flush()
 
 
-def run_revision(req: RunRequest, rec: Recorder) -> dict[str, Any]:
-    """Test one revision end to end; returns its record. HarnessError propagates after recording."""
-    rev = rec.revision(req.label)
-    logs = req.run_dir / req.label / "logs"
+def run_all(req: RunRequest, rec: Recorder) -> None:
+    """Test every revision in order. A stage error ends that revision only; it is recorded."""
     # Bad names fail before anything is downloaded or built.
     load_expectations(req.expect)
+    for revision in req.revisions:
+        try:
+            run_revision(req, revision, rec)
+        except HarnessError as exc:
+            log.error("%s: %s", revision.label, str(exc).splitlines()[0])
+
+
+def run_revision(req: RunRequest, revision: Revision, rec: Recorder) -> dict[str, Any]:
+    """Test one revision end to end; returns its record. HarnessError propagates after recording."""
+    rev = rec.revision(revision.label)
+    logs = req.run_dir / revision.label / "logs"
     with rec.stage(rev, "source") as st:
         src = source.prepare_source(source.SourceRequest(req.kernel_src, req.debian, req.cache,
                                                          logs), req.settings)
         rev["origin"] = st["detail"] = src.origin
     with tree_lock(req.cache / "locks" / f"{src.key}.lock"):
-        return _run_locked(req, rec, rev, src, logs)
+        return _run_locked(req, revision, rec, rev, src, logs)
 
 
 @contextlib.contextmanager
@@ -112,25 +130,31 @@ def tree_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def _run_locked(req: RunRequest, rec: Recorder, rev: dict[str, Any],
+def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: dict[str, Any],
                 src: source.SourceResult, logs: Path) -> dict[str, Any]:
     s = req.settings
     expectations = load_expectations(req.expect)
     tests = load_guest_tests()
     with rec.stage(rev, "patches") as st:
-        patched = patches.apply_series(patches.PatchRequest(src, req.series, req.cache, logs,
-                                                            s.timeouts["unpack"]))
+        rev["series"] = revision.series
+        patched = patches.apply_series(patches.PatchRequest(
+            src, revision.series, req.cache, logs, s.timeouts["unpack"], revision.version,
+            copy=any(r.series for r in req.revisions)))
         rev["applied"] = list(patched.applied)
-        st["detail"] = f"{len(patched.applied)} applied" if req.series else "none"
+        st["detail"] = f"{len(patched.applied)} applied" if revision.series else "none"
     # One build dir per source tree: Kbuild's O= dir belongs to one srctree.
     build_dir = req.cache / "build" / (src.key if patched.tree == src.tree
                                        else path_key(patched.tree))
     with rec.stage(rev, "config") as st:
         cfg = kconfig.configure(kconfig.ConfigRequest(
             patched.tree, build_dir, req.fragments, s.defconfig, s.arch, logs,
-            s.timeouts["config"]))
+            s.timeouts["config"], expectations.kconfig))
         st["detail"] = f"{len(cfg.requested)} options checked"
         st["detail"] += ", changed" if cfg.changed else ", unchanged"
+        if cfg.absent:
+            rev["series_absent"] = f"the tree has no {', '.join(cfg.absent)}"
+            st["detail"] += f"; series absent: no {', '.join(cfg.absent)} in this tree"
+            log.warning("series absent: this tree has no %s", ", ".join(cfg.absent))
     with rec.stage(rev, "build") as st:
         built = build.build(build.BuildRequest(
             patched.tree, build_dir, s.targets, patched.tree_id, logs, req.cache / "ccache",
@@ -138,7 +162,8 @@ def _run_locked(req: RunRequest, rec: Recorder, rev: dict[str, Any],
         st["detail"] = "up to date" if built.skipped else f"{built.objects} objects built"
     final_config = kconfig.parse_config(cfg.config.read_text(), str(cfg.config))
     with rec.stage(rev, "vdso"):
-        elf = vdso.check_vdso(vdso.VdsoRequest(build_dir, expectations, final_config))
+        elf = vdso.check_vdso(vdso.VdsoRequest(build_dir, expectations, final_config,
+                                               rev.get("series_absent")))
         rev["checks"] += [c.to_json() for c in elf.checks]
     suites = ["default", "stress"] if req.stress else ["default"]
     for suite in suites:
@@ -154,9 +179,10 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: dict[str, Any], suite: str,
     s = req.settings
     tag = "" if suite == "default" else f"-{suite}"
     with rec.stage(rev, f"guest-build{tag}"):
-        rwdir = req.run_dir / req.label / f"guest{tag}"
+        rwdir = req.run_dir / rev["label"] / f"guest{tag}"
         plan = guest.plan(guest.GuestPlanRequest(tests, elf, rwdir, logs,
-                                                 s.timeouts["guest_compile"]))
+                                                 s.timeouts["guest_compile"],
+                                                 rev.get("series_absent")))
     with rec.stage(rev, f"boot{tag}") as st:
         booted = boot.boot(boot.BootRequest(
             build_dir / s.bzimage, plan, logs, req.cache, req.accel, s.timeouts["boot"],

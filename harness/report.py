@@ -130,3 +130,47 @@ def load_record(run_dir: Path) -> dict[str, Any]:
         return dict(json.loads(path.read_text()))
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"cannot read results from {path}: {exc}") from exc
+
+
+def _cell(check: Check) -> str:
+    """A verdict with its most telling counter."""
+    for key in ("bad_steps", "corruptions", "stale_fixups", "semantics_bad", "image_mismatch",
+                "problems", "hits_zf_set", "window_hits", "cases"):
+        if key in check.counters and (check.counters[key] or not check.verdict.ok):
+            return f"{check.verdict.value} {key}={check.counters[key]}"
+    return check.verdict.value
+
+
+def render_comparison(record: dict[str, Any]) -> str:
+    """Rows are checks, columns are revisions; '*' marks a verdict that changed from the
+    revision to its left."""
+    revs = record.get("revisions", [])
+    grid: dict[str, dict[str, Check]] = {}
+    for rev in revs:
+        for raw in rev.get("checks", []):
+            grid.setdefault(raw["name"], {})[rev["label"]] = Check.from_json(raw)
+    labels = [r["label"] for r in revs]
+    width = max([len(n) for n in grid] + [len("stages")]) + 2
+    col = max([len(label) for label in labels] + [22]) + 2
+    out = ["", "== comparison (* = verdict changed from the column to the left)",
+           "   " + "CHECK".ljust(width) + "".join(label.ljust(col) for label in labels)]
+    stages = [_stages_cell(r) for r in revs]
+    out.append("   " + "stages".ljust(width) + "".join(c.ljust(col) for c in stages))
+    for name, row in grid.items():
+        cells, previous = [], None
+        for label in labels:
+            check = row.get(label)
+            text = _cell(check) if check else "-"
+            verdict = check.verdict if check else None
+            mark = "*" if previous is not None and verdict != previous else " "
+            cells.append((mark + text).ljust(col))
+            previous = verdict
+        out.append("   " + name.ljust(width) + "".join(cells))
+    out.append("   " + "verdict".ljust(width)
+               + "".join((" " + verdict_word(revision_exit(r))).ljust(col) for r in revs))
+    return "\n".join(out) + "\n"
+
+
+def _stages_cell(rev: dict[str, Any]) -> str:
+    failed = [s["name"] for s in rev.get("stages", []) if s["status"] == "error"]
+    return f" error: {failed[0]}" if failed else " ok"

@@ -60,9 +60,11 @@ def run(
     env: Mapping[str, str] | None = None,
     check: bool = True,
     on_line: Callable[[str], None] | None = None,
+    stdout_file: Path | None = None,
 ) -> Completed:
     """Run argv in its own process group, tee its output to log_file, kill the group on timeout.
 
+    With stdout_file, standard output goes there untouched and only stderr to the log.
     Raises CommandTimeout on timeout and CommandError on a non-zero exit when check is set.
     """
     args = tuple(str(a) for a in argv)
@@ -71,19 +73,24 @@ def run(
     log_file.parent.mkdir(parents=True, exist_ok=True)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     start = time.monotonic()
-    with log_file.open("a", encoding="utf-8") as out:
+    with log_file.open("a", encoding="utf-8") as out, \
+            contextlib.ExitStack() as stack:
         out.write(f"$ {where}{shlex.join(args)}\n")
         out.flush()
+        raw_out = stack.enter_context(stdout_file.open("wb")) if stdout_file else None
         try:
             proc = subprocess.Popen(
                 args, cwd=cwd, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=raw_out or subprocess.PIPE,
+                stderr=subprocess.PIPE if raw_out else subprocess.STDOUT,
+                start_new_session=True,
             )
         except FileNotFoundError as exc:
             raise CommandError(f"{args[0]}: command not found; is it installed?") from exc
-        assert proc.stdout is not None
+        stream = proc.stderr if raw_out else proc.stdout
+        assert stream is not None
         reader = threading.Thread(
-            target=_copy_output, args=(proc.stdout, out, tail, on_line), daemon=True
+            target=_copy_output, args=(stream, out, tail, on_line), daemon=True
         )
         reader.start()
         try:

@@ -48,6 +48,8 @@ class VdsoRequest:
     build_dir: Path
     expectations: Expectations
     config: Config
+    # Why the tree does not carry the series at all, when the config stage found that.
+    series_absent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ def check_vdso(req: VdsoRequest) -> VdsoResult:
                                 f"{image.requires} is not set"))
             continue
         found, problems = _check_image(req, image)
+        if req.series_absent and problems:
+            problems.insert(0, f"series absent ({req.series_absent})")
         facts.update({f"{image.name}:{f.function}": f for f in found})
         verdict = Verdict.FAIL if problems else Verdict.PASS
         checks.append(Check(f"elf-{image.name}", verdict, "; ".join(problems),

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from conftest import sh
 
-# {pre}, {mid} and {post} let a test move labels around the cmpxchg and the store.
+# Each label goes into one of four slots around the cmpxchg and the store (LABEL_SLOTS);
+# {before} and {after} are extra lines before the cmpxchg and after the end slot. Every slot
+# is empty or whole lines, so the default text is what the labels' tests expect.
 TRY_UNLOCK = """
     .text
     .globl {func}
@@ -15,15 +17,16 @@ TRY_UNLOCK = """
 {func}:
     mov %esi, %eax
     xor %ecx, %ecx
-    lock cmpxchgl %ecx, (%{di})
-{start}:
-    jnz {end}
-{success}:
-    {store}
-{end}:
-    ret
+{before}{before_cmpxchg}    lock cmpxchgl %ecx, (%{di})
+{after_cmpxchg}    jnz {end}
+{before_store}    {store}
+{after_store}{after}    ret
     .size {func}, . - {func}
 """
+
+LABEL_SLOTS = ("before_cmpxchg", "after_cmpxchg", "before_store", "after_store")
+# Where the series puts each label.
+UPSTREAM_SLOTS = {"start": "after_cmpxchg", "success": "before_store", "end": "after_store"}
 
 OUTSIDE = """
     .globl {name}
@@ -35,14 +38,24 @@ OUTSIDE = """
 
 
 def function_asm(func: str, labels: str, bits: int, order: tuple[str, str, str] | None = None,
-                 ) -> str:
-    start, success, end = (labels + w for w in (order or ("start", "success", "end")))
-    if bits == 64:
-        di, store = "rdi", "movq %rcx, (%rdx)"
-    else:
-        di, store = "edi", "movl %ecx, (%edx)"
-    return TRY_UNLOCK.format(func=func, start=start, success=success, end=end, di=di,
-                             store=store)
+                 *, store: str | None = None, before: str = "", after: str = "",
+                 slots: dict[str, str] | None = None) -> str:
+    """One try_unlock look-alike. order renames the labels in their upstream slots; slots
+    moves labels (start/success/end) to other LABEL_SLOTS; store replaces the clearing store."""
+    names = dict(zip(("start", "success", "end"),
+                     (labels + w for w in (order or ("start", "success", "end"))), strict=True))
+    where = {**UPSTREAM_SLOTS, **(slots or {})}
+    placed = {slot: "".join(f"{names[w]}:\n" for w in names if where[w] == slot)
+              for slot in LABEL_SLOTS}
+    di, dx = ("rdi", "rdx") if bits == 64 else ("edi", "edx")
+    # As in vfutex.c: list64 clears a 64-bit pop, list32 a 32-bit one, in either image.
+    default = f"movl %ecx, (%{dx})" if "list32" in func or bits == 32 else "movq %rcx, (%rdx)"
+    return TRY_UNLOCK.format(func=func, end=names["end"], di=di, store=store or default,
+                             before=_lines(before), after=_lines(after), **placed)
+
+
+def _lines(text: str) -> str:
+    return "".join(f"    {line.strip()}\n" for line in text.splitlines() if line.strip())
 
 
 def build_image(build_dir: Path, image: str, bits: int, functions: dict[str, str],

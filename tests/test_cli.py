@@ -52,3 +52,12 @@ def test_run_with_missing_tree_is_a_user_error(tmp_path: Path,
     # The run directory still says what happened.
     saved = (tmp_path / "r" / "results.json").read_text()
     assert '"status": "error"' in saved and "does not exist" in saved
+
+
+def test_revision_labels_are_unique_and_base_comes_first() -> None:
+    from harness.cli import revisions
+
+    revs = revisions(["patches/a.patch", "v3/", "other/a.mbx", "v7.3..robust"], None)
+    assert [r.label for r in revs] == ["base", "a", "v3", "a-2", "v7.3..robust"]
+    assert revs[0].series is None and revs[2].series == "v3/"
+    assert [r.label for r in revisions(["t.mbox"], 4)] == ["base", "t-v4"]

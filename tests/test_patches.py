@@ -50,7 +50,8 @@ def owned(tmp_path: Path) -> SourceResult:
 
 
 def req(tmp_path: Path, src: SourceResult, series: Path | None) -> PatchRequest:
-    return PatchRequest(src, series, tmp_path / "cache", tmp_path / "logs", 60)
+    return PatchRequest(src, str(series) if series else None, tmp_path / "cache",
+                        tmp_path / "logs", 60)
 
 
 def test_expand_series_forms(tmp_path: Path) -> None:
@@ -102,3 +103,75 @@ def test_user_tree_is_never_modified(tmp_path: Path) -> None:
     assert tree_digest(src.tree) == before
     unpatched = apply_series(req(tmp_path, src, None))
     assert unpatched.tree == src.tree and unpatched.tree_id is None
+
+
+def mail(subject: str, old: str, new: str, msgid: str, reply_to: str | None = None) -> str:
+    """One patch mail in mbox form, as git format-patch or a list archive writes it."""
+    thread = f"In-Reply-To: <{reply_to}>\nReferences: <{reply_to}>\n" if reply_to else ""
+    return (f"From 0000000000000000000000000000000000000000 Mon Sep 17 00:00:00 2001\n"
+            f"From: A Developer <dev@example.org>\nDate: Mon, 2 Nov 2026 10:00:00 +0000\n"
+            f"Subject: {subject}\nMessage-Id: <{msgid}>\n{thread}\n"
+            f"Signed-off-by: A Developer <dev@example.org>\n---\n"
+            f" init/main.c | 2 +-\n\n"
+            f"diff --git a/init/main.c b/init/main.c\n--- a/init/main.c\n+++ b/init/main.c\n"
+            f"@@ -1 +1 @@\n-int start_kernel(void) {{ return {old}; }}\n"
+            f"+int start_kernel(void) {{ return {new}; }}\n-- \n2.39.5\n\n")
+
+
+def test_mbox_with_several_patches_applies_in_order(tmp_path: Path) -> None:
+    src = owned(tmp_path)
+    mbox = write(tmp_path, "two.mbx", mail("[PATCH 1/2] one", "0", "1", "a@x")
+                 + mail("[PATCH 2/2] two", "1", "2", "b@x"))
+    result = apply_series(req(tmp_path, src, mbox))
+    assert result.applied == ("[PATCH 1/2] one", "[PATCH 2/2] two")
+    assert "return 2" in (src.tree / "init/main.c").read_text()
+
+
+def test_thread_mbox_needs_a_version_and_b4_picks_it(tmp_path: Path) -> None:
+    src = owned(tmp_path)
+    thread = write(tmp_path, "thread.mbox",
+                   mail("[PATCH v1] init: return one", "0", "1", "v1@x")
+                   + mail("[PATCH v2] init: return two", "0", "2", "v2@x", reply_to="v1@x"))
+    with pytest.raises(UserError, match=r"holds revisions \[1, 2\]; pick one with -v N"):
+        apply_series(req(tmp_path, src, thread))
+    with pytest.raises(UserError, match=r"has no v3"):
+        apply_series(PatchRequest(src, str(thread), tmp_path / "c", tmp_path / "l", 60, 3))
+    picked = apply_series(PatchRequest(src, str(thread), tmp_path / "c", tmp_path / "l", 60, 2))
+    assert picked.applied == ("[PATCH v2] init: return two",)
+    assert "return 2" in (src.tree / "init/main.c").read_text()
+
+
+def test_garbage_mbox(tmp_path: Path) -> None:
+    src = owned(tmp_path)
+    junk = write(tmp_path, "junk.mbx", "From nobody\nSubject: hello\n\nno diff here\n")
+    with pytest.raises(UserError, match=r"not a readable mbox|holds no patches"):
+        apply_series(req(tmp_path, src, junk))
+
+
+def test_git_range_of_the_users_repository(tmp_path: Path) -> None:
+    from conftest import sh
+
+    user = fake_tree(tmp_path)
+    git = ["git", "-C", str(user), "-c", "user.name=u", "-c", "user.email=u@x"]
+    sh([*git, "init", "-q"])
+    sh([*git, "add", "-A"])
+    sh([*git, "commit", "-qm", "base"])
+    sh([*git, "tag", "v0"])
+    (user / "init/main.c").write_text("int start_kernel(void) { return 5; }\n")
+    sh([*git, "commit", "-qam", "init: return five"])
+    sh([*git, "reset", "-q", "--hard", "v0"])  # the user's checkout stays at the base
+    before = tree_digest(user)
+    src = user_tree(user)
+    result = apply_series(PatchRequest(src, "v0..HEAD@{1}", tmp_path / "c", tmp_path / "l", 60))
+    assert result.applied == ("[PATCH] init: return five",)
+    assert "return 5" in (result.tree / "init/main.c").read_text()
+    assert tree_digest(user) == before
+
+
+def test_caught_by_header() -> None:
+    from harness.patches import caught_by
+
+    mutants = sorted((Path(__file__).parent.parent / "patches" / "mutants").glob("*.patch"))
+    assert len(mutants) >= 6
+    for patch in mutants:
+        assert caught_by(patch), patch.name

@@ -57,3 +57,16 @@ def test_reports_round_trip(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "results.json").read_text())["revisions"][0]["label"] == "base"
     assert (tmp_path / "report.txt").read_text() == render_table(loaded)
     ET.parse(tmp_path / "junit.xml")
+
+
+def test_comparison_marks_changed_verdicts() -> None:
+    from harness.report import render_comparison
+
+    base = record(PASS)["revisions"][0]
+    bad = {**base, "label": "no-fixup", "checks": [FAIL.to_json()]}
+    text = render_comparison({"revisions": [base, bad]})
+    lines = {ln.split()[0]: ln for ln in text.splitlines() if ln.startswith("   ")}
+    row = lines["cs-fixup-singlestep-64"]
+    assert row.split()[1] == "PASS"  # the base column, nothing to compare with
+    assert "*FAIL bad_steps=200" in row
+    assert lines["verdict"].split()[1:] == ["PASS", "FAIL"]
