@@ -146,13 +146,24 @@ def boot(req: BootRequest) -> BootResult:
     start = time.monotonic()
     returncode: int | None = None
     timed_out = False
+    started: list[bool] = []
+
+    def watch_console(line: str) -> None:
+        if RUNNER_STARTED in line:
+            started.append(True)
+
+    def no_runner(elapsed: float) -> str | None:
+        if not started and elapsed > req.boot_timeout:
+            return f"no sign of the guest runner after {req.boot_timeout:.0f}s"
+        return None
+
     try:
         done = run(vng_argv(req, accel.kvm, command), log_file=console, timeout=timeout,
-                   check=False, env=vng_env())
+                   check=False, env=vng_env(), on_line=watch_console, watchdog=no_runner)
         returncode = done.returncode
-    except CommandTimeout:
+    except CommandTimeout as exc:
         timed_out = True
-        log.warning("boot: no end after %.0fs; the VM was killed", timeout)
+        log.warning("boot: %s; the VM was killed", str(exc).split(": ", 1)[-1])
     text = console.read_text(errors="replace")
     opts = () if accel.kvm else req.tcg_qemu_opts
     return BootResult(accel, opts, console, returncode, timed_out, RUNNER_STARTED in text,

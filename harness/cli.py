@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shlex
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness import data, kconfig, pipeline, report, source, vdso
-from harness.errors import HarnessError, UserError
+from harness.errors import HarnessError, RunTimeout, UserError
 from harness.paths import cache_root
 
 log = logging.getLogger("harness")
@@ -38,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                      default=os.environ.get("FUTEX_HARNESS_ACCEL", "auto"))
     run.add_argument("--run-dir", type=Path, help="where logs and results go (default: runs/TIME)")
     run.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+    run.add_argument("--timeout", type=float, metavar="SECONDS",
+                     help="limit for the whole run (default: timeouts.run in settings.toml)")
     run.add_argument("--stress", action="store_true",
                      help="also run the stress suite, in a second boot (TCG: -singlestep)")
 
@@ -82,6 +87,22 @@ def _fragments(directory: Path) -> tuple[Path, ...]:
     return found
 
 
+@contextlib.contextmanager
+def run_limit(seconds: float) -> Iterator[None]:
+    """Raise RunTimeout in the main thread once the whole run has taken too long."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise RunTimeout(f"the run went past its limit of {seconds:.0f}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def revisions(series: list[str], version: int | None) -> tuple[pipeline.Revision, ...]:
     """The base, then one revision per series, each with a unique label."""
     out = [pipeline.Revision("base")]
@@ -113,8 +134,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         revisions=revisions(args.series, args.rev_version), expect=args.expect,
         fragments=_fragments(args.config_dir), accel=args.accel, command=command,
         jobs=args.jobs, stress=args.stress)
+    limit = args.timeout or settings.timeouts["run"]
     try:
-        pipeline.run_all(req, rec)
+        with run_limit(limit):
+            pipeline.run_all(req, rec)
     finally:
         rec.flush()
         sys.stdout.write(report.render_table(rec.record))

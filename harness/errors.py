@@ -22,5 +22,9 @@ class CommandError(InfraError):
         self.tail = tail
 
 
+class RunTimeout(InfraError):
+    """The whole run went past its time limit; nothing after it runs."""
+
+
 class CommandTimeout(CommandError):
     """An external command ran past its deadline and its process group was killed."""

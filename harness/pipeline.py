@@ -23,7 +23,7 @@ from harness.data import (
     load_expectations,
     load_guest_tests,
 )
-from harness.errors import HarnessError, InfraError
+from harness.errors import HarnessError, InfraError, RunTimeout
 from harness.paths import path_key
 from harness.results import judge
 
@@ -101,6 +101,8 @@ def run_all(req: RunRequest, rec: Recorder) -> None:
     for revision in req.revisions:
         try:
             run_revision(req, revision, rec)
+        except RunTimeout:
+            raise
         except HarnessError as exc:
             log.error("%s: %s", revision.label, str(exc).splitlines()[0])
 

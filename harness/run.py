@@ -51,6 +51,23 @@ def _copy_output(
             on_line(line)
 
 
+def _wait(proc: subprocess.Popen[bytes], start: float, timeout: float,
+          watchdog: Callable[[float], str | None] | None) -> None:
+    """Wait for proc; raise CommandTimeout past the deadline or when the watchdog says so."""
+    while True:
+        elapsed = time.monotonic() - start
+        if elapsed >= timeout:
+            raise CommandTimeout(f"timed out after {timeout:.0f}s")
+        try:
+            proc.wait(timeout=min(1.0, timeout - elapsed))
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        reason = watchdog(time.monotonic() - start) if watchdog else None
+        if reason:
+            raise CommandTimeout(reason)
+
+
 def run(
     argv: Sequence[str | os.PathLike[str]],
     *,
@@ -61,10 +78,12 @@ def run(
     check: bool = True,
     on_line: Callable[[str], None] | None = None,
     stdout_file: Path | None = None,
+    watchdog: Callable[[float], str | None] | None = None,
 ) -> Completed:
     """Run argv in its own process group, tee its output to log_file, kill the group on timeout.
 
     With stdout_file, standard output goes there untouched and only stderr to the log.
+    watchdog is called about once a second with the elapsed time; a message back kills it.
     Raises CommandTimeout on timeout and CommandError on a non-zero exit when check is set.
     """
     args = tuple(str(a) for a in argv)
@@ -94,13 +113,11 @@ def run(
         )
         reader.start()
         try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            out.write(f"# timed out after {timeout:.0f}s, killing the process group\n")
-            raise CommandTimeout(
-                f"{shlex.join(args)} timed out after {timeout:.0f}s (log: {log_file})",
-                "".join(tail),
-            ) from None
+            _wait(proc, start, timeout, watchdog)
+        except CommandTimeout as exc:
+            out.write(f"# {exc}, killing the process group\n")
+            raise CommandTimeout(f"{shlex.join(args)}: {exc} (log: {log_file})",
+                                 "".join(tail)) from None
         finally:
             # Also reaps leftovers of a command that exited normally.
             _kill_group(proc.pid)

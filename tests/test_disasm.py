@@ -13,7 +13,7 @@ from harness.disasm import Window, check_disasm, unlock_window
 from harness.kconfig import parse_config
 from harness.paths import cache_root
 from harness.results import Check, Verdict
-from harness.vdso import VdsoRequest, VdsoResult, check_vdso
+from harness.vdso import Facts, VdsoRequest, VdsoResult, check_vdso, read_symbols
 
 L64 = "__vdso_futex_robust_list64_try_unlock"
 L32 = "__vdso_futex_robust_list32_try_unlock"
@@ -55,20 +55,37 @@ def test_upstream_layout_passes(tmp_path: Path) -> None:
     assert_windows_match_labels(elf, windows)
 
 
+def facts_from_symtab(build_dir: Path, image: str, func: str, prefix: str,
+                      pop_width: int) -> VdsoResult:
+    """Facts read straight from .symtab, for layouts the ELF check rightly refuses."""
+    dynsym, symtab = read_symbols(build_dir / f"arch/x86/entry/vdso/{image}/{image}.so.dbg")
+    start, success, end = (symtab[prefix + w].value for w in ("start", "success", "end"))
+    facts = Facts(image, func, dynsym[func].value, dynsym[func].size, start, success, end,
+                  pop_width)
+    return VdsoResult((Check(f"elf-{image}", Verdict.FAIL),), {f"{image}:{func}": facts})
+
+
 def test_end_label_before_store(tmp_path: Path) -> None:
-    moved = function_asm(L64, P64, 64, slots={"end": "before_store"})
-    elf, checks, windows = run(tree(tmp_path, list64=moved))
-    facts = elf.find("vdso64", L64)
-    assert facts is not None
-    detail = checks["disasm-vdso64"].detail
-    assert checks["disasm-vdso64"].verdict == Verdict.FAIL
+    build = tree(tmp_path, list64=function_asm(L64, P64, 64, slots={"end": "before_store"}))
+    elf, checks, _ = run(build)
+    # cs_success == cs_end: the ELF order check catches this layout and gives no facts,
+    # and the disassembly check says which entry it could not look at.
+    assert "labels of __vdso_futex_robust_list64_try_unlock out of order" in elf.checks[0].detail
+    assert checks["disasm-vdso64"].detail == f"not checked, no facts from elf-vdso64: {L64}"
+    elf = facts_from_symtab(build, "vdso64", L64, P64, 8)
+    facts = elf.facts[f"vdso64:{L64}"]
+    found, windows = check_disasm(build, load_expectations("upstream"), elf)
+    detail = found[0].detail
+    assert found[0].verdict == Verdict.FAIL
     # The window comes from the code, not from the labels: it still ends after the store.
     window = windows[f"vdso64:{L64}"]
-    assert window.success == facts.end and window.end > facts.end
+    assert window.success == facts.end and window.end == facts.end + 3
     assert (f"vdso64:{L64} {facts.end:#x} `mov qword ptr [rdx], rcx`: the cs_end label; "
             f"expected {window.end:#x}, right after `mov qword ptr [rdx], rcx`") in detail
     # jnz cs_end now lands on the store: a failed unlock would clear pop.
-    assert f"a failed cmpxchg goes to {facts.end:#x} and can run the store" in detail
+    assert (f"vdso64:{L64} {facts.start:#x} `jne {facts.end:#x}`: a failed cmpxchg goes to "
+            f"{facts.end:#x} and can run the store at {facts.end:#x}; expected `jne` to cs_end, "
+            f"at or after {window.end:#x}") in detail
 
 
 def test_start_label_before_cmpxchg_only_disasm_sees(tmp_path: Path) -> None:

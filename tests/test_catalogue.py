@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Bad inputs and bad luck through the whole command line: each ends with a message that
+names the cause, exit code 2, bounded time, and a results.json that says what happened."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_tree import fake_tree, fragment
+from test_boot import FAKEBIN
+
+from harness.cli import main
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """A fake kernel tree, one fragment and a fake vng first on PATH."""
+    monkeypatch.setenv("PATH", f"{FAKEBIN}:{os.environ['PATH']}")
+    frags = fragment(tmp_path, "s.config", "CONFIG_FUTEX=y\nCONFIG_RSEQ=y\n").parent
+    return {"tree": fake_tree(tmp_path), "frags": frags, "run": tmp_path / "run"}
+
+
+def harness(w: dict[str, Path], *extra: str) -> int:
+    return main(["run", "--kernel-src", str(w["tree"]), "--config-dir", str(w["frags"]),
+                 "--run-dir", str(w["run"]), "--accel", "tcg", *extra])
+
+
+def saved(w: dict[str, Path]) -> dict[str, Any]:
+    return dict(json.loads((w["run"] / "results.json").read_text()))
+
+
+def stages(w: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    return {s["name"]: s for s in saved(w)["revisions"][0]["stages"]}
+
+
+def test_compile_error(world: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    (world["tree"] / "init/main.c").write_text("int start_kernel(void) { return nope; }\n")
+    assert harness(world) == 2
+    assert "kernel build failed" in capsys.readouterr().err
+    assert stages(world)["build"]["status"] == "error"
+    assert "error:" in stages(world)["build"]["detail"]
+
+
+def test_unknown_option(world: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    fragment(world["frags"].parent, "x.config", "CONFIG_NOT_A_THING=y\n")
+    assert harness(world) == 2
+    assert "CONFIG_NOT_A_THING" in capsys.readouterr().err
+
+
+def test_panic_at_boot_leaves_every_test_reported(
+        world: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_VNG_MODE", "panic")
+    assert harness(world) == 2
+    checks = saved(world)["revisions"][0]["checks"]
+    guest = [c for c in checks if not c["name"].startswith("elf-")]
+    assert guest and all(c["verdict"] != "PASS" for c in guest)
+    assert "never started" in stages(world)["boot"]["detail"]
+
+
+def test_whole_run_limit(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FAKE_VNG_MODE", "hang")
+    start = time.monotonic()
+    assert harness(world, "--timeout", "8") == 2
+    assert time.monotonic() - start < 30
+    assert "went past its limit of 8s" in capsys.readouterr().err
+    assert stages(world)["boot"]["status"] == "error"
+
+
+def test_ctrl_c_during_build_reaps_the_build(world: dict[str, Path],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    pidfile = world["run"].parent / "make.pid"
+    makefile = world["tree"] / "Makefile"
+    makefile.write_text(makefile.read_text().replace(
+        "bzImage:\n", f"bzImage:\n\techo $$$$ > {pidfile}; sleep 60\n"))
+    timer = threading.Timer(4, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        assert harness(world) == 2
+    finally:
+        timer.cancel()
+    assert "interrupted" in capsys.readouterr().err
+    assert stages(world)["build"]["status"] == "error"
+    assert stages(world)["build"]["detail"] == "interrupted"
+    time.sleep(0.5)
+    shell = int(pidfile.read_text())
+    assert not Path(f"/proc/{shell}").exists() or "Z" in Path(f"/proc/{shell}/stat").read_text()
