@@ -15,12 +15,13 @@ from pathlib import Path
 
 from harness.errors import CommandError, CommandTimeout, InfraError, UserError
 from harness.guest import GuestPlan
-from harness.run import run
+from harness.run import retrying, run
 
 log = logging.getLogger("harness")
 
 RUNNER_STARTED = "futex-harness: runner started"
 RUNNER_FINISHED = "futex-harness: runner finished"
+KERNEL_BANNER = "Linux version"
 
 
 @dataclass(frozen=True)
@@ -141,30 +142,45 @@ def boot(req: BootRequest) -> BootResult:
     accel = choose_accel(req)
     log.info("boot: %s (%s)", accel.name, accel.reason)
     console = req.logs / req.console_name
-    command = [req.guest_python, str(req.plan.runner), str(req.plan.rwdir)]
-    timeout = req.boot_timeout + req.plan.total_timeout
     start = time.monotonic()
     returncode: int | None = None
     timed_out = False
+    try:
+        returncode = retrying("starting the VM", attempts=2)(_session)(req, accel, console)
+    except CommandTimeout as exc:
+        timed_out = True
+        log.warning("boot: %s; the VM was killed", str(exc).split(": ", 1)[-1])
+    except CommandError as exc:
+        log.warning("boot: %s", exc)
+        returncode = -1
+    text = console.read_text(errors="replace")
+    opts = () if accel.kvm else req.tcg_qemu_opts
+    return BootResult(accel, opts, console, returncode, timed_out, RUNNER_STARTED in text,
+                      RUNNER_FINISHED in text, time.monotonic() - start)
+
+
+def _session(req: BootRequest, accel: Accel, console: Path) -> int:
+    """One VM session. A VM that dies before the kernel says anything is QEMU failing to
+    start, which is worth one retry; anything later is the kernel's doing."""
+    command = [req.guest_python, str(req.plan.runner), str(req.plan.rwdir)]
     started: list[bool] = []
+    printed: list[bool] = []
 
     def watch_console(line: str) -> None:
         if RUNNER_STARTED in line:
             started.append(True)
+        if KERNEL_BANNER in line:
+            printed.append(True)
 
     def no_runner(elapsed: float) -> str | None:
         if not started and elapsed > req.boot_timeout:
             return f"no sign of the guest runner after {req.boot_timeout:.0f}s"
         return None
 
-    try:
-        done = run(vng_argv(req, accel.kvm, command), log_file=console, timeout=timeout,
-                   check=False, env=vng_env(), on_line=watch_console, watchdog=no_runner)
-        returncode = done.returncode
-    except CommandTimeout as exc:
-        timed_out = True
-        log.warning("boot: %s; the VM was killed", str(exc).split(": ", 1)[-1])
-    text = console.read_text(errors="replace")
-    opts = () if accel.kvm else req.tcg_qemu_opts
-    return BootResult(accel, opts, console, returncode, timed_out, RUNNER_STARTED in text,
-                      RUNNER_FINISHED in text, time.monotonic() - start)
+    done = run(vng_argv(req, accel.kvm, command), log_file=console,
+               timeout=req.boot_timeout + req.plan.total_timeout, check=False, env=vng_env(),
+               on_line=watch_console, watchdog=no_runner)
+    if done.returncode != 0 and not printed:
+        raise CommandError(f"the VM exited with {done.returncode} before the kernel printed "
+                           f"anything (console: {console})", done.tail)
+    return done.returncode

@@ -15,11 +15,14 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
+
+import tenacity
 
 from harness.errors import CommandError, CommandTimeout
 
 log = logging.getLogger("harness")
+T = TypeVar("T")
 
 TAIL_LINES = 40
 # After the main process exits, how long its output pipe may stay open in leftovers.
@@ -66,6 +69,20 @@ def _wait(proc: subprocess.Popen[bytes], start: float, timeout: float,
         reason = watchdog(time.monotonic() - start) if watchdog else None
         if reason:
             raise CommandTimeout(reason)
+
+
+def retrying(what: str, attempts: int = 3) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Retry a flaky infrastructure step (a download, a VM start) on CommandError, with
+    backoff and a log line per retry. Never use it on a check: a failed check is a verdict."""
+    return tenacity.retry(
+        retry=tenacity.retry_if_exception_type(CommandError),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=2, max=30),
+        before_sleep=lambda state: log.warning(
+            "%s failed (attempt %d of %d), retrying: %s", what, state.attempt_number, attempts,
+            str(state.outcome.exception() if state.outcome else "").splitlines()[0]),
+        reraise=True,
+    )
 
 
 def run(

@@ -14,7 +14,7 @@ from harness import gittree
 from harness.data import DebianRelease, Settings
 from harness.errors import CommandError, InfraError, UserError
 from harness.paths import path_key
-from harness.run import run
+from harness.run import retrying, run
 
 log = logging.getLogger("harness")
 
@@ -116,6 +116,7 @@ def _apt_options(rel: DebianRelease, settings: Settings, apt_dir: Path) -> list[
     return [arg for k, v in opts.items() for arg in ("-o", f"{k}={v}")]
 
 
+@retrying("apt-get update")
 def _candidate(rel: DebianRelease, apt: list[str], log_file: Path, timeout: float) -> str:
     run(["apt-get", "-q", *apt, "update"], log_file=log_file, timeout=timeout)
     policy = run(["apt-cache", *apt, "policy", rel.package], log_file=log_file, timeout=60)
@@ -134,7 +135,8 @@ def _unpack(
     staging = partial / ".deb"
     staging.mkdir(parents=True)
     log.info("downloading %s %s from %s", rel.package, version, rel.suite)
-    run(["apt-get", "-q", *apt, "download", f"{rel.package}={version}"],
+    retrying("apt-get download")(run)(
+        ["apt-get", "-q", *apt, "download", f"{rel.package}={version}"],
         log_file=log_file, timeout=settings.timeouts["apt"], cwd=staging)
     debs = list(staging.glob("*.deb"))
     if len(debs) != 1:

@@ -100,3 +100,11 @@ def test_missing_vng_is_an_infrastructure_error(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     with pytest.raises(boot.InfraError, match=r"vng \(virtme-ng\) not found"):
         boot.vng_path()
+
+
+def test_qemu_that_dies_at_start_is_retried_once(tmp_path: Path, fake_vng: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_VNG_MODE", "nostart")
+    result = boot.boot(request(tmp_path, make_plan(tmp_path, {"good": "true\n"})))
+    assert len(fake_vng.read_text().splitlines()) == 2
+    assert result.returncode == -1 and not result.runner_started
