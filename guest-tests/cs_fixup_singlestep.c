@@ -11,6 +11,12 @@
  *   - ZF clear: the cmpxchg failed, and pop must hold its old value.
  * DX must point at pop inside the range, since that is where the kernel looks.
  *
+ * The labels are the series' own claim. The host also hands over the window the
+ * code really has, from its disassembly: from right after the lock cmpxchg up to
+ * and including the clearing store (which has not run yet when we stop on it).
+ * Every stop there with ZF set must find pop cleared too (window_bad), labels or
+ * not, so a revision that places the labels wrong cannot pass by looking away.
+ *
  * The range offsets come from the host, read from the .symtab of the built
  * vdso .so.dbg; the stripped runtime image has no local labels.
  *
@@ -42,7 +48,7 @@ typedef uint32_t (*try_unlock_fn)(uint32_t *lock, uint32_t tid, void *pop);
 struct options {
 	const char *check;
 	const char *func;
-	unsigned long cs_start, cs_success, cs_end;
+	unsigned long cs_start, cs_success, cs_end, win_start, win_store;
 	unsigned long iterations;
 	int pop_width;
 	int mremap;
@@ -57,11 +63,12 @@ union pop_slot {
 struct counters {
 	unsigned long steps, hits, hits_zf_set, hits_zf_clear, hits_success_label;
 	unsigned long bad_steps, dx_mismatch, semantics_bad, canary_bad, stale_fixups;
+	unsigned long window_stops, window_bad;
 	unsigned long first_bad_offset;
 };
 
 struct stepper {
-	uintptr_t func, func_end, cs_start, cs_success, cs_end, base;
+	uintptr_t func, func_end, cs_start, cs_success, cs_end, win_start, win_store, base;
 	volatile union pop_slot *pop;
 	uint64_t pop_before;
 	int width;
@@ -92,6 +99,12 @@ static int on_step(const struct step_regs *r, void *arg)
 		return s->entered;	/* stop once the call has returned */
 	s->entered = 1;
 	s->c->steps++;
+	if (s->expect_fixup && (r->flags & X86_EFLAGS_ZF) &&
+	    r->ip >= s->win_start && r->ip <= s->win_store) {
+		s->c->window_stops++;
+		if (read_pop(s) != 0)
+			s->c->window_bad++;
+	}
 	if (r->ip < s->cs_start || r->ip >= s->cs_end)
 		return 0;
 
@@ -180,7 +193,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: cs-fixup-singlestep --check NAME --func SYMBOL --pop-width 8|4\n"
 			"       --cs-start OFF --cs-success OFF --cs-end OFF [--iterations N]\n"
-			"       [--mremap 1]\n");
+			"       [--win-start OFF --win-store OFF] [--mremap 1]\n");
 	exit(2);
 }
 
@@ -201,6 +214,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->cs_success = parse_ulong(v, k);
 		else if (!strcmp(k, "--cs-end"))
 			o->cs_end = parse_ulong(v, k);
+		else if (!strcmp(k, "--win-start"))
+			o->win_start = parse_ulong(v, k);
+		else if (!strcmp(k, "--win-store"))
+			o->win_store = parse_ulong(v, k);
 		else if (!strcmp(k, "--iterations"))
 			o->iterations = parse_ulong(v, k);
 		else if (!strcmp(k, "--pop-width"))
@@ -209,6 +226,10 @@ static void parse_args(int argc, char **argv, struct options *o)
 			o->mremap = (int)parse_ulong(v, k);
 		else
 			usage();
+	}
+	if (!o->win_store) {	/* no disassembly: judge the labels' range only */
+		o->win_start = o->cs_start;
+		o->win_store = o->cs_success;
 	}
 	if (i != argc || !o->check || !o->func || !o->cs_end ||
 	    (o->pop_width != 8 && o->pop_width != 4))
@@ -225,6 +246,8 @@ static void aim(struct stepper *s, const struct options *o, const struct vdso_fu
 	s->cs_start = base + o->cs_start;
 	s->cs_success = base + o->cs_success;
 	s->cs_end = base + o->cs_end;
+	s->win_start = base + o->win_start;
+	s->win_store = base + o->win_store;
 }
 
 static void run_iterations(struct stepper *s, unsigned long n)
@@ -304,6 +327,7 @@ int main(int argc, char **argv)
 		    "hits_success_label", c.hits_success_label, "bad_steps", c.bad_steps,
 		    "first_bad_offset", c.first_bad_offset, "dx_mismatch", c.dx_mismatch,
 		    "semantics_bad", c.semantics_bad, "canary_bad", c.canary_bad,
+		    "window_stops", c.window_stops, "window_bad", c.window_bad,
 		    "old_hits_zf_set", old.hits_zf_set, "stale_fixups", old.stale_fixups, NULL);
 	return 0;
 }

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.data import GUEST_TESTS, GuestTest
+from harness.disasm import Window
 from harness.errors import CommandError, InfraError
 from harness.results import Check, Verdict
 from harness.run import run
@@ -27,6 +28,8 @@ class GuestPlanRequest:
     timeout: float
     # Set when the tree predates the series: its vDSO checks are not applicable.
     series_absent: str | None = None
+    # The unlock window of each entry as the disassembly sees it, keyed image:function.
+    windows: dict[str, Window] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,16 @@ def dump_path(rwdir: Path, test: GuestTest) -> Path:
     return rwdir / "results" / f"{test.name}.bin"
 
 
-def test_argv(test: GuestTest, binary: Path, facts: Facts | None, rwdir: Path) -> list[str]:
-    """The test's arguments from the data file, filled in with the vDSO stage's offsets."""
+def test_argv(test: GuestTest, binary: Path, facts: Facts | None, window: Window | None,
+              rwdir: Path) -> list[str]:
+    """The test's arguments from the data file, filled in with the vDSO stage's offsets and
+    the disassembly's window (the labels' own offsets when there is no window)."""
     values = {"name": test.name, "out": str(dump_path(rwdir, test))}
     if facts:
         values.update(function=facts.function, pop_width=str(facts.pop_width),
                       start=hex(facts.start), success=hex(facts.success), end=hex(facts.end))
+        win = window or Window(facts.start, facts.success, facts.end)
+        values.update(win_start=hex(win.start), win_store=hex(win.success))
     return [str(binary), *(a.format(**values) for a in test.args)]
 
 
@@ -101,7 +108,9 @@ def plan(req: GuestPlanRequest) -> GuestPlan:
             continue
         facts = req.vdso.find(test.image, test.function) if test.image and test.function else None
         binary = compile_test(test, bin_dir, req.logs / "guest-build.log", req.timeout)
-        entries.append({"name": test.name, "argv": test_argv(test, binary, facts, req.rwdir),
+        window = req.windows.get(f"{test.image}:{test.function}")
+        entries.append({"name": test.name,
+                        "argv": test_argv(test, binary, facts, window, req.rwdir),
                         "timeout": test.timeout})
         planned.append(test)
     (req.rwdir / "plan.json").write_text(json.dumps({"tests": entries}, indent=1) + "\n")

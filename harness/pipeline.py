@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import boot, build, guest, kconfig, patches, report, source, vdso
+from harness import boot, build, disasm, guest, kconfig, patches, report, source, vdso
 from harness.data import (
     Expectations,
     GuestTest,
@@ -167,15 +167,19 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: dict[st
         elf = vdso.check_vdso(vdso.VdsoRequest(build_dir, expectations, final_config,
                                                rev.get("series_absent")))
         rev["checks"] += [c.to_json() for c in elf.checks]
+    with rec.stage(rev, "disasm"):
+        code_checks, windows = disasm.check_disasm(build_dir, expectations, elf)
+        rev["checks"] += [c.to_json() for c in code_checks]
     suites = ["default", "stress"] if req.stress else ["default"]
     for suite in suites:
         chosen = tuple(t for t in tests if t.suite == suite)
-        _run_suite(req, rec, rev, suite, chosen, elf, build_dir, expectations, logs)
+        _run_suite(req, rec, rev, suite, chosen, elf, windows, build_dir, expectations, logs)
     return rev
 
 
 def _run_suite(req: RunRequest, rec: Recorder, rev: dict[str, Any], suite: str,
-               tests: tuple[GuestTest, ...], elf: vdso.VdsoResult, build_dir: Path,
+               tests: tuple[GuestTest, ...], elf: vdso.VdsoResult,
+               windows: dict[str, disasm.Window], build_dir: Path,
                expectations: Expectations, logs: Path) -> None:
     """Build one suite's guest tests, boot once to run them all, and judge every one."""
     s = req.settings
@@ -184,7 +188,7 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: dict[str, Any], suite: str,
         rwdir = req.run_dir / rev["label"] / f"guest{tag}"
         plan = guest.plan(guest.GuestPlanRequest(tests, elf, rwdir, logs,
                                                  s.timeouts["guest_compile"],
-                                                 rev.get("series_absent")))
+                                                 rev.get("series_absent"), windows))
     with rec.stage(rev, f"boot{tag}") as st:
         booted = boot.boot(boot.BootRequest(
             build_dir / s.bzimage, plan, logs, req.cache, req.accel, s.timeouts["boot"],

@@ -17,7 +17,7 @@ EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # Counters shown in the table; the rest are in results.json.
 KEY_COUNTERS = ("iterations", "rounds", "cases", "hits", "hits_zf_set", "bad_steps",
-                "old_hits_zf_set", "stale_fixups", "kills", "window_hits", "fixups",
+                "window_stops", "window_bad", "stale_fixups", "kills", "window_hits", "fixups",
                 "corruptions", "first_corruption_ms", "semantics_bad", "image_mismatch",
                 "alt_patched", "functions", "problems")
 

@@ -36,7 +36,7 @@ def test_plan_compiles_every_test_and_fills_in_offsets(tmp_path: Path) -> None:
     assert step[1:] == [
         "--check", "cs-fixup-singlestep-64", "--func", L64, "--pop-width", "8",
         "--cs-start", "0x1448", "--cs-success", "0x144a", "--cs-end", "0x144d",
-        "--iterations", "100"]
+        "--win-start", "0x1448", "--win-store", "0x144a", "--iterations", "100"]
     assert "statically linked" in sh(["file", step[0]])
     assert "ELF 32-bit" in sh(["file", entries["cs-fixup-singlestep-32bit"]["argv"][0]])
     dump = entries["vdso-runtime-image-64"]["argv"]
