@@ -56,6 +56,8 @@ class FunctionSpec:
     labels: str
     pop_width: int
     requires: str | None
+    # What guest tests call this entry (list64, list32), whatever a revision names it.
+    role: str
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,9 @@ class GuestTest:
     # The vDSO image the test runs against, whose ELF check must have passed; None for
     # tests that do not use the series' vDSO code at all.
     image: str | None
-    # The try_unlock entry whose offsets fill in the arguments; None for tests that need none.
-    function: str | None
+    # The role (list64, list32) of the try_unlock entry whose offsets fill in the
+    # arguments, as the expectations file names it; None for tests that need none.
+    entry: str | None
     args: tuple[str, ...]
     timeout: float
     require: tuple[str, ...]
@@ -169,7 +172,8 @@ def load_expectations(name: str, directory: Path = EXPECTATIONS) -> Expectations
             name=i["name"], dbg=i["dbg"], stripped=i["stripped"], generated=i["generated"],
             elf_class=int(i["elf_class"]), requires=i.get("requires"),
             functions=tuple(
-                FunctionSpec(f["name"], f["labels"], int(f["pop_width"]), f.get("requires"))
+                FunctionSpec(f["name"], f["labels"], int(f["pop_width"]), f.get("requires"),
+                             f.get("role", f["name"]))
                 for f in i.get("functions", [])
             ),
         )
@@ -195,7 +199,7 @@ def load_guest_tests(path: Path = DATA / "guest-tests.toml") -> tuple[GuestTest,
     return tuple(
         GuestTest(
             name=t["name"], sources=tuple(t["sources"]), cflags=tuple(t.get("cflags", [])),
-            image=t.get("image"), function=t.get("function"), args=tuple(t["args"]),
+            image=t.get("image"), entry=t.get("entry"), args=tuple(t["args"]),
             timeout=float(t["timeout"]), require=tuple(t.get("require", [])),
             fail_if=tuple(t.get("fail_if", [])), compare=bool(t.get("compare", False)),
             suite=t.get("suite", "default"),

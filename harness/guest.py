@@ -86,9 +86,9 @@ def _cannot_run(test: GuestTest, vdso: VdsoResult, absent: str | None) -> Check 
         return Check(test.name, Verdict.NOT_APPLICABLE, f"{test.image}: {image.detail}")
     if image is None or image.verdict != Verdict.PASS:
         return Check(test.name, Verdict.ERROR, f"not run: the {test.image} ELF check did not pass")
-    if test.function and vdso.find(test.image, test.function) is None:
+    if test.entry and vdso.entry(test.image, test.entry) is None:
         return Check(test.name, Verdict.ERROR,
-                     f"not run: no checked offsets for {test.image}:{test.function}")
+                     f"not run: no checked offsets for the {test.entry} entry of {test.image}")
     return None
 
 
@@ -106,9 +106,9 @@ def plan(req: GuestPlanRequest) -> GuestPlan:
         if blocked:
             skipped.append(blocked)
             continue
-        facts = req.vdso.find(test.image, test.function) if test.image and test.function else None
+        facts = req.vdso.entry(test.image, test.entry) if test.image and test.entry else None
         binary = compile_test(test, bin_dir, req.logs / "guest-build.log", req.timeout)
-        window = req.windows.get(f"{test.image}:{test.function}")
+        window = req.windows.get(f"{test.image}:{facts.function}") if facts else None
         entries.append({"name": test.name,
                         "argv": test_argv(test, binary, facts, window, req.rwdir),
                         "timeout": test.timeout})

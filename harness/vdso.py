@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
@@ -56,9 +56,15 @@ class VdsoRequest:
 class VdsoResult:
     checks: tuple[Check, ...]
     facts: dict[str, Facts]
+    # image:role -> symbol name, from the expectations.
+    roles: dict[str, str] = field(default_factory=dict)
 
     def find(self, image: str, function: str) -> Facts | None:
         return self.facts.get(f"{image}:{function}")
+
+    def entry(self, image: str, role: str) -> Facts | None:
+        """The checked facts of the entry playing role in image, if there are any."""
+        return self.find(image, self.roles.get(f"{image}:{role}", role))
 
 
 def read_symbols(path: Path) -> tuple[dict[str, Symbol], dict[str, Symbol]]:
@@ -120,7 +126,8 @@ def check_vdso(req: VdsoRequest) -> VdsoResult:
         checks.append(Check(f"elf-{image.name}", verdict, "; ".join(problems),
                             {"functions": len(found), "problems": len(problems)},
                             time.monotonic() - start))
-    return VdsoResult(tuple(checks), facts)
+    roles = {f"{i.name}:{f.role}": f.name for i in req.expectations.images for f in i.functions}
+    return VdsoResult(tuple(checks), facts, roles)
 
 
 def _check_image(req: VdsoRequest, image: ImageSpec) -> tuple[list[Facts], list[str]]:

@@ -18,7 +18,7 @@ RUNNER = Path(__file__).resolve().parent.parent / "guest-tests" / "runner.py"
 
 
 def gtest(name: str) -> GuestTest:
-    return GuestTest(name=name, sources=(), cflags=(), image="vdso64", function="f", args=(),
+    return GuestTest(name=name, sources=(), cflags=(), image="vdso64", entry="list64", args=(),
                      timeout=2, require=("hits",), fail_if=("bad",))
 
 

@@ -20,6 +20,7 @@ FACTS = {
     f"vdso32:{L32}": Facts("vdso32", L32, 0x1BA0, 28, 0x1BB3, 0x1BB5, 0x1BB7, 4),
 }
 BOTH_PASS = (Check("elf-vdso64", Verdict.PASS), Check("elf-vdso32", Verdict.PASS))
+ROLES = {"vdso64:list64": L64, "vdso64:list32": L32, "vdso32:list32": L32}
 
 
 def make(tmp_path: Path, vdso: VdsoResult):
@@ -30,7 +31,7 @@ def make(tmp_path: Path, vdso: VdsoResult):
 
 
 def test_plan_compiles_every_test_and_fills_in_offsets(tmp_path: Path) -> None:
-    result, entries = make(tmp_path, VdsoResult(BOTH_PASS, FACTS))
+    result, entries = make(tmp_path, VdsoResult(BOTH_PASS, FACTS, ROLES))
     assert not result.skipped and len(entries) == len(load_guest_tests())
     step = entries["cs-fixup-singlestep-64"]["argv"]
     assert step[1:] == [
@@ -47,7 +48,7 @@ def test_plan_compiles_every_test_and_fills_in_offsets(tmp_path: Path) -> None:
 def test_32bit_tests_not_applicable_without_ia32(tmp_path: Path) -> None:
     checks = (Check("elf-vdso64", Verdict.PASS),
               Check("elf-vdso32", Verdict.NOT_APPLICABLE, "CONFIG_IA32_EMULATION is not set"))
-    result, entries = make(tmp_path, VdsoResult(checks, FACTS))
+    result, entries = make(tmp_path, VdsoResult(checks, FACTS, ROLES))
     skipped = {c.name: c for c in result.skipped}
     assert skipped["cs-fixup-singlestep-32bit"].verdict == Verdict.NOT_APPLICABLE
     assert "cs-fixup-singlestep-64" in entries
@@ -64,7 +65,7 @@ def test_failed_elf_check_is_an_error_not_a_skip(tmp_path: Path) -> None:
 
 
 def test_singlestep_binary_reports_absent_function(tmp_path: Path) -> None:
-    _, entries = make(tmp_path, VdsoResult(BOTH_PASS, FACTS))
+    _, entries = make(tmp_path, VdsoResult(BOTH_PASS, FACTS, ROLES))
     done = subprocess.run(entries["cs-fixup-singlestep-64"]["argv"], capture_output=True,
                           text=True)
     if "not exported" in done.stderr:  # the host kernel predates the series
@@ -75,7 +76,7 @@ def test_singlestep_binary_reports_absent_function(tmp_path: Path) -> None:
 
 def test_legacy_control_reproduces_the_race_on_this_host(tmp_path: Path) -> None:
     # The race is in every kernel's exit path; the host's own kernel shows it too.
-    _, entries = make(tmp_path, VdsoResult(BOTH_PASS, FACTS))
+    _, entries = make(tmp_path, VdsoResult(BOTH_PASS, FACTS, ROLES))
     argv = entries["remap-exit-legacy"]["argv"]
     argv[argv.index("--rounds") + 1] = "1"
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)

@@ -6,7 +6,7 @@ from typing import Any
 from harness.data import GuestTest, load_guest_tests
 from harness.results import Verdict, judge
 
-TEST = GuestTest(name="t", sources=(), cflags=(), image="vdso64", function="f", args=(),
+TEST = GuestTest(name="t", sources=(), cflags=(), image="vdso64", entry="list64", args=(),
                  timeout=5, require=("hits",), fail_if=("bad_steps",))
 
 
