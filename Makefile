@@ -31,7 +31,7 @@ test-kernel: deps
 		$(foreach s,$(SERIES),--series $(s)) $(if $(STRESS),--stress) $(HARNESS_ARGS)
 
 lint: deps
-	$(VENV)/bin/ruff check harness tests guest-tests/runner.py
+	$(VENV)/bin/ruff check harness tests bench guest-tests/runner.py
 	$(VENV)/bin/mypy harness
 
 unit: deps
@@ -43,8 +43,9 @@ e2e: deps
 test: lint
 	$(PY) -m pytest -q -ra
 
+# On demand, not in CI: each prints a table and writes JSON under runs/.
 bench: deps
-	@echo "no benchmarks yet"
+	$(PY) bench/flakiness.py -n $(or $(N),20)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--series", action="append", default=[], metavar="SERIES",
                      help="a patch, mbox, thread mbox, quilt directory or git range A..B; "
                           "repeat to compare revisions (the base is always tested too)")
+    run.add_argument("--no-base", action="store_true",
+                     help="skip the unpatched base column (for repeated runs of one series)")
     run.add_argument("-v", "--version", dest="rev_version", type=int,
                      help="the revision to pick from a thread mbox (b4 am -v)")
     run.add_argument("--expect", default="upstream",
@@ -103,7 +105,8 @@ def run_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def revisions(series: list[str], version: int | None) -> tuple[pipeline.Revision, ...]:
+def revisions(series: list[str], version: int | None,
+              base: bool = True) -> tuple[pipeline.Revision, ...]:
     """The base, then one revision per series, each with a unique label."""
     out = [pipeline.Revision("base")]
     for raw in series:
@@ -115,7 +118,7 @@ def revisions(series: list[str], version: int | None) -> tuple[pipeline.Revision
         while label in taken:
             label, n = f"{stem}-{n}", n + 1
         out.append(pipeline.Revision(label, raw, version))
-    return tuple(out)
+    return tuple(out if base or not series else out[1:])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -131,7 +134,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     req = pipeline.RunRequest(
         settings=settings, run_dir=run_dir, cache=cache_root(), kernel_src=args.kernel_src,
         debian=args.debian or settings.debian_default,
-        revisions=revisions(args.series, args.rev_version), expect=args.expect,
+        revisions=revisions(args.series, args.rev_version, not args.no_base),
+        expect=args.expect,
         fragments=_fragments(args.config_dir), accel=args.accel, command=command,
         jobs=args.jobs, stress=args.stress)
     limit = args.timeout or settings.timeouts["run"]
