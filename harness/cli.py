@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="expectations file in data/expectations/ (default: upstream)")
     run.add_argument("--config-dir", type=Path, default=data.KERNEL_CONFIG,
                      help="directory of *.config fragments (default: kernel-config/)")
+    run.add_argument("--config-variant", default="vng",
+                     help="vng (virtme-ng's full base config) or the name of a subdirectory "
+                          "of the fragment directory whose fragments are added, e.g. lean")
     run.add_argument("--accel", choices=("auto", "kvm", "tcg"),
                      default=os.environ.get("FUTEX_HARNESS_ACCEL", "auto"))
     run.add_argument("--run-dir", type=Path, help="where logs and results go (default: runs/TIME)")
@@ -82,11 +85,19 @@ def _setup_logging(verbose: bool, log_file: Path | None) -> None:
         root.addHandler(handler)
 
 
-def _fragments(directory: Path) -> tuple[Path, ...]:
-    found = tuple(sorted(directory.glob("*.config")))
+def _fragments(directory: Path, variant: str) -> tuple[Path, ...]:
+    """The directory's fragments, plus those of the variant's subdirectory."""
+    found = sorted(directory.glob("*.config"))
     if not found:
         raise UserError(f"no *.config fragments in {directory}")
-    return found
+    if variant != "vng":
+        extra = sorted((directory / variant).glob("*.config"))
+        if not extra:
+            known = sorted(d.name for d in directory.iterdir() if d.is_dir())
+            raise UserError(f"no config variant '{variant}' in {directory}; "
+                            f"choose one of: {', '.join(['vng', *known])}")
+        found += extra
+    return tuple(found)
 
 
 @contextlib.contextmanager
@@ -136,7 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         debian=args.debian or settings.debian_default,
         revisions=revisions(args.series, args.rev_version, not args.no_base),
         expect=args.expect,
-        fragments=_fragments(args.config_dir), accel=args.accel, command=command,
+        fragments=_fragments(args.config_dir, args.config_variant), accel=args.accel,
+        variant=args.config_variant, command=command,
         jobs=args.jobs, stress=args.stress)
     limit = args.timeout or settings.timeouts["run"]
     try:

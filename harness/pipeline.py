@@ -54,6 +54,8 @@ class RunRequest:
     command: str
     jobs: int
     stress: bool = False
+    # The config variant; each has its own build dir so switching never rebuilds all.
+    variant: str = "vng"
 
 
 @dataclass
@@ -98,25 +100,42 @@ def run_all(req: RunRequest, rec: Recorder) -> None:
     """Test every revision in order. A stage error ends that revision only; it is recorded."""
     # Bad names fail before anything is downloaded or built.
     load_expectations(req.expect)
-    for revision in req.revisions:
-        try:
-            run_revision(req, revision, rec)
-        except RunTimeout:
-            raise
-        except HarnessError as exc:
-            log.error("%s: %s", revision.label, str(exc).splitlines()[0])
+    with contextlib.ExitStack() as held:
+        for revision in req.revisions:
+            _run_one(req, revision, rec, held)
 
 
-def run_revision(req: RunRequest, revision: Revision, rec: Recorder) -> dict[str, Any]:
-    """Test one revision end to end; returns its record. HarnessError propagates after recording."""
+def _run_one(req: RunRequest, revision: Revision, rec: Recorder,
+             held: contextlib.ExitStack) -> None:
+    try:
+        run_revision(req, revision, rec, held)
+    except RunTimeout:
+        raise
+    except HarnessError as exc:
+        log.error("%s: %s", revision.label, str(exc).splitlines()[0])
+
+
+def run_revision(req: RunRequest, revision: Revision, rec: Recorder,
+                 held: contextlib.ExitStack) -> dict[str, Any]:
+    """Test one revision end to end; returns its record. HarnessError propagates after recording.
+
+    The tree's lock, once taken, stays in held until the whole run ends, so that another
+    run cannot slip in between two revisions and reset the tree."""
     rev = rec.revision(revision.label)
     logs = req.run_dir / revision.label / "logs"
     with rec.stage(rev, "source") as st:
         src = source.prepare_source(source.SourceRequest(req.kernel_src, req.debian, req.cache,
                                                          logs), req.settings)
         rev["origin"] = st["detail"] = src.origin
-    with tree_lock(req.cache / "locks" / f"{src.key}.lock"):
-        return _run_locked(req, revision, rec, rev, src, logs)
+    lock = req.cache / "locks" / f"{src.key}.lock"
+    if lock not in _LOCKED:
+        held.enter_context(tree_lock(lock))
+    return _run_locked(req, revision, rec, rev, src, logs)
+
+
+# Locks this process holds, so that a second revision on the same tree does not wait on
+# its own run.
+_LOCKED: set[Path] = set()
 
 
 @contextlib.contextmanager
@@ -129,7 +148,11 @@ def tree_lock(path: Path) -> Iterator[None]:
         except BlockingIOError:
             log.info("waiting for another harness run on the same tree (%s)", path)
             fcntl.flock(f, fcntl.LOCK_EX)
-        yield
+        _LOCKED.add(path)
+        try:
+            yield
+        finally:
+            _LOCKED.discard(path)
 
 
 def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: dict[str, Any],
@@ -145,8 +168,9 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: dict[st
         rev["applied"] = list(patched.applied)
         st["detail"] = f"{len(patched.applied)} applied" if revision.series else "none"
     # One build dir per source tree: Kbuild's O= dir belongs to one srctree.
-    build_dir = req.cache / "build" / (src.key if patched.tree == src.tree
-                                       else path_key(patched.tree))
+    tree_key = src.key if patched.tree == src.tree else path_key(patched.tree)
+    build_dir = req.cache / "build" / (tree_key + ("" if req.variant == "vng"
+                                                   else f"-{req.variant}"))
     with rec.stage(rev, "config") as st:
         cfg = kconfig.configure(kconfig.ConfigRequest(
             patched.tree, build_dir, req.fragments, s.defconfig, s.arch, logs,

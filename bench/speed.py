@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Speed figures, side by side in one run: cold build of the lean config against virtme-ng's
+full config, a warm re-test after a one-file change, the default guest suite, and the power
+of the stress suite. Prints a table and writes runs/bench-speed/speed.json.
+
+Run on demand, not in CI. Cold builds use a private cache (no ccache, fresh build dirs)
+that links to the already unpacked source, so they cost about 25 minutes together;
+--skip-cold leaves them out.
+
+    .venv/bin/python bench/speed.py [--skip-cold] [--skip-stress]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from harness.paths import cache_root  # noqa: E402
+
+ONE_FILE = ROOT / "patches" / "mutants" / "no-fixup-call.patch"
+
+
+def harness(run_dir: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One harness run; its record, with the wall time added."""
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-m", "harness", "run", "--run-dir", str(run_dir), *args],
+                   cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    record = dict(json.loads((run_dir / "results.json").read_text()))
+    record["_wall"] = time.monotonic() - start
+    return record
+
+
+def stage_seconds(record: dict[str, Any], name: str, rev: int = -1) -> float:
+    stages = record["revisions"][rev]["stages"]
+    return float(next((s["seconds"] for s in stages if s["name"] == name), 0.0))
+
+
+def cold_cache(base: Path) -> dict[str, str]:
+    """A cache whose build dirs are empty and whose ccache is off, sharing the source."""
+    shutil.rmtree(base, ignore_errors=True)
+    (base / "apt").mkdir(parents=True)
+    (base / "src").symlink_to(cache_root() / "src")
+    if (cache_root() / "kvm-probe.json").exists():
+        shutil.copy(cache_root() / "kvm-probe.json", base / "kvm-probe.json")
+    return {"FUTEX_HARNESS_CACHE": str(base), "CCACHE_DISABLE": "1"}
+
+
+def cold_builds(out: Path) -> dict[str, float]:
+    figures = {}
+    for variant in ("lean", "vng"):
+        env = cold_cache(out / f"cold-cache-{variant}")
+        record = harness(out / f"cold-{variant}", "--config-variant", variant, env=env)
+        figures[f"cold_build_{variant}_s"] = stage_seconds(record, "build", 0)
+        shutil.rmtree(out / f"cold-cache-{variant}", ignore_errors=True)
+    figures["cold_build_ratio_lean_to_vng"] = round(
+        figures["cold_build_lean_s"] / max(figures["cold_build_vng_s"], 1), 2)
+    return figures
+
+
+def warm(out: Path, variant: str) -> dict[str, float]:
+    pristine = harness(out / "warm-pristine", "--config-variant", variant)
+    changed = harness(out / "warm-one-file", "--config-variant", variant,
+                      "--series", str(ONE_FILE), "--no-base")
+    harness(out / "warm-restore", "--config-variant", variant)
+    return {"suite_boot_s": stage_seconds(pristine, "boot"),
+            "pristine_run_wall_s": round(pristine["_wall"], 1),
+            "one_file_retest_wall_s": round(changed["_wall"], 1),
+            "one_file_rebuild_s": stage_seconds(changed, "build")}
+
+
+def stress(out: Path, variant: str) -> dict[str, float]:
+    record = harness(out / "stress", "--config-variant", variant, "--stress")
+    checks = {c["name"]: c["counters"] for c in record["revisions"][0]["checks"]}
+    vdso, legacy = checks["stress-remap-exit-vdso"], checks["stress-remap-exit-legacy"]
+    return {"stress_boot_s": stage_seconds(record, "boot-stress"),
+            "legacy_first_corruption_ms": legacy["first_corruption_ms"],
+            "vdso_window_hits_per_s": round(vdso["window_hits"] / vdso["seconds"], 2),
+            "vdso_fixups_per_s": round(vdso["fixups"] / vdso["seconds"], 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", default="lean", help="config for the warm figures")
+    parser.add_argument("--skip-cold", action="store_true")
+    parser.add_argument("--skip-stress", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-speed")
+    args = parser.parse_args()
+    figures: dict[str, Any] = {"date": time.strftime("%F"), "machine":
+                               f"{platform.node()} {os.cpu_count()} cores", "variant": args.variant}
+    if not args.skip_cold:
+        figures.update(cold_builds(args.out))
+    figures.update(warm(args.out, args.variant))
+    if not args.skip_stress:
+        figures.update(stress(args.out, args.variant))
+    for key, value in figures.items():
+        print(f"{key:<34} {value}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.json").write_text(json.dumps(figures, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
