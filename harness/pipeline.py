@@ -7,6 +7,7 @@ every stage, so results.json is valid whatever happens next."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import time
@@ -15,7 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import boot, build, disasm, guest, kconfig, patches, report, source, vdso
+from harness import (
+    boot,
+    build,
+    console,
+    disasm,
+    guest,
+    kconfig,
+    patches,
+    report,
+    source,
+    vdso,
+)
 from harness.data import (
     Expectations,
     GuestTest,
@@ -230,6 +242,9 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: dict[str, Any], suite: str,
                 guest.add_image_comparison(t, outcomes.get(t.name), plan.rwdir, images[t.image])
         rev["checks"] += [c.to_json() for c in plan.skipped]
         rev["checks"] += [judge(t, outcomes.get(t.name)).to_json() for t in plan.planned]
+        # A splat fails the run even when every test passed.
+        triage = console.console_check(booted.console)
+        rev["checks"].append(dataclasses.replace(triage, name=f"console{tag}").to_json())
         if not booted.runner_started:
             raise InfraError(st["detail"])
 

@@ -577,12 +577,13 @@ def supervise(chan: paramiko.Channel, sftp: paramiko.SFTPClient, s: _Session,
     transport = chan.get_transport()
     while True:
         _take_output(chan, p, s.journal)
-        if chan.status_event.is_set():
+        if _exited(chan):
             p.exit_code = chan.recv_exit_status()
             _take_output(chan, p, s.journal)
             return
         if chan.closed or not transport.is_active():
-            p.lost = "the connection closed while the runner was running"
+            why = transport.get_exception()
+            p.lost = f"the connection closed while the runner was running ({_first_line(why)})"
             return
         if time.monotonic() > deadline:
             p.timed_out = True
@@ -594,6 +595,12 @@ def supervise(chan: paramiko.Channel, sftp: paramiko.SFTPClient, s: _Session,
             p.lost = f"{_first_line(exc)} while fetching results"
             return
         chan.status_event.wait(POLL_SECONDS)
+
+
+def _exited(chan: paramiko.Channel) -> bool:
+    """The runner ended: an exit status came, or the server ended the channel in order (a
+    signal's exit). A channel closed only because the connection dropped has neither."""
+    return chan.status_event.is_set() and (chan.exit_status != -1 or bool(chan.eof_received))
 
 
 def _kill_runner(client: paramiko.SSHClient, s: _Session, p: _Progress) -> None:
