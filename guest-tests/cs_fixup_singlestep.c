@@ -45,15 +45,6 @@
 
 typedef uint32_t (*try_unlock_fn)(uint32_t *lock, uint32_t tid, void *pop);
 
-struct options {
-	const char *check;
-	const char *func;
-	unsigned long cs_start, cs_success, cs_end, win_start, win_store;
-	unsigned long iterations;
-	int pop_width;
-	int mremap;
-};
-
 /* pop.word[0] is the pending-op slot for list32; word[1] is its canary. */
 union pop_slot {
 	uint64_t q;
@@ -189,55 +180,25 @@ static void plain_call(struct stepper *s, try_unlock_fn fn, uint32_t tid)
 		s->c->semantics_bad++;
 }
 
-static void usage(void)
+#define USAGE "cs-fixup-singlestep --check NAME --func SYMBOL --pop-width 8|4 " \
+	"--cs-start OFF --cs-success OFF --cs-end OFF [--iterations N] " \
+	"[--win-start OFF --win-store OFF] [--mremap 1]"
+
+static void parse_args(int argc, char **argv, struct test_args *o)
 {
-	fprintf(stderr, "usage: cs-fixup-singlestep --check NAME --func SYMBOL --pop-width 8|4\n"
-			"       --cs-start OFF --cs-success OFF --cs-end OFF [--iterations N]\n"
-			"       [--win-start OFF --win-store OFF] [--mremap 1]\n");
-	exit(2);
-}
-
-static void parse_args(int argc, char **argv, struct options *o)
-{
-	int i;
-
-	for (i = 1; i + 1 < argc; i += 2) {
-		const char *k = argv[i], *v = argv[i + 1];
-
-		if (!strcmp(k, "--check"))
-			o->check = v;
-		else if (!strcmp(k, "--func"))
-			o->func = v;
-		else if (!strcmp(k, "--cs-start"))
-			o->cs_start = parse_ulong(v, k);
-		else if (!strcmp(k, "--cs-success"))
-			o->cs_success = parse_ulong(v, k);
-		else if (!strcmp(k, "--cs-end"))
-			o->cs_end = parse_ulong(v, k);
-		else if (!strcmp(k, "--win-start"))
-			o->win_start = parse_ulong(v, k);
-		else if (!strcmp(k, "--win-store"))
-			o->win_store = parse_ulong(v, k);
-		else if (!strcmp(k, "--iterations"))
-			o->iterations = parse_ulong(v, k);
-		else if (!strcmp(k, "--pop-width"))
-			o->pop_width = (int)parse_ulong(v, k);
-		else if (!strcmp(k, "--mremap"))
-			o->mremap = (int)parse_ulong(v, k);
-		else
-			usage();
-	}
+	parse_test_args(argc, argv, o, USAGE);
 	if (!o->win_store) {	/* no disassembly: judge the labels' range only */
 		o->win_start = o->cs_start;
 		o->win_store = o->cs_success;
 	}
-	if (i != argc || !o->check || !o->func || !o->cs_end ||
-	    (o->pop_width != 8 && o->pop_width != 4))
-		usage();
+	if (!o->func || !o->cs_end || (o->pop_width != 8 && o->pop_width != 4)) {
+		fprintf(stderr, "usage: %s\n", USAGE);
+		exit(2);
+	}
 }
 
 /* Point the stepper at an image mapped at base; offsets are the same in any copy. */
-static void aim(struct stepper *s, const struct options *o, const struct vdso_func *f,
+static void aim(struct stepper *s, const struct test_args *o, const struct vdso_func *f,
 		uintptr_t base)
 {
 	s->func = base + (f->addr - vdso_base());
@@ -297,7 +258,7 @@ static void move_vdso(uintptr_t *old_base, uintptr_t *new_base)
 
 int main(int argc, char **argv)
 {
-	struct options o = { .iterations = 100 };
+	struct test_args o = { .count = 100 };
 	static volatile union pop_slot pop;
 	struct counters c = { 0 }, old = { 0 };
 	struct vdso_func f;
@@ -312,17 +273,17 @@ int main(int argc, char **argv)
 	s = (struct stepper){ .pop = &pop, .width = o.pop_width, .c = &c, .expect_fixup = 1 };
 	if (!o.mremap) {
 		aim(&s, &o, &f, vdso_base());
-		run_iterations(&s, o.iterations);
+		run_iterations(&s, o.count);
 	} else {
 		move_vdso(&old_base, &new_base);
 		aim(&s, &o, &f, new_base);
-		run_iterations(&s, o.iterations);
+		run_iterations(&s, o.count);
 		s.c = &old;
 		s.expect_fixup = 0;
 		aim(&s, &o, &f, old_base);
-		run_iterations(&s, o.iterations);
+		run_iterations(&s, o.count);
 	}
-	emit_record(o.check, "iterations", o.iterations, "steps", c.steps, "hits", c.hits,
+	emit_record(o.check, "iterations", o.count, "steps", c.steps, "hits", c.hits,
 		    "hits_zf_set", c.hits_zf_set, "hits_zf_clear", c.hits_zf_clear,
 		    "hits_success_label", c.hits_success_label, "bad_steps", c.bad_steps,
 		    "first_bad_offset", c.first_bad_offset, "dx_mismatch", c.dx_mismatch,

@@ -49,12 +49,6 @@ typedef uint32_t (*try_unlock_fn)(uint32_t *lock, uint32_t tid, void *pop);
 enum mapping { MAP_FILE_BACKED, MAP_MEMFD, MAP_SHMEM, MAP_KINDS };
 static const char *const mapping_names[MAP_KINDS] = { "file", "memfd", "shmem" };
 
-struct options {
-	const char *check, *func, *dir;
-	int legacy;
-	unsigned long cs_start, cs_success, cs_end, rounds;
-};
-
 /* Shared with the child through CLONE_VM. */
 static struct robust_list_head head;
 static volatile int child_stopped, child_zf;
@@ -66,6 +60,11 @@ struct counters {
 	unsigned long rounds, window_hits, not_reached, zf_clear_stops, corruptions;
 	unsigned long last_value, first_corrupt_variant;
 };
+
+static int is_legacy(const struct test_args *o)
+{
+	return !strcmp(o->mode, "legacy");
+}
 
 static void park(void)
 {
@@ -179,7 +178,7 @@ static int wait_stopped(pid_t pid)
 }
 
 /* One round: child unlocks and parks, we remap under it, kill it, and inspect. */
-static void round_once(const struct options *o, enum mapping kind, int variant, int round,
+static void round_once(const struct test_args *o, enum mapping kind, int variant, int round,
 		       struct counters *c)
 {
 	int fd_a = make_object(kind, o->dir, round), fd_b;
@@ -190,7 +189,7 @@ static void round_once(const struct options *o, enum mapping kind, int variant, 
 	page = map_at(NULL, fd_a);
 	memset(page, 0, PAGE);
 	child_stopped = child_zf = 0;
-	pid = clone_vm(o->legacy ? legacy_child : vdso_child, NULL);
+	pid = clone_vm(is_legacy(o) ? legacy_child : vdso_child, NULL);
 	c->rounds++;
 	if (wait_stopped(pid)) {
 		c->not_reached++;
@@ -228,54 +227,27 @@ static void round_once(const struct options *o, enum mapping kind, int variant, 
 		close(fd_b);
 }
 
-static void usage(void)
+#define USAGE "remap-exit --check NAME --mode vdso|legacy [--func SYMBOL " \
+	"--cs-start OFF --cs-success OFF --cs-end OFF] [--rounds N] [--dir D]"
+
+static void parse_args(int argc, char **argv, struct test_args *o)
 {
-	fprintf(stderr, "usage: remap-exit --check NAME --mode vdso|legacy [--func SYMBOL\n"
-			"       --cs-start OFF --cs-success OFF --cs-end OFF] [--rounds N] [--dir D]\n");
-	exit(2);
-}
-
-static void parse_args(int argc, char **argv, struct options *o)
-{
-	int i;
-
-	for (i = 1; i + 1 < argc; i += 2) {
-		const char *k = argv[i], *v = argv[i + 1];
-
-		if (!strcmp(k, "--check"))
-			o->check = v;
-		else if (!strcmp(k, "--mode"))
-			o->legacy = !strcmp(v, "legacy");
-		else if (!strcmp(k, "--func"))
-			o->func = v;
-		else if (!strcmp(k, "--dir"))
-			o->dir = v;
-		else if (!strcmp(k, "--cs-start"))
-			o->cs_start = parse_ulong(v, k);
-		else if (!strcmp(k, "--cs-success"))
-			o->cs_success = parse_ulong(v, k);
-		else if (!strcmp(k, "--cs-end"))
-			o->cs_end = parse_ulong(v, k);
-		else if (!strcmp(k, "--rounds"))
-			o->rounds = parse_ulong(v, k);
-		else if (!strcmp(k, "--pop-width"))
-			;	/* implied by the process's word size */
-		else
-			usage();
+	parse_test_args(argc, argv, o, USAGE);
+	if (!o->mode || (strcmp(o->mode, "legacy") && (!o->func || !o->cs_end))) {
+		fprintf(stderr, "usage: %s\n", USAGE);
+		exit(2);
 	}
-	if (i != argc || !o->check || (!o->legacy && (!o->func || !o->cs_end)))
-		usage();
 }
 
 int main(int argc, char **argv)
 {
-	struct options o = { .rounds = 3, .dir = "/tmp" };
+	struct test_args o = { .count = 3, .dir = "/tmp" };
 	struct counters c = { 0 };
 	struct vdso_func f;
 	int kind, stop, variant = 0;
 
 	parse_args(argc, argv, &o);
-	if (!o.legacy) {
+	if (!is_legacy(&o)) {
 		if (vdso_find(o.func, &f)) {
 			fprintf(stderr, "%s: %s is not exported by the running vDSO\n", o.check, o.func);
 			return 3;
@@ -283,14 +255,14 @@ int main(int argc, char **argv)
 		unlock_fn = (try_unlock_fn)f.addr;
 	}
 	for (kind = 0; kind < MAP_KINDS; kind++) {
-		for (stop = 0; stop < (o.legacy ? 1 : 2); stop++, variant++) {
+		for (stop = 0; stop < (is_legacy(&o) ? 1 : 2); stop++, variant++) {
 			unsigned long r;
 
 			stop_ip = vdso_base() + (stop ? o.cs_success : o.cs_start);
-			for (r = 0; r < o.rounds; r++)
+			for (r = 0; r < o.count; r++)
 				round_once(&o, kind, variant, (int)r, &c);
 			fprintf(stderr, "%s: %s stop=%s: %lu corruptions so far\n", o.check,
-				mapping_names[kind], o.legacy ? "after-cmpxchg" : stop ? "success" : "start",
+				mapping_names[kind], is_legacy(&o) ? "after-cmpxchg" : stop ? "success" : "start",
 				c.corruptions);
 		}
 	}

@@ -65,16 +65,13 @@ struct slot {
 	unsigned long iterations;
 };
 
-struct options {
-	const char *check, *func;
-	int legacy;
-	unsigned long cs_start, cs_end, seconds;
-};
-
 struct counters {
 	unsigned long iterations, stops, kills, window_hits, unfixed_windows, corruptions;
 	unsigned long fixups, fixup_probe, first_corruption_ms;
 };
+
+#define USAGE "stress-remap-exit --check NAME --mode vdso|legacy [--func F " \
+	"--cs-start OFF --cs-end OFF] [--seconds N]"
 
 static struct slot slots[SLOTS];
 static try_unlock_fn unlock_fn;
@@ -207,7 +204,7 @@ static unsigned long ms_since(const struct timespec *t0)
 			       (now.tv_nsec - t0->tv_nsec) / 1000000);
 }
 
-static void classify(const struct options *o, struct slot *s, struct counters *c)
+static void classify(const struct test_args *o, struct slot *s, struct counters *c)
 {
 	uint32_t lock = READ_ONCE(*(uint32_t *)(s->page + LOCK_OFF));
 	int pending = READ_ONCE(s->head.list_op_pending) != NULL;
@@ -226,7 +223,7 @@ static void classify(const struct options *o, struct slot *s, struct counters *c
 }
 
 /* Stop one child at a random moment, remap under it, kill it, check, replace it. */
-static void strike(const struct options *o, struct slot *s, struct counters *c,
+static void strike(const struct test_args *o, struct slot *s, struct counters *c,
 		   const struct timespec *t0, unsigned int *seed)
 {
 	struct timespec delay = { 0, (long)(rand_r(seed) % 400) * 1000 };
@@ -262,33 +259,19 @@ static void strike(const struct options *o, struct slot *s, struct counters *c,
 
 int main(int argc, char **argv)
 {
-	struct options o = { .seconds = 20 };
+	struct test_args o = { .count = 20 };
 	struct counters c = { 0 };
 	unsigned int seed = (unsigned int)getpid();
 	struct timespec t0;
 	struct vdso_func f;
 	int i;
 
-	for (i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--check"))
-			o.check = argv[i + 1];
-		else if (!strcmp(argv[i], "--mode"))
-			o.legacy = !strcmp(argv[i + 1], "legacy");
-		else if (!strcmp(argv[i], "--func"))
-			o.func = argv[i + 1];
-		else if (!strcmp(argv[i], "--cs-start"))
-			o.cs_start = parse_ulong(argv[i + 1], argv[i]);
-		else if (!strcmp(argv[i], "--cs-end"))
-			o.cs_end = parse_ulong(argv[i + 1], argv[i]);
-		else if (!strcmp(argv[i], "--seconds"))
-			o.seconds = parse_ulong(argv[i + 1], argv[i]);
-	}
-	if (!o.check || i != argc || (!o.legacy && (!o.func || !o.cs_end))) {
-		fprintf(stderr, "usage: stress-remap-exit --check NAME --mode vdso|legacy [--func F"
-				" --cs-start OFF --cs-end OFF] [--seconds N]\n");
+	parse_test_args(argc, argv, &o, USAGE);
+	if (!o.mode || (strcmp(o.mode, "legacy") && (!o.func || !o.cs_end))) {
+		fprintf(stderr, "usage: %s\n", USAGE);
 		return 2;
 	}
-	legacy = o.legacy;
+	legacy = !strcmp(o.mode, "legacy");
 	if (!legacy) {
 		if (vdso_find(o.func, &f)) {
 			fprintf(stderr, "%s: %s is not exported by the running vDSO\n", o.check, o.func);
@@ -300,7 +283,7 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (i = 0; i < SLOTS; i++)
 		start_child(&slots[i]);
-	for (i = 0; ms_since(&t0) < o.seconds * 1000; i = (i + 1) % SLOTS)
+	for (i = 0; ms_since(&t0) < o.count * 1000; i = (i + 1) % SLOTS)
 		strike(&o, &slots[i], &c, &t0, &seed);
 	for (i = 0; i < SLOTS; i++) {
 		kill(slots[i].pid, SIGKILL);
@@ -308,7 +291,7 @@ int main(int argc, char **argv)
 	}
 	if (c.fixup_probe)
 		c.fixups = probe_hits();
-	emit_record(o.check, "seconds", o.seconds, "iterations", c.iterations, "stops", c.stops,
+	emit_record(o.check, "seconds", o.count, "iterations", c.iterations, "stops", c.stops,
 		    "kills", c.kills,
 		    "window_hits", c.window_hits, "unfixed_windows", c.unfixed_windows,
 		    "fixups", c.fixups, "fixup_probe", c.fixup_probe,

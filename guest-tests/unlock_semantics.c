@@ -59,35 +59,29 @@ static void one_case(try_unlock_fn fn, int width, uint32_t tid, uint32_t lock_va
 
 int main(int argc, char **argv)
 {
-	const char *check = NULL, *func = NULL;
+	struct test_args o = { 0 };
 	struct counters c = { 0 };
 	struct vdso_func f;
-	int width = 0, i;
 	uint32_t tid;
+	int i;
 
-	for (i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--check"))
-			check = argv[i + 1];
-		else if (!strcmp(argv[i], "--func"))
-			func = argv[i + 1];
-		else if (!strcmp(argv[i], "--pop-width"))
-			width = (int)parse_ulong(argv[i + 1], argv[i]);
-	}
-	if (!check || !func || (width != 4 && width != 8) || i != argc) {
+	parse_test_args(argc, argv, &o, "unlock-semantics --check NAME --func SYMBOL "
+			"--pop-width 8|4");
+	if (!o.func || (o.pop_width != 4 && o.pop_width != 8)) {
 		fprintf(stderr, "usage: unlock-semantics --check NAME --func SYMBOL --pop-width 8|4\n");
 		return 2;
 	}
-	if (vdso_find(func, &f)) {
-		fprintf(stderr, "%s: %s is not exported by the running vDSO\n", check, func);
+	if (vdso_find(o.func, &f)) {
+		fprintf(stderr, "%s: %s is not exported by the running vDSO\n", o.check, o.func);
 		return 3;
 	}
 	tid = (uint32_t)gettid();
 	for (i = 0; i < 100; i++) {
-		one_case((try_unlock_fn)f.addr, width, tid, tid, 0, &c);
-		one_case((try_unlock_fn)f.addr, width, tid, tid | FUTEX_WAITERS, 1, &c);
-		one_case((try_unlock_fn)f.addr, width, tid, tid + 1, 2, &c);
+		one_case((try_unlock_fn)f.addr, o.pop_width, tid, tid, 0, &c);
+		one_case((try_unlock_fn)f.addr, o.pop_width, tid, tid | FUTEX_WAITERS, 1, &c);
+		one_case((try_unlock_fn)f.addr, o.pop_width, tid, tid + 1, 2, &c);
 	}
-	emit_record(check, "cases", c.cases, "semantics_bad", c.semantics_bad,
+	emit_record(o.check, "cases", c.cases, "semantics_bad", c.semantics_bad,
 		    "canary_bad", c.canary_bad, "first_bad_case", c.first_bad_case, NULL);
 	return 0;
 }

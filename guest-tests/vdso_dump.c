@@ -7,26 +7,27 @@
 #include "vdso_helpers.h"
 
 #include <stdio.h>
-#include <string.h>
 
 int main(int argc, char **argv)
 {
+	struct test_args o = { 0 };
 	uintptr_t start, end;
 	FILE *out;
 
-	if (argc != 5 || strcmp(argv[1], "--check") || strcmp(argv[3], "--out")) {
+	parse_test_args(argc, argv, &o, "vdso-dump --check NAME --out FILE");
+	if (!o.out) {
 		fprintf(stderr, "usage: vdso-dump --check NAME --out FILE\n");
 		return 2;
 	}
 	if (vdso_mapping(&start, &end) || start != vdso_base()) {
-		fprintf(stderr, "%s: no [vdso] mapping at AT_SYSINFO_EHDR\n", argv[2]);
+		fprintf(stderr, "%s: no [vdso] mapping at AT_SYSINFO_EHDR\n", o.check);
 		return 3;
 	}
-	out = fopen(argv[4], "wb");
+	out = fopen(o.out, "wb");
 	if (!out || fwrite((void *)start, 1, end - start, out) != end - start || fclose(out)) {
-		perror(argv[4]);
+		perror(o.out);
 		return 2;
 	}
-	emit_record(argv[2], "bytes", (unsigned long)(end - start), NULL);
+	emit_record(o.check, "bytes", (unsigned long)(end - start), NULL);
 	return 0;
 }

@@ -168,6 +168,58 @@ unsigned long parse_ulong(const char *s, const char *what)
 	return v;
 }
 
+static int set_string(struct test_args *a, const char *k, const char *v)
+{
+	static const char *const keys[] = { "--check", "--func", "--mode", "--dir", "--out" };
+	const char **fields[] = { &a->check, &a->func, &a->mode, &a->dir, &a->out };
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!strcmp(k, keys[i])) {
+			*fields[i] = v;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int set_number(struct test_args *a, const char *k, const char *v)
+{
+	static const char *const keys[] = { "--cs-start", "--cs-success", "--cs-end",
+					     "--win-start", "--win-store", "--iterations",
+					     "--rounds", "--seconds" };
+	unsigned long *fields[] = { &a->cs_start, &a->cs_success, &a->cs_end, &a->win_start,
+				    &a->win_store, &a->count, &a->count, &a->count };
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (!strcmp(k, keys[i])) {
+			*fields[i] = parse_ulong(v, k);
+			return 1;
+		}
+	}
+	if (!strcmp(k, "--pop-width"))
+		a->pop_width = (int)parse_ulong(v, k);
+	else if (!strcmp(k, "--mremap"))
+		a->mremap = (int)parse_ulong(v, k);
+	else
+		return 0;
+	return 1;
+}
+
+void parse_test_args(int argc, char **argv, struct test_args *a, const char *usage)
+{
+	int i;
+
+	for (i = 1; i + 1 < argc; i += 2)
+		if (!set_string(a, argv[i], argv[i + 1]) && !set_number(a, argv[i], argv[i + 1]))
+			break;
+	if (i != argc || !a->check) {
+		fprintf(stderr, "usage: %s\n", usage);
+		exit(2);
+	}
+}
+
 void emit_record(const char *check, const char *first_key, ...)
 {
 	const char *key = first_key;

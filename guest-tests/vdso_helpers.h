@@ -50,6 +50,18 @@ pid_t clone_vm(int (*fn)(void *), void *arg);
 
 unsigned long parse_ulong(const char *s, const char *what);
 
+/* The options every guest test takes, as "--key value" pairs; each test uses some. */
+struct test_args {
+	const char *check, *func, *mode, *dir, *out;
+	unsigned long cs_start, cs_success, cs_end, win_start, win_store;
+	/* --iterations, --rounds or --seconds: how much work the test does */
+	unsigned long count;
+	int pop_width, mremap;
+};
+
+/* Fill a from argv; an unknown key, a missing value or a bad number exits 2 with usage. */
+void parse_test_args(int argc, char **argv, struct test_args *a, const char *usage);
+
 /* Printed as {"check": name, "k": v, ...}; keys/values alternate, NULL ends. */
 void emit_record(const char *check, const char *first_key, ...);
 
