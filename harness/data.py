@@ -63,12 +63,19 @@ class FunctionSpec:
 @dataclass(frozen=True)
 class ImageSpec:
     name: str
-    dbg: str
-    stripped: str
-    generated: str
+    # Each path is a list of candidates relative to the build dir, newest layout first:
+    # kernels before 7.x kept the images directly in arch/x86/entry/vdso/.
+    dbg: tuple[str, ...]
+    stripped: tuple[str, ...]
+    generated: tuple[str, ...]
     elf_class: int
     requires: str | None
     functions: tuple[FunctionSpec, ...]
+
+    def path(self, build_dir: Path, candidates: tuple[str, ...]) -> Path:
+        """The first candidate that exists in build_dir, else the first (for the message)."""
+        found = (build_dir / c for c in candidates if (build_dir / c).exists())
+        return next(found, build_dir / candidates[0])
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,10 @@ class GuestTest:
     suite: str = "default"
 
 
+def _paths(value: str | list[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse one TOML file; a syntax error names the file."""
     try:
@@ -169,7 +180,8 @@ def load_expectations(name: str, directory: Path = EXPECTATIONS) -> Expectations
     raw = read_toml(path)
     images = tuple(
         ImageSpec(
-            name=i["name"], dbg=i["dbg"], stripped=i["stripped"], generated=i["generated"],
+            name=i["name"], dbg=_paths(i["dbg"]), stripped=_paths(i["stripped"]),
+            generated=_paths(i["generated"]),
             elf_class=int(i["elf_class"]), requires=i.get("requires"),
             functions=tuple(
                 FunctionSpec(f["name"], f["labels"], int(f["pop_width"]), f.get("requires"),

@@ -116,7 +116,7 @@ def check_function(build_dir: Path, image: ImageSpec, facts: Facts, spec: Disasm
     if regs is None:
         return None, [f"{where}: no [[disasm.registers]] for elf_class {image.elf_class}"]
     try:
-        code = read_code(build_dir / image.dbg, facts.offset, facts.size)
+        code = read_code(image.path(build_dir, image.dbg), facts.offset, facts.size)
     except (OSError, ELFError) as exc:
         return None, [f"{where}: cannot read the code at {facts.offset:#x}: {exc}"]
     insns = decode(code, facts.offset, image.elf_class, spec.hidden_writes)

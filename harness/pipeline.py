@@ -236,7 +236,7 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: dict[str, Any], suite: str,
         st["detail"] = _boot_detail(booted)
         # Every planned test gets a verdict, even when the VM died before running it.
         outcomes = guest.read_outcomes(plan.rwdir)
-        images = {i.name: build_dir / i.stripped for i in expectations.images}
+        images = {i.name: i.path(build_dir, i.stripped) for i in expectations.images}
         for t in plan.planned:
             if t.compare and t.image:
                 guest.add_image_comparison(t, outcomes.get(t.name), plan.rwdir, images[t.image])

@@ -113,6 +113,7 @@ class RemoteResult:
     seconds: float
     exit_code: int | None = None
     timed_out: bool = False
+    # The connection dropped, or the target failed us, before the runner was done.
     connection_lost: bool = False
     # Files brought back into the plan's rwdir/results.
     downloaded: tuple[str, ...] = ()
@@ -433,6 +434,14 @@ def built_release(build_dir: Path) -> str:
                         f"{exc.strerror or exc}; is {build_dir} a built kernel?") from None
 
 
+def built_vdso(build_dir: Path) -> Path:
+    """The build's stripped 64-bit vDSO image, which the target must have mapped."""
+    image = build_dir / VDSO64
+    if not image.is_file():
+        raise UserError(f"the build has no {VDSO64} in {build_dir}; is it a built kernel?")
+    return image
+
+
 def check_release(client: paramiko.SSHClient, s: _Session) -> str:
     """The target's uname -r, which must equal the build's kernel release."""
     want = built_release(s.req.build_dir)
@@ -447,9 +456,7 @@ def check_release(client: paramiko.SSHClient, s: _Session) -> str:
 
 def check_vdso(client: paramiko.SSHClient, s: _Session) -> dict[str, int]:
     """Dump the target's mapped vDSO and compare it with the built vdso64.so."""
-    image = s.req.build_dir / VDSO64
-    if not image.is_file():
-        raise UserError(f"the build has no {VDSO64} in {s.req.build_dir}")
+    image = built_vdso(s.req.build_dir)
     with _guard(s.req.target, "dumping the vDSO"):
         reply = execute(client, [s.req.python, "-c", DUMP_VDSO], s.journal)
     if reply.code == 3:
@@ -703,27 +710,32 @@ def run_remote(req: RemoteRequest) -> RemoteResult:
     whatever results were brought back; the tests without one are judged ERROR."""
     start = time.monotonic()
     req.logs.mkdir(parents=True, exist_ok=True)
+    # Everything that can be checked here is, before waiting for the target.
     built_release(req.build_dir)
-    creds = _credentials(req)
-    journal = Journal(req.logs / "remote.log")
-    session = _Session(req, creds, journal)
+    built_vdso(req.build_dir)
+    session = _Session(req, _credentials(req), Journal(req.logs / "remote.log"))
     try:
-        with _paramiko_logs(journal):
-            journal.note(f"target {req.target}, build {req.build_dir}, {creds.describe}")
-            client = connect(req, creds)
-            try:
-                release = check_release(client, session)
-                vdso = check_vdso(client, session)
-                progress = _run_suite(client, session)
-            finally:
-                client.close()
-        result = _result(req, release, vdso, progress, time.monotonic() - start)
-        journal.note(f"done: {result.detail}")
+        return _on_target(session, start)
     except Exception as exc:
-        journal.note(f"stopped: {exc}")
+        session.journal.note(f"stopped: {exc}")
         raise
     finally:
-        journal.close()
+        session.journal.close()
+
+
+def _on_target(s: _Session, start: float) -> RemoteResult:
+    """Connect, check the target, run the suite; the connection is closed in any case."""
+    with _paramiko_logs(s.journal):
+        s.journal.note(f"target {s.req.target}, build {s.req.build_dir}, {s.creds.describe}")
+        client = connect(s.req, s.creds)
+        try:
+            release = check_release(client, s)
+            vdso = check_vdso(client, s)
+            progress = _run_suite(client, s)
+        finally:
+            client.close()
+    result = _result(s.req, release, vdso, progress, time.monotonic() - start)
+    s.journal.note(f"done: {result.detail}")
     return result
 
 
@@ -738,7 +750,7 @@ def _result(req: RemoteRequest, release: str, vdso: dict[str, int], p: _Progress
 def _detail(req: RemoteRequest, p: _Progress) -> str:
     got = sum(1 for n in p.fetched if n.endswith(".json") and n != "done.json")
     if p.lost:
-        head = f"connection to {req.target} lost: {p.lost}"
+        head = f"stopped early on {req.target}: {p.lost}"
     elif p.timed_out:
         limit = req.plan.total_timeout + req.margin_seconds
         head = f"the suite ran past {limit:.0f}s; the runner was killed"

@@ -131,16 +131,16 @@ def check_vdso(req: VdsoRequest) -> VdsoResult:
 
 
 def _check_image(req: VdsoRequest, image: ImageSpec) -> tuple[list[Facts], list[str]]:
-    dbg = req.build_dir / image.dbg
+    dbg = image.path(req.build_dir, image.dbg)
     try:
         dynsym, symtab = read_symbols(dbg)
     except (OSError, ELFError) as exc:
         return [], [f"{image.name}: cannot read {dbg}: {exc}"]
-    gen_path = req.build_dir / image.generated
+    gen_path = image.path(req.build_dir, image.generated)
     generated = generated_offsets(gen_path) if gen_path.is_file() else None
     found, problems = [], []
     if generated is None:
-        problems.append(f"{image.name}: vdso2c output {image.generated} is missing")
+        problems.append(f"{image.name}: vdso2c output {image.generated[0]} is missing")
     for func in image.functions:
         if func.requires and not is_set(req.config, func.requires.removeprefix("CONFIG_")):
             continue

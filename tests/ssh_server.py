@@ -54,24 +54,27 @@ def wait_port(port: int, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def write_config(directory: Path, port: int, listen: str) -> Path:
+def write_config(directory: Path, port: int, listen: str, pam: bool) -> Path:
     """An sshd_config using only files in directory: host key, authorized_keys, pid file."""
     config = directory / "sshd_config"
     config.write_text(
         f"Port {port}\nListenAddress {listen}\nHostKey {directory / 'host_key'}\n"
         f"PidFile {directory / 'sshd.pid'}\nAuthorizedKeysFile {directory / 'authorized_keys'}\n"
-        "StrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n"
+        f"StrictModes no\nUsePAM {'yes' if pam else 'no'}\nPermitRootLogin prohibit-password\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPrintMotd no\n"
         f"Subsystem sftp {SFTP_SERVER}\nLogLevel VERBOSE\n")
     return config
 
 
-def prepare(directory: Path, user_key: Path, port: int, listen: str = "127.0.0.1") -> Path:
-    """Host key, authorized user key and config in directory; returns the config."""
+def prepare(directory: Path, user_key: Path, port: int, listen: str = "127.0.0.1",
+            pam: bool = False) -> Path:
+    """Host key, authorized user key and config in directory; returns the config.
+    Without PAM, sshd itself refuses a locked account (password '!'), as virtme-ng's
+    guests have for root; with PAM, public keys work there too."""
     directory.mkdir(parents=True, exist_ok=True)
     keygen(directory / "host_key")
     (directory / "authorized_keys").write_text(public(user_key) + "\n")
-    return write_config(directory, port, listen)
+    return write_config(directory, port, listen, pam)
 
 
 @dataclass

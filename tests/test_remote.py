@@ -151,6 +151,16 @@ def test_pinned_fingerprint_is_accepted(tmp_path: Path, server: ssh_server.SshSe
     assert verdicts(plan) == {"good": Verdict.PASS}
 
 
+def test_hashed_known_hosts_entry_is_accepted(tmp_path: Path, server: ssh_server.SshServer,
+                                             build_dir: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(server.known_hosts_line())
+    sh(["ssh-keygen", "-q", "-H", "-f", known])
+    assert "127.0.0.1" not in known.read_text()
+    plan = make_plan(tmp_path, {"good": GOOD % "good"})
+    assert remote.run_remote(request(tmp_path, server, build_dir, plan)).finished
+
+
 def test_wrong_pinned_fingerprint_is_refused(tmp_path: Path, server: ssh_server.SshServer,
                                              build_dir: Path) -> None:
     other = ssh_server.fingerprint(ssh_server.keygen(tmp_path / "other"))
@@ -324,7 +334,7 @@ def test_target_going_away_mid_run_keeps_earlier_results(
     killer.join()
     assert time.monotonic() - start < 20
     assert result.connection_lost and result.runner_started and not result.finished
-    assert "lost" in result.detail and "1 of 3 results" in result.detail
+    assert "connection closed" in result.detail and "1 of 3 results" in result.detail
     assert "left on the target" in result.detail
     assert verdicts(plan) == {"first": Verdict.PASS, "slow": Verdict.ERROR,
                               "third": Verdict.ERROR}

@@ -163,3 +163,19 @@ def test_alternatives_may_differ_other_bytes_may_not(tmp_path: Path) -> None:
     patched[-1] = 1
     counters = compare_image(bytes(patched), so)
     assert counters["image_mismatch"] == 1 and counters["padding_nonzero"] == 1
+
+
+def test_pre_series_layout_names_the_missing_exports(tmp_path: Path) -> None:
+    # 6.x kernels keep the images one directory up and have no futex exports at all.
+    getcpu = OUTSIDE.format(name="__vdso_getcpu")
+    for image, bits in (("vdso64", 64), ("vdso32", 32)):
+        dbg = build_image(tmp_path / "new", image, bits, {}, extra={"__vdso_getcpu": getcpu})
+        old = tmp_path / "arch/x86/entry/vdso"
+        old.mkdir(parents=True, exist_ok=True)
+        dbg.rename(old / dbg.name)
+    result = check_vdso(VdsoRequest(tmp_path, load_expectations("upstream"), CONFIG,
+                                    "the tree has no FUTEX_ROBUST_UNLOCK"))
+    detail = result.checks[0].detail
+    assert detail.startswith("series absent (the tree has no FUTEX_ROBUST_UNLOCK)")
+    assert f"vdso64: export {L64} missing from .dynsym" in detail
+    assert "cannot read" not in detail

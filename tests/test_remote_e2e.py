@@ -1,0 +1,220 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The SSH backend against the real kernel: the built Linux 7.3 boots under virtme-ng (TCG)
+with its own sshd behind a loopback port, and the real default guest suite runs on it
+through run_remote, with the host key checked against a known_hosts entry.
+
+Needs a finished build in the harness cache (make test-kernel, or the e2e pipeline test),
+or the build dir that FUTEX_HARNESS_E2E_BUILD names.
+Another run may rebuild that directory at any moment, so the files this test reads are
+first copied, with their relative paths, into a private build dir, and the copy is used.
+
+A comparison run leaves its last revision, a known-bad one, in that build dir. Only the
+pristine base (its build stamp names the source's 'base' tree) must pass everything; for
+any other revision the suite also runs through the virtme-ng boot path, and the SSH path
+must give the same verdicts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import ssh_server
+
+from harness import boot, guest
+from harness.build import STAMP
+from harness.data import load_expectations, load_guest_tests
+from harness.disasm import check_disasm
+from harness.kconfig import parse_config
+from harness.remote import RELEASE_FILE, RemoteRequest, parse_target, run_remote
+from harness.results import Verdict, judge
+from harness.vdso import VdsoRequest, check_vdso
+
+pytestmark = pytest.mark.e2e
+
+CACHE = Path(os.environ.get("FUTEX_HARNESS_CACHE", Path.home() / ".cache" / "futex-harness"))
+BZIMAGE = "arch/x86/boot/bzImage"
+VDSO = "arch/x86/entry/vdso"
+SNAPSHOT = (BZIMAGE, ".config", str(RELEASE_FILE), STAMP,
+            *(f"{VDSO}/vdso{n}/{f}" for n in (64, 32)
+              for f in (f"vdso{n}.so", f"vdso{n}.so.dbg", f"vdso{n}-image.c")))
+# TCG boot (about 15 s) and sshd start, with room for a busy machine.
+BOOT_SECONDS = 300
+# Where QEMU's user-mode network puts the guest; hostfwd forwards there by default.
+GUEST_ADDRESS = "10.0.2.15/24"
+
+
+def cached_build() -> Path:
+    """The build dir of Debian's 7.3 source (the default config, not a variant), or the one
+    FUTEX_HARNESS_E2E_BUILD names."""
+    if "FUTEX_HARNESS_E2E_BUILD" in os.environ:
+        return Path(os.environ["FUTEX_HARNESS_E2E_BUILD"])
+    for src in sorted((CACHE / "src").glob("linux-source-7.3_*")):
+        if (CACHE / "build" / src.name / BZIMAGE).is_file():
+            return CACHE / "build" / src.name
+    pytest.skip(f"no built linux-source-7.3 in {CACHE}/build: run make test-kernel")
+
+
+def _stamps(build: Path) -> list[tuple[int, int]] | None:
+    """Size and mtime of every file to copy; None while a build is under way (no stamp)."""
+    try:
+        return [((s := (build / rel).stat()).st_size, s.st_mtime_ns) for rel in SNAPSHOT]
+    except FileNotFoundError:
+        return None
+
+
+def snapshot(source: Path, dest: Path) -> None:
+    """Copy the files the test reads from a finished build; again when any changed."""
+    for _ in range(60):
+        before = _stamps(source)
+        if before is not None:
+            for rel in SNAPSHOT:
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source / rel, dest / rel)
+            if _stamps(source) == before:
+                return
+        time.sleep(10)
+    pytest.fail(f"{source} was being rebuilt for 10 minutes; no stable build to copy")
+
+
+def is_pristine(source: Path, copy: Path) -> bool:
+    """Whether the copied build is of the source's base tree, with no series applied."""
+    done = subprocess.run(["git", "-C", str(source / "source"), "rev-parse", "base^{tree}"],
+                          capture_output=True, text=True, check=False)
+    return done.returncode == 0 and (copy / STAMP).read_text().split()[0] == done.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Build:
+    path: Path
+    pristine: bool
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    source = cached_build()
+    dest = tmp_path_factory.mktemp("build")
+    snapshot(source, dest)
+    return Build(dest, is_pristine(source, dest))
+
+
+@dataclass(frozen=True)
+class Guest:
+    port: int
+    user_key: Path
+    known_hosts: Path
+    console: Path
+
+
+GUEST_SCRIPT = """#!/bin/sh
+# Runs in the guest as virtme-ng's --exec command: network up, then sshd in the foreground.
+set -e
+mkdir -p /run/sshd
+ip link set lo up
+for dev in $(ls /sys/class/net); do
+	[ "$dev" = lo ] && continue
+	ip link set "$dev" up
+	ip addr add {address} dev "$dev"
+	break
+done
+exec /usr/sbin/sshd -D -e -f {config}
+"""
+
+
+def vng_argv(bzimage: Path, vm: Path, port: int) -> list[str]:
+    net = (f"-netdev user,id=ssh,hostfwd=tcp:127.0.0.1:{port}-:22 "
+           "-device virtio-net-pci,netdev=ssh")
+    return [str(Path(sys.executable).parent / "vng"), "--run", str(bzimage), "--disable-kvm",
+            "--memory", "1G", "--cpus", "2", "--rwdir", str(vm), f"--qemu-opts={net}",
+            "--exec", f"sh {vm / 'start-sshd.sh'}"]
+
+
+@pytest.fixture
+def booted(tmp_path: Path, build: Build) -> Iterator[Guest]:
+    """The built kernel under TCG, its sshd on a loopback port; killed, whole group, after."""
+    vm = tmp_path / "vm"
+    user_key = ssh_server.keygen(tmp_path / "user_key")
+    port = ssh_server.free_port()
+    # virtme-ng's guest /etc/shadow locks root: sshd must leave that to PAM.
+    config = ssh_server.prepare(vm, user_key, 22, listen="0.0.0.0", pam=True)
+    (vm / "start-sshd.sh").write_text(GUEST_SCRIPT.format(address=GUEST_ADDRESS, config=config))
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {ssh_server.public(vm / 'host_key')}\n")
+    console = tmp_path / "console.log"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    with console.open("wb") as out:
+        vm_process = subprocess.Popen(vng_argv(build.path / BZIMAGE, vm, port), env=env,
+                                      stdin=subprocess.DEVNULL, stdout=out,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield Guest(port, user_key, known_hosts, console)
+    finally:
+        os.killpg(vm_process.pid, signal.SIGKILL)
+        vm_process.wait()
+
+
+def plan_default_suite(build: Path, rwdir: Path, logs: Path) -> guest.GuestPlan:
+    """ELF and disassembly checks on the copied build, then the guest plan, as the pipeline
+    does it."""
+    expectations = load_expectations("upstream")
+    config = parse_config((build / ".config").read_text(), str(build / ".config"))
+    elf = check_vdso(VdsoRequest(build, expectations, config))
+    assert all(c.verdict == Verdict.PASS for c in elf.checks), elf.checks
+    code, windows = check_disasm(build, expectations, elf)
+    assert all(c.verdict == Verdict.PASS for c in code), code
+    tests = tuple(t for t in load_guest_tests() if t.suite == "default")
+    return guest.plan(guest.GuestPlanRequest(tests, elf, rwdir, logs, 120, None, windows))
+
+
+def verdicts(plan: guest.GuestPlan, build: Path) -> dict[str, tuple[Verdict, str]]:
+    """Judge every planned test from the results in the plan's rwdir, as the pipeline does."""
+    outcomes = guest.read_outcomes(plan.rwdir)
+    images = {i.name: build / i.stripped for i in load_expectations("upstream").images}
+    for t in plan.planned:
+        if t.compare and t.image:
+            guest.add_image_comparison(t, outcomes.get(t.name), plan.rwdir, images[t.image])
+    checks = {t.name: judge(t, outcomes.get(t.name)) for t in plan.planned}
+    return {n: (c.verdict, c.detail) for n, c in checks.items()}
+
+
+def through_virtme_ng(build: Path, tmp_path: Path) -> dict[str, tuple[Verdict, str]]:
+    """The same suite on the same kernel through the pipeline's own boot path."""
+    plan = plan_default_suite(build, tmp_path / "guest-vng", tmp_path / "logs-vng")
+    booted = boot.boot(boot.BootRequest(
+        build / BZIMAGE, plan, tmp_path / "logs-vng", tmp_path / "cache", "tcg",
+        BOOT_SECONDS, 90, "1G", 2, "/usr/bin/python3", console_name="console.log"))
+    assert booted.runner_finished, booted
+    return verdicts(plan, build)
+
+
+def test_real_suite_runs_over_ssh_on_the_real_kernel(tmp_path: Path, build: Build,
+                                                     booted: Guest) -> None:
+    logs = tmp_path / "logs"
+    plan = plan_default_suite(build.path, tmp_path / "guest", logs)
+    assert plan.planned and not plan.skipped
+    start = time.monotonic()
+    result = run_remote(RemoteRequest(
+        parse_target(f"ssh://root@127.0.0.1:{booted.port}"), booted.user_key,
+        booted.known_hosts, None, build.path, plan, logs, wait_seconds=BOOT_SECONDS))
+    print(f"run_remote: {time.monotonic() - start:.1f}s: {result.detail}")
+    console = booted.console.read_text(errors="replace")[-3000:]
+    assert result.kernel_release == (build.path / RELEASE_FILE).read_text().strip()
+    assert result.vdso["image_mismatch"] == 0
+    assert result.finished, f"{result.detail}\n--- console ---\n{console}"
+    assert "$ rm -rf" in (logs / "remote.log").read_text()
+    over_ssh = verdicts(plan, build.path)
+    if build.pristine:
+        failed = {n: v for n, v in over_ssh.items() if v[0] != Verdict.PASS}
+        assert not failed, failed
+        return
+    print("the cached build is a patched revision: comparing with the virtme-ng path")
+    direct = through_virtme_ng(build.path, tmp_path)
+    assert {n: v[0] for n, v in over_ssh.items()} == {n: v[0] for n, v in direct.items()}
+    assert all(v[0] in (Verdict.PASS, Verdict.FAIL) for v in over_ssh.values()), over_ssh
