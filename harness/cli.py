@@ -210,3 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("futex-harness: interrupted; partial results were kept", file=sys.stderr)
         return report.EXIT_ERROR
+    except Exception as exc:  # a bug of ours: still no bare traceback as the verdict
+        log.exception("internal error")
+        print(f"futex-harness: internal error: {exc!r} (traceback in the log); "
+              "partial results were kept", file=sys.stderr)
+        return report.EXIT_ERROR

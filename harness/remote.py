@@ -33,6 +33,8 @@ log = logging.getLogger("harness")
 
 RELEASE_FILE = Path("include/config/kernel.release")
 VDSO64 = Path("arch/x86/entry/vdso/vdso64/vdso64.so")
+# Where kernels before 7.x keep it.
+OLD_VDSO64 = Path("arch/x86/entry/vdso/vdso64.so")
 # Each connection attempt: TCP connect, banner, key exchange, authentication.
 ATTEMPT_TIMEOUT = 15.0
 # A short command on the target: uname, the vDSO dump, mktemp, kill, rm.
@@ -436,10 +438,10 @@ def built_release(build_dir: Path) -> str:
 
 def built_vdso(build_dir: Path) -> Path:
     """The build's stripped 64-bit vDSO image, which the target must have mapped."""
-    image = build_dir / VDSO64
-    if not image.is_file():
-        raise UserError(f"the build has no {VDSO64} in {build_dir}; is it a built kernel?")
-    return image
+    for rel in (VDSO64, OLD_VDSO64):
+        if (build_dir / rel).is_file():
+            return build_dir / rel
+    raise UserError(f"the build has no {VDSO64} in {build_dir}; is it a built kernel?")
 
 
 def check_release(client: paramiko.SSHClient, s: _Session) -> str:

@@ -133,7 +133,9 @@ def load_record(run_dir: Path) -> dict[str, Any]:
 
 
 def _cell(check: Check) -> str:
-    """A verdict with its most telling counter."""
+    """A verdict with its most telling counter: for a failure, the first one that failed."""
+    if check.verdict == Verdict.FAIL and check.detail:
+        return f"FAIL {check.detail.split(',')[0].split(';')[0].strip()[:40]}"
     for key in ("bad_steps", "corruptions", "stale_fixups", "semantics_bad", "image_mismatch",
                 "problems", "hits_zf_set", "window_hits", "cases"):
         if key in check.counters and (check.counters[key] or not check.verdict.ok):

@@ -176,7 +176,7 @@ def plan_default_suite(build: Path, rwdir: Path, logs: Path) -> guest.GuestPlan:
 def verdicts(plan: guest.GuestPlan, build: Path) -> dict[str, tuple[Verdict, str]]:
     """Judge every planned test from the results in the plan's rwdir, as the pipeline does."""
     outcomes = guest.read_outcomes(plan.rwdir)
-    images = {i.name: build / i.stripped for i in load_expectations("upstream").images}
+    images = {i.name: i.path(build, i.stripped) for i in load_expectations("upstream").images}
     for t in plan.planned:
         if t.compare and t.image:
             guest.add_image_comparison(t, outcomes.get(t.name), plan.rwdir, images[t.image])
