@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness import data, kconfig, pipeline, report, source, vdso
+from harness import data, kconfig, pipeline, remote, report, source, vdso
 from harness.errors import HarnessError, RunTimeout, UserError
 from harness.paths import cache_root
 
@@ -46,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
                      default=os.environ.get("FUTEX_HARNESS_ACCEL", "auto"))
     run.add_argument("--run-dir", type=Path, help="where logs and results go (default: runs/TIME)")
     run.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+    run.add_argument("--target", metavar="ssh://USER@HOST[:PORT]",
+                     help="run the guest suite on a machine already booted into the build")
+    run.add_argument("--ssh-key", type=Path, help="private key file (default: the SSH agent)")
+    run.add_argument("--known-hosts", type=Path,
+                     help="known_hosts file for the target (default: ~/.ssh/known_hosts)")
+    run.add_argument("--host-key", metavar="SHA256:...",
+                     help="pin the target's host key fingerprint instead of known_hosts")
     run.add_argument("--timeout", type=float, metavar="SECONDS",
                      help="limit for the whole run (default: timeouts.run in settings.toml)")
     run.add_argument("--stress", action="store_true",
@@ -149,6 +156,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         expect=args.expect,
         fragments=_fragments(args.config_dir, args.config_variant), accel=args.accel,
         variant=args.config_variant, command=command,
+        target=remote.parse_target(args.target) if args.target else None,
+        ssh_key=args.ssh_key, known_hosts=args.known_hosts, host_key=args.host_key,
         jobs=args.jobs, stress=args.stress)
     limit = args.timeout or settings.timeouts["run"]
     try:

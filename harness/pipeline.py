@@ -24,6 +24,7 @@ from harness import (
     guest,
     kconfig,
     patches,
+    remote,
     report,
     source,
     vdso,
@@ -37,7 +38,7 @@ from harness.data import (
 )
 from harness.errors import HarnessError, InfraError, RunTimeout
 from harness.paths import path_key
-from harness.results import judge
+from harness.results import Check, judge
 
 log = logging.getLogger("harness")
 
@@ -68,6 +69,11 @@ class RunRequest:
     stress: bool = False
     # The config variant; each has its own build dir so switching never rebuilds all.
     variant: str = "vng"
+    # Run the guest suite on this machine over SSH instead of booting under virtme-ng.
+    target: remote.Target | None = None
+    ssh_key: Path | None = None
+    known_hosts: Path | None = None
+    host_key: str | None = None
 
 
 @dataclass
@@ -225,15 +231,11 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: dict[str, Any], suite: str,
         plan = guest.plan(guest.GuestPlanRequest(tests, elf, rwdir, logs,
                                                  s.timeouts["guest_compile"],
                                                  rev.get("series_absent"), windows))
-    with rec.stage(rev, f"boot{tag}") as st:
-        booted = boot.boot(boot.BootRequest(
-            build_dir / s.bzimage, plan, logs, req.cache, req.accel, s.timeouts["boot"],
-            s.timeouts["kvm_probe"], s.memory, s.cpus, s.guest_python,
-            s.stress_qemu_opts if suite == "stress" else (), f"console{tag}.log"))
-        rev.update(accel=booted.accel.name, accel_reason=booted.accel.reason)
-        rev.setdefault("boots", []).append(
-            {"suite": suite, "accel": booted.accel.name, "qemu_opts": list(booted.qemu_opts)})
-        st["detail"] = _boot_detail(booted)
+    with rec.stage(rev, f"{'remote' if req.target else 'boot'}{tag}") as st:
+        if req.target:
+            started, extra = _run_on_target(req, rev, st, plan, build_dir, logs)
+        else:
+            started, extra = _boot_and_run(req, rev, st, suite, tag, plan, build_dir, logs)
         # Every planned test gets a verdict, even when the VM died before running it.
         outcomes = guest.read_outcomes(plan.rwdir)
         images = {i.name: i.path(build_dir, i.stripped) for i in expectations.images}
@@ -242,11 +244,41 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: dict[str, Any], suite: str,
                 guest.add_image_comparison(t, outcomes.get(t.name), plan.rwdir, images[t.image])
         rev["checks"] += [c.to_json() for c in plan.skipped]
         rev["checks"] += [judge(t, outcomes.get(t.name)).to_json() for t in plan.planned]
-        # A splat fails the run even when every test passed.
-        triage = console.console_check(booted.console)
-        rev["checks"].append(dataclasses.replace(triage, name=f"console{tag}").to_json())
-        if not booted.runner_started:
+        rev["checks"] += [c.to_json() for c in extra]
+        if not started:
             raise InfraError(st["detail"])
+
+
+def _boot_and_run(req: RunRequest, rev: dict[str, Any], st: dict[str, Any], suite: str,
+                  tag: str, plan: guest.GuestPlan, build_dir: Path,
+                  logs: Path) -> tuple[bool, list[Check]]:
+    """virtme-ng: boot the build, run the plan; the console is triaged as a check of its own."""
+    s = req.settings
+    booted = boot.boot(boot.BootRequest(
+        build_dir / s.bzimage, plan, logs, req.cache, req.accel, s.timeouts["boot"],
+        s.timeouts["kvm_probe"], s.memory, s.cpus, s.guest_python,
+        s.stress_qemu_opts if suite == "stress" else (), f"console{tag}.log"))
+    rev.update(accel=booted.accel.name, accel_reason=booted.accel.reason)
+    rev.setdefault("boots", []).append(
+        {"suite": suite, "accel": booted.accel.name, "qemu_opts": list(booted.qemu_opts)})
+    st["detail"] = _boot_detail(booted)
+    # A splat fails the run even when every test passed.
+    triage = console.console_check(booted.console)
+    return booted.runner_started, [dataclasses.replace(triage, name=f"console{tag}")]
+
+
+def _run_on_target(req: RunRequest, rev: dict[str, Any], st: dict[str, Any],
+                   plan: guest.GuestPlan, build_dir: Path,
+                   logs: Path) -> tuple[bool, list[Check]]:
+    """A machine already running the build, over SSH; there is no console to triage."""
+    assert req.target is not None
+    done = remote.run_remote(remote.RemoteRequest(
+        req.target, req.ssh_key, req.known_hosts, req.host_key, build_dir, plan, logs,
+        req.settings.timeouts["target_wait"]))
+    rev.update(target=done.target, accel="remote", accel_reason=f"target {done.target}, "
+               f"kernel {done.kernel_release}")
+    st["detail"] = f"{done.target}: {done.detail}"
+    return done.runner_started, []
 
 
 def _boot_detail(b: boot.BootResult) -> str:

@@ -51,6 +51,8 @@ def render_table(record: dict[str, Any]) -> str:
         out.append(f"== {rev['label']}: {rev.get('origin', '')}")
         if rev.get("applied"):
             out.append("   series: " + "; ".join(rev["applied"]))
+        if rev.get("target"):
+            out.append(f"   target: {rev['target']}")
         if rev.get("accel"):
             out.append(f"   accelerator: {rev['accel']} ({rev.get('accel_reason', '')})")
         for b in rev.get("boots", []):
