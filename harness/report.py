@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from harness.errors import InfraError, UserError
 from harness.results import Check, Verdict
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -112,9 +112,14 @@ def render_junit(record: dict[str, Any]) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write a whole file or leave the old one; a full disk is the machine's fault."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InfraError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 def write_reports(run_dir: Path, record: dict[str, Any]) -> None:

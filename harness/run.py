@@ -46,9 +46,15 @@ def _kill_group(pid: int) -> None:
 def _copy_output(
     stream: IO[bytes], out: IO[str], tail: deque[str], on_line: Callable[[str], None] | None
 ) -> None:
+    writable = True
     for raw in stream:
         line = raw.decode("utf-8", errors="backslashreplace")
-        out.write(line)
+        if writable:
+            try:
+                out.write(line)
+            except OSError:
+                # A full disk must not stop the draining, or the command blocks on its pipe.
+                writable = False
         tail.append(line)
         if on_line:
             on_line(line)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,46 @@ def test_ctrl_c_during_build_reaps_the_build(world: dict[str, Path],
     time.sleep(0.5)
     shell = int(pidfile.read_text())
     assert not Path(f"/proc/{shell}").exists() or "Z" in Path(f"/proc/{shell}/stat").read_text()
+
+
+def test_ctrl_c_during_boot_kills_the_vm(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FAKE_VNG_MODE", "hang")
+    timer = threading.Timer(6, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    start = time.monotonic()
+    try:
+        assert harness(world) == 2
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < 30
+    assert "interrupted" in capsys.readouterr().err
+    assert stages(world)["boot"]["detail"] == "interrupted"
+    # The fake VM's own child (a sleep) went with its process group.
+    leftovers = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True)
+    assert not leftovers.stdout.strip()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 48 KiB tmpfs: room for the first results and logs, not for a whole run."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_while_writing_results(world: dict[str, Path], tiny_disk: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    world["run"] = tiny_disk / "run"
+    start = time.monotonic()
+    assert harness(world) == 2
+    assert time.monotonic() - start < 120
+    assert "No space left on device" in capsys.readouterr().err
+    # What was written before the disk filled is still valid JSON.
+    json.loads((world["run"] / "results.json").read_text())
