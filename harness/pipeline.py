@@ -130,7 +130,7 @@ def _run_one(req: RunRequest, revision: Revision, rec: Recorder,
     except RunTimeout:
         raise
     except HarnessError as exc:
-        log.error("%s: %s", revision.label, str(exc).splitlines()[0])
+        log.error("%s: %s", revision.label, exc)
 
 
 def run_revision(req: RunRequest, revision: Revision, rec: Recorder,

@@ -137,3 +137,49 @@ def test_full_disk_while_writing_results(world: dict[str, Path], tiny_disk: Path
     assert "No space left on device" in capsys.readouterr().err
     # What was written before the disk filled is still valid JSON.
     json.loads((world["run"] / "results.json").read_text())
+
+
+def test_conflicting_fragments(world: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    fragment(world["frags"].parent, "y.config", "# CONFIG_RSEQ is not set\n")
+    assert harness(world) == 2
+    err = capsys.readouterr().err
+    assert "conflict on CONFIG_RSEQ" in err and "s.config" in err and "y.config" in err
+
+
+def test_unmet_dependency(world: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    fragment(world["frags"].parent, "s.config",
+             "CONFIG_FUTEX_ROBUST_UNLOCK=y\n# CONFIG_RSEQ is not set\n")
+    assert harness(world) == 2
+    assert "probably an unmet dependency" in capsys.readouterr().err
+
+
+def test_patch_that_does_not_apply(world: dict[str, Path],
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from test_patches import BAD
+
+    bad = world["run"].parent / "bad.patch"
+    bad.write_text(BAD)
+    assert harness(world, "--series", str(bad), "--no-base") == 2
+    err = capsys.readouterr().err
+    assert "patch does not apply" in err and "init: stale" in err
+
+
+def test_garbage_mbox(world: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    junk = world["run"].parent / "junk.mbx"
+    junk.write_text("From nobody\nSubject: hello\n\nno diff here\n")
+    assert harness(world, "--series", str(junk), "--no-base") == 2
+    err = capsys.readouterr().err
+    assert "junk.mbx" in err and ("not a readable mbox" in err or "holds no patches" in err)
+
+
+def test_qemu_missing(world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      capsys: pytest.CaptureFixture[str]) -> None:
+    only_vng = tmp_path / "only-vng"
+    only_vng.mkdir()
+    (only_vng / "vng").symlink_to(FAKEBIN / "vng")
+    monkeypatch.setenv("PATH", f"{only_vng}:/usr/bin:/bin")
+    if Path("/usr/bin/qemu-system-x86_64").exists():
+        monkeypatch.setattr("shutil.which", lambda name, *a, **k:
+                            None if name.startswith("qemu") else str(only_vng / name))
+    assert harness(world) == 2
+    assert "qemu-system-x86_64 not found" in capsys.readouterr().err
