@@ -38,8 +38,9 @@ class Settings:
     memory: str
     cpus: int
     guest_python: str
-    # Extra QEMU options for the stress boot under TCG.
+    # Extra QEMU options and the vCPU count for the stress boot.
     stress_qemu_opts: tuple[str, ...]
+    stress_cpus: int
 
     def release(self, name: str) -> DebianRelease:
         """The Debian release called name; an unknown name lists the valid ones."""
@@ -162,6 +163,7 @@ def load_settings(path: Path = DATA / "settings.toml") -> Settings:
         bzimage=kernel["bzimage"], timeouts={k: float(v) for k, v in raw["timeouts"].items()},
         memory=boot["memory"], cpus=int(boot["cpus"]), guest_python=boot["python"],
         stress_qemu_opts=tuple(raw["stress"]["tcg_qemu_opts"]),
+        stress_cpus=int(raw["stress"]["cpus"]),
     )
 
 

@@ -256,7 +256,8 @@ def _boot_and_run(req: RunRequest, rev: dict[str, Any], st: dict[str, Any], suit
     s = req.settings
     booted = boot.boot(boot.BootRequest(
         build_dir / s.bzimage, plan, logs, req.cache, req.accel, s.timeouts["boot"],
-        s.timeouts["kvm_probe"], s.memory, s.cpus, s.guest_python,
+        s.timeouts["kvm_probe"], s.memory, s.stress_cpus if suite == "stress" else s.cpus,
+        s.guest_python,
         s.stress_qemu_opts if suite == "stress" else (), f"console{tag}.log"))
     rev.update(accel=booted.accel.name, accel_reason=booted.accel.reason)
     rev.setdefault("boots", []).append(
