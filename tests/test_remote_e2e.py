@@ -132,7 +132,7 @@ def vng_argv(bzimage: Path, vm: Path, port: int) -> list[str]:
     net = (f"-netdev user,id=ssh,hostfwd=tcp:127.0.0.1:{port}-:22 "
            "-device virtio-net-pci,netdev=ssh")
     return [str(Path(sys.executable).parent / "vng"), "--run", str(bzimage), "--disable-kvm",
-            "--memory", "1G", "--cpus", "2", "--rwdir", str(vm), f"--qemu-opts={net}",
+            "--memory", "1G", "--cpus", "1", "--rwdir", str(vm), f"--qemu-opts={net}",
             "--exec", f"sh {vm / 'start-sshd.sh'}"]
 
 
