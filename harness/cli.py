@@ -155,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         revisions=revisions(args.series, args.rev_version, not args.no_base),
         expect=args.expect,
         fragments=_fragments(args.config_dir, args.config_variant), accel=args.accel,
-        variant=args.config_variant, command=command,
+        variant=args.config_variant,
         target=remote.parse_target(args.target) if args.target else None,
         ssh_key=args.ssh_key, known_hosts=args.known_hosts, host_key=args.host_key,
         jobs=args.jobs, stress=args.stress)

@@ -64,7 +64,6 @@ class RunRequest:
     expect: str
     fragments: tuple[Path, ...]
     accel: str
-    command: str
     jobs: int
     stress: bool = False
     # The config variant; each has its own build dir so switching never rebuilds all.
