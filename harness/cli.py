@@ -27,6 +27,25 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="build, check, boot and test one kernel")
+    _run_args(run)
+    build = sub.add_parser("build", help="source, patches, config, build and the vDSO "
+                                         "checks of every revision; no boot")
+    _run_args(build)
+
+    src = sub.add_parser("source", help="fetch or check the kernel tree and print its path")
+    _source_args(src)
+
+    chk = sub.add_parser("check-vdso", help="run the vDSO ELF checks on a build directory")
+    chk.add_argument("build_dir", type=Path)
+    chk.add_argument("--expect", default="upstream")
+
+    rep = sub.add_parser("report", help="print the report of a finished run from its files")
+    rep.add_argument("run_dir", type=Path)
+    return p
+
+
+def _run_args(run: argparse.ArgumentParser) -> None:
+    """The options of run and build."""
     _source_args(run)
     run.add_argument("--series", action="append", default=[], metavar="SERIES",
                      help="a patch, mbox, thread mbox, quilt directory or git range A..B; "
@@ -57,17 +76,6 @@ def _parser() -> argparse.ArgumentParser:
                      help="limit for the whole run (default: timeouts.run in settings.toml)")
     run.add_argument("--stress", action="store_true",
                      help="also run the stress suite, in a second boot (TCG: -singlestep)")
-
-    src = sub.add_parser("source", help="fetch or check the kernel tree and print its path")
-    _source_args(src)
-
-    chk = sub.add_parser("check-vdso", help="run the vDSO ELF checks on a build directory")
-    chk.add_argument("build_dir", type=Path)
-    chk.add_argument("--expect", default="upstream")
-
-    rep = sub.add_parser("report", help="print the report of a finished run from its files")
-    rep.add_argument("run_dir", type=Path)
-    return p
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
@@ -158,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         variant=args.config_variant,
         target=remote.parse_target(args.target) if args.target else None,
         ssh_key=args.ssh_key, known_hosts=args.known_hosts, host_key=args.host_key,
-        jobs=args.jobs, stress=args.stress)
+        jobs=args.jobs, stress=args.stress, boot=args.command == "run")
     limit = args.timeout or settings.timeouts["run"]
     try:
         with run_limit(limit):
@@ -204,7 +212,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report.exit_code(record)
 
 
-COMMANDS = {"run": cmd_run, "source": cmd_source, "check-vdso": cmd_check_vdso,
+COMMANDS = {"run": cmd_run, "build": cmd_run, "source": cmd_source, "check-vdso": cmd_check_vdso,
             "report": cmd_report}
 
 

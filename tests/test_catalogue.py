@@ -183,3 +183,12 @@ def test_qemu_missing(world: dict[str, Path], tmp_path: Path, monkeypatch: pytes
                             None if name.startswith("qemu") else str(only_vng / name))
     assert harness(world) == 2
     assert "qemu-system-x86_64 not found" in capsys.readouterr().err
+
+
+def test_build_subcommand_stops_before_boot(world: dict[str, Path]) -> None:
+    code = main(["build", "--kernel-src", str(world["tree"]), "--config-dir",
+                 str(world["frags"]), "--run-dir", str(world["run"])])
+    names = list(stages(world))
+    assert names[-1] == "disasm" and "boot" not in names
+    # The fake tree has no vDSO, so the ELF checks fail: a check failure, exit 1.
+    assert code == 1
