@@ -110,15 +110,18 @@ def test_ctrl_c_during_build_reaps_the_build(world: dict[str, Path],
 def test_ctrl_c_during_boot_kills_the_vm(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("FAKE_VNG_MODE", "hang")
-    interrupt_when(world["run"] / "base" / "logs" / "console.log")
+    child_file = world["run"].parent / "vm-child.pid"
+    monkeypatch.setenv("FAKE_VNG_CHILD", str(child_file))
+    interrupt_when(child_file)
     start = time.monotonic()
     assert harness(world) == 2
     assert time.monotonic() - start < 60
     assert "interrupted" in capsys.readouterr().err
     assert stages(world)["boot"]["detail"] == "interrupted"
     # The fake VM's own child (a sleep) went with its process group.
-    leftovers = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True)
-    assert not leftovers.stdout.strip()
+    child = Path(f"/proc/{int(child_file.read_text())}")
+    time.sleep(0.5)
+    assert not child.exists() or "Z" in (child / "stat").read_text().split()[2]
 
 
 @pytest.fixture
