@@ -9,7 +9,7 @@ import os
 import re
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import UserError
@@ -45,6 +45,8 @@ class ConfigResult:
     changed: bool
     # Optional options this tree does not have.
     absent: tuple[str, ...] = ()
+    # The whole final configuration, as installed.
+    final: Config = field(default_factory=dict)
 
 
 def parse_config(text: str, origin: str) -> Config:
@@ -154,7 +156,7 @@ def configure(req: ConfigRequest) -> ConfigResult:
     if problems:
         raise UserError("requested config options did not stick:\n  " + "\n  ".join(problems))
     changed = _install(scratch / ".config", req)
-    return ConfigResult(req.build_dir / ".config", wanted, changed, absent)
+    return ConfigResult(req.build_dir / ".config", wanted, changed, absent, final)
 
 
 def _install(new: Path, req: ConfigRequest) -> bool:

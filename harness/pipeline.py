@@ -115,46 +115,42 @@ class Recorder:
             self.flush()
 
 
+@dataclass
+class _Shared:
+    """What every revision of a run shares: the source tree, prepared once, and its lock,
+    held until the run ends so that no other run resets the tree between two revisions."""
+
+    held: contextlib.ExitStack
+    src: source.SourceResult | None = None
+
+
 def run_all(req: RunRequest, rec: Recorder) -> None:
     """Test every revision in order. A stage error ends that revision only; it is recorded."""
     # Bad names fail before anything is downloaded or built.
     load_expectations(req.expect)
     with contextlib.ExitStack() as held:
+        shared = _Shared(held)
         for revision in req.revisions:
-            _run_one(req, revision, rec, held)
-
-
-def _run_one(req: RunRequest, revision: Revision, rec: Recorder,
-             held: contextlib.ExitStack) -> None:
-    try:
-        run_revision(req, revision, rec, held)
-    except RunTimeout:
-        raise
-    except HarnessError as exc:
-        log.error("%s: %s", revision.label, exc)
+            try:
+                run_revision(req, revision, rec, shared)
+            except RunTimeout:
+                raise
+            except HarnessError as exc:
+                log.error("%s: %s", revision.label, exc)
 
 
 def run_revision(req: RunRequest, revision: Revision, rec: Recorder,
-                 held: contextlib.ExitStack) -> dict[str, Any]:
-    """Test one revision end to end; returns its record. HarnessError propagates after recording.
-
-    The tree's lock, once taken, stays in held until the whole run ends, so that another
-    run cannot slip in between two revisions and reset the tree."""
+                 shared: _Shared) -> dict[str, Any]:
+    """Test one revision end to end; returns its record. HarnessError propagates after recording."""
     rev = rec.revision(revision.label)
     logs = req.run_dir / revision.label / "logs"
     with rec.stage(rev, "source") as st:
-        src = source.prepare_source(source.SourceRequest(req.kernel_src, req.debian, req.cache,
-                                                         logs), req.settings)
-        rev["origin"] = st["detail"] = src.origin
-    lock = req.cache / "locks" / f"{src.key}.lock"
-    if lock not in _LOCKED:
-        held.enter_context(tree_lock(lock))
-    return _run_locked(req, revision, rec, rev, src, logs)
-
-
-# Locks this process holds, so that a second revision on the same tree does not wait on
-# its own run.
-_LOCKED: set[Path] = set()
+        if shared.src is None:
+            shared.src = source.prepare_source(source.SourceRequest(
+                req.kernel_src, req.debian, req.cache, logs), req.settings)
+            shared.held.enter_context(tree_lock(req.cache / "locks" / f"{shared.src.key}.lock"))
+        rev["origin"] = st["detail"] = shared.src.origin
+    return _run_locked(req, revision, rec, rev, shared.src, logs)
 
 
 @contextlib.contextmanager
@@ -167,11 +163,7 @@ def tree_lock(path: Path) -> Iterator[None]:
         except BlockingIOError:
             log.info("waiting for another harness run on the same tree (%s)", path)
             fcntl.flock(f, fcntl.LOCK_EX)
-        _LOCKED.add(path)
-        try:
-            yield
-        finally:
-            _LOCKED.discard(path)
+        yield
 
 
 def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: dict[str, Any],
@@ -205,9 +197,8 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: dict[st
             patched.tree, build_dir, s.targets, patched.tree_id, logs, req.cache / "ccache",
             s.timeouts["build"], req.jobs))
         st["detail"] = "up to date" if built.skipped else f"{built.objects} objects built"
-    final_config = kconfig.parse_config(cfg.config.read_text(), str(cfg.config))
     with rec.stage(rev, "vdso"):
-        elf = vdso.check_vdso(vdso.VdsoRequest(build_dir, expectations, final_config,
+        elf = vdso.check_vdso(vdso.VdsoRequest(build_dir, expectations, cfg.final,
                                                rev.get("series_absent")))
         rev["checks"] += [c.to_json() for c in elf.checks]
     with rec.stage(rev, "disasm"):
