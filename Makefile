@@ -10,6 +10,7 @@ SERIES ?=
 EXPECT ?= upstream
 ACCEL ?= auto
 STRESS ?=
+VARIANT ?=
 HARNESS_ARGS ?=
 
 .PHONY: all deps test-kernel test lint unit e2e bench clean
@@ -28,7 +29,8 @@ deps: $(VENV)/.installed
 test-kernel: deps
 	$(PY) -m harness run --expect $(EXPECT) --accel $(ACCEL) \
 		$(if $(KERNEL_SRC),--kernel-src $(KERNEL_SRC)) \
-		$(foreach s,$(SERIES),--series $(s)) $(if $(STRESS),--stress) $(HARNESS_ARGS)
+		$(foreach s,$(SERIES),--series $(s)) $(if $(STRESS),--stress) \
+		$(if $(VARIANT),--config-variant $(VARIANT)) $(HARNESS_ARGS)
 
 lint: deps
 	$(VENV)/bin/ruff check harness tests bench guest-tests/runner.py

@@ -80,7 +80,9 @@ def vng_env() -> dict[str, str]:
 
 
 def vng_argv(req: BootRequest, kvm: bool, command: list[str]) -> list[str]:
-    argv = [vng_path(), "-v", "--run", str(req.bzimage), "--memory", req.memory,
+    # A 9p root always: no wait for a virtiofsd that may not start, and no FUSE or DAX
+    # needed in the guest kernel.
+    argv = [vng_path(), "-v", "--run", str(req.bzimage), "--force-9p", "--memory", req.memory,
             "--cpus", str(req.cpus), "--rwdir", str(req.plan.rwdir)]
     if not kvm:
         argv.append("--disable-kvm")

@@ -58,9 +58,10 @@ def _run_args(run: argparse.ArgumentParser) -> None:
                      help="expectations file in data/expectations/ (default: upstream)")
     run.add_argument("--config-dir", type=Path, default=data.KERNEL_CONFIG,
                      help="directory of *.config fragments (default: kernel-config/)")
-    run.add_argument("--config-variant", default="vng",
-                     help="vng (virtme-ng's full base config) or the name of a subdirectory "
-                          "of the fragment directory whose fragments are added, e.g. lean")
+    run.add_argument("--config-variant", default=data.load_settings().config_variant,
+                     help="lean (the default: kernel-config/lean/ trims virtme-ng's base), "
+                          "vng (virtme-ng's full base config), or any subdirectory of the "
+                          "fragment directory whose fragments are added")
     run.add_argument("--accel", choices=("auto", "kvm", "tcg"),
                      default=os.environ.get("FUTEX_HARNESS_ACCEL", "auto"))
     run.add_argument("--run-dir", type=Path, help="where logs and results go (default: runs/TIME)")

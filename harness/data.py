@@ -32,6 +32,7 @@ class Settings:
     releases: dict[str, DebianRelease]
     arch: str
     defconfig: str
+    config_variant: str
     targets: tuple[str, ...]
     bzimage: str
     timeouts: dict[str, float]
@@ -159,7 +160,8 @@ def load_settings(path: Path = DATA / "settings.toml") -> Settings:
     }
     return Settings(
         debian_default=deb["default"], keyring=Path(deb["keyring"]), releases=releases,
-        arch=kernel["arch"], defconfig=kernel["defconfig"], targets=tuple(kernel["targets"]),
+        arch=kernel["arch"], defconfig=kernel["defconfig"],
+        config_variant=kernel["config_variant"], targets=tuple(kernel["targets"]),
         bzimage=kernel["bzimage"], timeouts={k: float(v) for k, v in raw["timeouts"].items()},
         memory=boot["memory"], cpus=int(boot["cpus"]), guest_python=boot["python"],
         stress_qemu_opts=tuple(raw["stress"]["tcg_qemu_opts"]),

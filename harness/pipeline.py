@@ -69,12 +69,17 @@ class RunRequest:
     # False for the build subcommand: stop after the host-side checks.
     boot: bool = True
     # The config variant; each has its own build dir so switching never rebuilds all.
-    variant: str = "vng"
+    variant: str = "lean"
     # Run the guest suite on this machine over SSH instead of booting under virtme-ng.
     target: remote.Target | None = None
     ssh_key: Path | None = None
     known_hosts: Path | None = None
     host_key: str | None = None
+
+
+def build_dir_for(cache: Path, tree_key: str, variant: str) -> Path:
+    """One build dir per source tree and config variant, so switching never rebuilds all."""
+    return cache / "build" / (tree_key + ("" if variant == "vng" else f"-{variant}"))
 
 
 @dataclass
@@ -180,8 +185,7 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: dict[st
         st["detail"] = f"{len(patched.applied)} applied" if revision.series else "none"
     # One build dir per source tree: Kbuild's O= dir belongs to one srctree.
     tree_key = src.key if patched.tree == src.tree else path_key(patched.tree)
-    build_dir = req.cache / "build" / (tree_key + ("" if req.variant == "vng"
-                                                   else f"-{req.variant}"))
+    build_dir = build_dir_for(req.cache, tree_key, req.variant)
     with rec.stage(rev, "config") as st:
         cfg = kconfig.configure(kconfig.ConfigRequest(
             patched.tree, build_dir, req.fragments, s.defconfig, s.arch, logs,

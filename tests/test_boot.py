@@ -58,6 +58,7 @@ def test_guest_results_come_back_through_rwdir(tmp_path: Path, fake_vng: Path) -
     result = boot.boot(request(tmp_path, plan))
     assert result.accel.name == "tcg" and result.runner_started and result.runner_finished
     assert "--disable-kvm" in fake_vng.read_text() and "--rwdir" in fake_vng.read_text()
+    assert "--force-9p" in fake_vng.read_text()
     outcomes = read_outcomes(plan.rwdir)
     verdicts = {t.name: judge(t, outcomes.get(t.name)).verdict for t in plan.planned}
     assert verdicts == {"good": Verdict.PASS, "hangs": Verdict.TIMEOUT,

@@ -30,8 +30,10 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 
 
 def harness(w: dict[str, Path], *extra: str) -> int:
+    """The fake tree's fragments are plain ones: the base config, no lean variant."""
     return main(["run", "--kernel-src", str(w["tree"]), "--config-dir", str(w["frags"]),
-                 "--run-dir", str(w["run"]), "--accel", "tcg", *extra])
+                 "--run-dir", str(w["run"]), "--accel", "tcg", "--config-variant", "vng",
+                 *extra])
 
 
 def saved(w: dict[str, Path]) -> dict[str, Any]:
@@ -195,9 +197,18 @@ def test_qemu_missing(world: dict[str, Path], tmp_path: Path, monkeypatch: pytes
     assert "qemu-system-x86_64 not found" in capsys.readouterr().err
 
 
+def test_fragment_dir_without_the_default_variant(world: dict[str, Path],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--kernel-src", str(world["tree"]), "--config-dir",
+                 str(world["frags"]), "--run-dir", str(world["run"])])
+    assert code == 2
+    assert f"no config variant 'lean' in {world['frags']}; choose one of: vng" in \
+        capsys.readouterr().err
+
+
 def test_build_subcommand_stops_before_boot(world: dict[str, Path]) -> None:
     code = main(["build", "--kernel-src", str(world["tree"]), "--config-dir",
-                 str(world["frags"]), "--run-dir", str(world["run"])])
+                 str(world["frags"]), "--run-dir", str(world["run"]), "--config-variant", "vng"])
     names = list(stages(world))
     assert names[-1] == "disasm" and "boot" not in names
     # The fake tree has no vDSO, so the ELF checks fail: a check failure, exit 1.

@@ -30,9 +30,10 @@ import ssh_server
 
 from harness import boot, guest
 from harness.build import STAMP
-from harness.data import load_expectations, load_guest_tests
+from harness.data import load_expectations, load_guest_tests, load_settings
 from harness.disasm import check_disasm
 from harness.kconfig import parse_config
+from harness.pipeline import build_dir_for
 from harness.remote import RELEASE_FILE, RemoteRequest, parse_target, run_remote
 from harness.results import Verdict, judge
 from harness.vdso import VdsoRequest, check_vdso
@@ -52,13 +53,14 @@ GUEST_ADDRESS = "10.0.2.15/24"
 
 
 def cached_build() -> Path:
-    """The build dir of Debian's 7.3 source (the default config, not a variant), or the one
+    """The build dir of Debian's 7.3 source with the default config, or the one
     FUTEX_HARNESS_E2E_BUILD names."""
     if "FUTEX_HARNESS_E2E_BUILD" in os.environ:
         return Path(os.environ["FUTEX_HARNESS_E2E_BUILD"])
+    variant = load_settings().config_variant
     for src in sorted((CACHE / "src").glob("linux-source-7.3_*")):
-        if (CACHE / "build" / src.name / BZIMAGE).is_file():
-            return CACHE / "build" / src.name
+        if (build := build_dir_for(CACHE, src.name, variant)).joinpath(BZIMAGE).is_file():
+            return build
     pytest.skip(f"no built linux-source-7.3 in {CACHE}/build: run make test-kernel")
 
 
@@ -131,9 +133,9 @@ exec /usr/sbin/sshd -D -e -f {config}
 def vng_argv(bzimage: Path, vm: Path, port: int) -> list[str]:
     net = (f"-netdev user,id=ssh,hostfwd=tcp:127.0.0.1:{port}-:22 "
            "-device virtio-net-pci,netdev=ssh")
-    return [str(Path(sys.executable).parent / "vng"), "--run", str(bzimage), "--disable-kvm",
-            "--memory", "1G", "--cpus", "1", "--rwdir", str(vm), f"--qemu-opts={net}",
-            "--exec", f"sh {vm / 'start-sshd.sh'}"]
+    return [str(Path(sys.executable).parent / "vng"), "--run", str(bzimage), "--force-9p",
+            "--disable-kvm", "--memory", "1G", "--cpus", "1", "--rwdir", str(vm),
+            f"--qemu-opts={net}", "--exec", f"sh {vm / 'start-sshd.sh'}"]
 
 
 @pytest.fixture
