@@ -13,7 +13,7 @@ STRESS ?=
 VARIANT ?=
 HARNESS_ARGS ?=
 
-.PHONY: all deps test-kernel test lint unit e2e bench clean
+.PHONY: all deps test-kernel test lint unit e2e bench bench-speed bench-flaky clean
 
 all: test
 
@@ -46,7 +46,12 @@ test: lint
 	$(PY) -m pytest -q -ra
 
 # On demand, not in CI: each prints a table and writes JSON under runs/.
-bench: deps
+bench: bench-speed bench-flaky
+
+bench-speed: deps
+	$(PY) bench/speed.py
+
+bench-flaky: deps
 	$(PY) bench/flakiness.py -n $(or $(N),20)
 
 clean:

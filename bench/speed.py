@@ -5,8 +5,8 @@ full config, a warm re-test after a one-file change, the default guest suite, an
 of the stress suite. Prints a table and writes runs/bench-speed/speed.json.
 
 Run on demand, not in CI. Cold builds use a private cache (no ccache, fresh build dirs)
-that links to the already unpacked source, so they cost about 25 minutes together;
---skip-cold leaves them out.
+that links to the already unpacked source, so they cost about 17 minutes together on
+2 cores; --skip-cold leaves them out. The whole run takes about 25 minutes.
 
     .venv/bin/python bench/speed.py [--skip-cold] [--skip-stress]
 """

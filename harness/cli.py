@@ -101,21 +101,6 @@ def _setup_logging(verbose: bool, log_file: Path | None) -> None:
         root.addHandler(handler)
 
 
-def _fragments(directory: Path, variant: str) -> tuple[Path, ...]:
-    """The directory's fragments, plus those of the variant's subdirectory."""
-    found = sorted(directory.glob("*.config"))
-    if not found:
-        raise UserError(f"no *.config fragments in {directory}")
-    if variant != "vng":
-        extra = sorted((directory / variant).glob("*.config"))
-        if not extra:
-            known = sorted(d.name for d in directory.iterdir() if d.is_dir())
-            raise UserError(f"no config variant '{variant}' in {directory}; "
-                            f"choose one of: {', '.join(['vng', *known])}")
-        found += extra
-    return tuple(found)
-
-
 @contextlib.contextmanager
 def run_limit(seconds: float) -> Iterator[None]:
     """Raise RunTimeout in the main thread once the whole run has taken too long."""
@@ -163,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         debian=args.debian or settings.debian_default,
         revisions=revisions(args.series, args.rev_version, not args.no_base),
         expect=args.expect,
-        fragments=_fragments(args.config_dir, args.config_variant), accel=args.accel,
+        fragments=kconfig.variant_fragments(args.config_dir, args.config_variant), accel=args.accel,
         variant=args.config_variant,
         target=remote.parse_target(args.target) if args.target else None,
         ssh_key=args.ssh_key, known_hosts=args.known_hosts, host_key=args.host_key,

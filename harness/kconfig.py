@@ -82,6 +82,22 @@ def merge_fragments(fragments: tuple[Path, ...]) -> Config:
     return merged
 
 
+def variant_fragments(directory: Path, variant: str) -> tuple[Path, ...]:
+    """The directory's fragments, plus those of the variant's subdirectory; "vng" adds none
+    (virtme-ng's base config alone)."""
+    found = sorted(directory.glob("*.config"))
+    if not found:
+        raise UserError(f"no *.config fragments in {directory}")
+    if variant != "vng":
+        extra = sorted((directory / variant).glob("*.config"))
+        if not extra:
+            known = sorted(d.name for d in directory.iterdir() if d.is_dir())
+            raise UserError(f"no config variant '{variant}' in {directory}; "
+                            f"choose one of: {', '.join(['vng', *known])}")
+        found += extra
+    return tuple(found)
+
+
 def kconfig_index(tree: Path) -> dict[str, list[str]]:
     """Every Kconfig symbol of the tree, with its 'depends on' and def_bool expressions."""
     index: dict[str, list[str]] = {}

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from fake_tree import fake_tree, fragment
 
-from harness.data import KERNEL_CONFIG
+from harness.data import KERNEL_CONFIG, load_settings
 from harness.errors import UserError
 from harness.kconfig import (
     ConfigRequest,
@@ -14,6 +14,7 @@ from harness.kconfig import (
     kconfig_index,
     merge_fragments,
     parse_config,
+    variant_fragments,
 )
 
 SERIES = "CONFIG_FUTEX=y\nCONFIG_RSEQ=y\nCONFIG_FUTEX_ROBUST_UNLOCK=y\n"
@@ -81,3 +82,14 @@ def test_unknown_option_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize("frag", sorted(KERNEL_CONFIG.glob("*.config")), ids=lambda p: p.name)
 def test_shipped_fragments_parse(frag: Path) -> None:
     assert parse_config(frag.read_text(), str(frag))
+
+
+def test_default_variant_keeps_what_the_checks_need() -> None:
+    """The lean fragments merge with the shared ones and never turn off what a check uses:
+    the series, 32-bit processes, kprobe events, 9p and the network for the SSH test."""
+    merged = merge_fragments(variant_fragments(KERNEL_CONFIG, load_settings().config_variant))
+    for name in ("FUTEX_ROBUST_UNLOCK", "IA32_EMULATION", "KPROBES", "KPROBE_EVENTS",
+                 "TRACING", "DEBUG_INFO_NONE"):
+        assert merged[name] == "y", name
+    for name in ("NET", "INET", "VIRTIO_NET", "NET_9P", "9P_FS", "ACPI", "KALLSYMS"):
+        assert merged.get(name, "y") != "n", name
