@@ -4,7 +4,7 @@
 and N times on one known-bad revision, then reports false failures (a pristine check that
 did not pass) and misses (the mutant's Caught-by check that did not fail).
 
-Run on demand, not in CI: N=20 takes about 25 minutes on 2 cores under TCG.
+Run on demand, not in CI: N=20 takes about 12 minutes on 2 cores under TCG (lean config).
 
     .venv/bin/python bench/flakiness.py -n 20
 """
