@@ -65,11 +65,11 @@ class RunRequest:
     fragments: tuple[Path, ...]
     accel: str
     jobs: int
+    # The config variant; each has its own build dir so switching never rebuilds all.
+    variant: str
     stress: bool = False
     # False for the build subcommand: stop after the host-side checks.
     boot: bool = True
-    # The config variant; each has its own build dir so switching never rebuilds all.
-    variant: str = "lean"
     # Run the guest suite on this machine over SSH instead of booting under virtme-ng.
     target: remote.Target | None = None
     ssh_key: Path | None = None
@@ -190,7 +190,7 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: dict[st
         cfg = kconfig.configure(kconfig.ConfigRequest(
             patched.tree, build_dir, req.fragments, s.defconfig, s.arch, logs,
             s.timeouts["config"], expectations.kconfig))
-        st["detail"] = f"{len(cfg.requested)} options checked"
+        st["detail"] = f"{req.variant} config, {len(cfg.requested)} options checked"
         st["detail"] += ", changed" if cfg.changed else ", unchanged"
         if cfg.absent:
             rev["series_absent"] = f"the tree has no {', '.join(cfg.absent)}"
