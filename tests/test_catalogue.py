@@ -44,6 +44,15 @@ def stages(w: dict[str, Path]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in saved(w)["revisions"][0]["stages"]}
 
 
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Make SIGINT raise KeyboardInterrupt here even when the suite started with SIGINT
+    ignored, as every background job of a non-interactive shell does."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def interrupt_when(ready: Path, limit: float = 60) -> threading.Thread:
     """SIGINT this process once the file appears: the step under test has started."""
 
@@ -93,6 +102,7 @@ def test_whole_run_limit(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch
     assert stages(world)["boot"]["status"] == "error"
 
 
+@pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_during_build_reaps_the_build(world: dict[str, Path],
                                              capsys: pytest.CaptureFixture[str]) -> None:
     pidfile = world["run"].parent / "make.pid"
@@ -109,6 +119,7 @@ def test_ctrl_c_during_build_reaps_the_build(world: dict[str, Path],
     assert not Path(f"/proc/{shell}").exists() or "Z" in Path(f"/proc/{shell}/stat").read_text()
 
 
+@pytest.mark.usefixtures("ctrl_c")
 def test_ctrl_c_during_boot_kills_the_vm(world: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("FAKE_VNG_MODE", "hang")
