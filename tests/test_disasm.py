@@ -10,8 +10,6 @@ from elf_fixtures import build_image, function_asm
 
 from harness.data import EXPECTATIONS, load_expectations
 from harness.disasm import Window, check_disasm, unlock_window
-from harness.kconfig import parse_config
-from harness.paths import cache_root
 from harness.results import Check, Verdict
 from harness.vdso import Facts, VdsoRequest, VdsoResult, check_vdso, read_symbols
 
@@ -21,9 +19,6 @@ P64 = "__futex_list64_try_unlock_cs_"
 P32 = "__futex_list32_try_unlock_cs_"
 CONFIG = {"COMPAT": "y", "IA32_EMULATION": "y"}
 # Read at import, before the autouse fixture points HOME into tmp_path.
-REAL_BUILDS = sorted(cache_root().glob("build/*/arch/x86/entry/vdso/vdso64/vdso64.so.dbg"))
-
-
 def tree(tmp_path: Path, list64: str | None = None, vdso32: str | None = None) -> Path:
     """A build dir with upstream entries, except list64 in vdso64 and list32 in vdso32."""
     build_image(tmp_path, "vdso64", 64, {L32: P32} if list64 else {L64: P64, L32: P32},
@@ -199,16 +194,3 @@ def test_window_for_one_function(tmp_path: Path) -> None:
     # The labels disagree with the code; the window is the code's.
     window = unlock_window(build, exp.images[0], facts, exp.disasm)
     assert window == Window(facts.start + 4, facts.success, facts.end)
-
-
-@pytest.mark.skipif(not REAL_BUILDS, reason="no kernel built in the harness cache")
-def test_real_images() -> None:
-    build = REAL_BUILDS[0].parents[5]
-    exp = load_expectations("upstream")
-    config = parse_config((build / ".config").read_text(), str(build / ".config"))
-    elf = check_vdso(VdsoRequest(build, exp, config))
-    checks, windows = check_disasm(build, exp, elf)
-    assert [(c.name, c.verdict, c.detail) for c in checks] == [
-        ("disasm-vdso64", Verdict.PASS, ""), ("disasm-vdso32", Verdict.PASS, "")]
-    assert_windows_match_labels(elf, windows)
-    assert len(windows) == 3

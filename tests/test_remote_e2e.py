@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import ssh_server
+from test_disasm import assert_windows_match_labels
 
 from harness import boot, guest
 from harness.build import STAMP
@@ -220,3 +221,18 @@ def test_real_suite_runs_over_ssh_on_the_real_kernel(tmp_path: Path, build: Buil
     direct = through_virtme_ng(build.path, tmp_path)
     assert {n: v[0] for n, v in over_ssh.items()} == {n: v[0] for n, v in direct.items()}
     assert all(v[0] in (Verdict.PASS, Verdict.FAIL) for v in over_ssh.values()), over_ssh
+
+
+def test_disasm_windows_on_the_real_images(build: Build) -> None:
+    """Capstone on the vDSO images the e2e run really built. When the check passes (always on
+    the base, and on any revision that leaves the vDSO alone), the unlock windows it finds
+    are the labelled ranges, one per function."""
+    exp = load_expectations("upstream")
+    config = parse_config((build.path / ".config").read_text(), str(build.path / ".config"))
+    elf = check_vdso(VdsoRequest(build.path, exp, config))
+    checks, windows = check_disasm(build.path, exp, elf)
+    passed = [c.verdict for c in checks] == [Verdict.PASS, Verdict.PASS]
+    assert passed or not build.pristine, [(c.name, c.verdict, c.detail) for c in checks]
+    if passed:
+        assert_windows_match_labels(elf, windows)
+        assert len(windows) == 3
