@@ -1,11 +1,18 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Where the harness keeps its caches: unpacked sources, work trees, build dirs, ccache."""
+"""Where the harness keeps its caches (unpacked sources, work trees, build dirs, ccache), and
+the locks that keep two runs from writing the same entry."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
+
+log = logging.getLogger("harness")
 
 
 def cache_root() -> Path:
@@ -21,3 +28,16 @@ def path_key(path: Path) -> str:
     resolved = path.resolve()
     digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:12]
     return f"{resolved.name}-{digest}"
+
+
+@contextlib.contextmanager
+def cache_lock(path: Path, holder: str) -> Iterator[None]:
+    """An exclusive flock on path; says what it waits for when another run holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another harness run %s (%s)", holder, path)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import logging
 import time
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ from harness.data import (
     load_guest_tests,
 )
 from harness.errors import HarnessError, InfraError, RunTimeout
-from harness.paths import path_key
+from harness.paths import cache_lock, path_key
 from harness.results import Check, judge
 
 log = logging.getLogger("harness")
@@ -153,22 +152,11 @@ def run_revision(req: RunRequest, revision: Revision, rec: Recorder,
         if shared.src is None:
             shared.src = source.prepare_source(source.SourceRequest(
                 req.kernel_src, req.debian, req.cache, logs), req.settings)
-            shared.held.enter_context(tree_lock(req.cache / "locks" / f"{shared.src.key}.lock"))
+            # One run at a time per source tree: they share its work tree and build dir.
+            shared.held.enter_context(cache_lock(req.cache / "locks" / f"{shared.src.key}.lock",
+                                                 "on the same tree"))
         rev["origin"] = st["detail"] = shared.src.origin
     return _run_locked(req, revision, rec, rev, shared.src, logs)
-
-
-@contextlib.contextmanager
-def tree_lock(path: Path) -> Iterator[None]:
-    """One run at a time per source tree: they share its work tree and build dir."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another harness run on the same tree (%s)", path)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        yield
 
 
 def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: dict[str, Any],

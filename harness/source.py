@@ -13,7 +13,7 @@ from pathlib import Path
 from harness import gittree
 from harness.data import DebianRelease, Settings
 from harness.errors import CommandError, InfraError, UserError
-from harness.paths import path_key
+from harness.paths import cache_lock, path_key
 from harness.run import retrying, run
 
 log = logging.getLogger("harness")
@@ -65,6 +65,12 @@ def user_tree(path: Path) -> SourceResult:
 
 def debian_tree(rel: DebianRelease, settings: Settings, cache: Path, logs: Path) -> SourceResult:
     """Unpack the newest linux-source package of rel into the cache, once per version."""
+    # Two first runs at once would share one apt state and unpack into one directory.
+    with cache_lock(cache / "locks" / f"apt-{rel.suite}.lock", f"fetching from {rel.suite}"):
+        return _debian_tree(rel, settings, cache, logs)
+
+
+def _debian_tree(rel: DebianRelease, settings: Settings, cache: Path, logs: Path) -> SourceResult:
     apt = _apt_options(rel, settings, cache / "apt" / rel.suite)
     try:
         version = _candidate(rel, apt, logs / "source.log", settings.timeouts["apt"])
