@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.paths import cache_root  # noqa: E402
+from harness.record import Run  # noqa: E402
+from harness.report import exit_code, load_record  # noqa: E402
 
 ONE_FILE = ROOT / "patches" / "mutants" / "no-fixup-call.patch"
 
@@ -38,23 +41,28 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One harness run's record, with its wall time and the CPU time of every process it
+    started (make waits for its compilers, so those count too)."""
+
+    record: Run
+    wall: float
+    cpu: float
+
+
 def harness(run_dir: Path, *args: str, env: dict[str, str] | None = None,
-            command: str = "run") -> dict[str, Any]:
-    """One harness run; its record, with the wall time and the CPU time of every process
-    it started added (make waits for its compilers, so those count too)."""
+            command: str = "run") -> Measured:
     start, cpu = time.monotonic(), children_cpu()
     subprocess.run([sys.executable, "-m", "harness", command, "--run-dir", str(run_dir), *args],
                    cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
-    record = dict(json.loads((run_dir / "results.json").read_text()))
-    record["_wall"] = time.monotonic() - start
-    record["_cpu"] = children_cpu() - cpu
-    return record
+    return Measured(load_record(run_dir), time.monotonic() - start, children_cpu() - cpu)
 
 
-def stage_seconds(record: dict[str, Any], name: str, rev: int = -1) -> float:
-    stages = record["revisions"][rev]["stages"]
-    return float(next((s["seconds"] for s in stages if s["name"] == name), 0.0))
+def stage_seconds(run: Measured, name: str, rev: int = -1) -> float:
+    stages = run.record.revisions[rev].stages
+    return next((s.seconds for s in stages if s.name == name), 0.0)
 
 
 def cold_cache(base: Path) -> dict[str, str]:
@@ -75,10 +83,10 @@ def cold_builds(out: Path) -> dict[str, float]:
         env = cold_cache(out / f"cold-cache-{variant}")
         record = harness(out / f"cold-{variant}", "--config-variant", variant, env=env,
                          command="build")
-        if record.get("exit_code") == 2:
+        if exit_code(record.record) == 2:
             raise SystemExit(f"cold {variant} build failed: see {out / f'cold-{variant}'}")
         figures[f"cold_build_{variant}_s"] = stage_seconds(record, "build", 0)
-        figures[f"cold_build_{variant}_cpu_s"] = round(record["_cpu"], 1)
+        figures[f"cold_build_{variant}_cpu_s"] = round(record.cpu, 1)
         shutil.rmtree(out / f"cold-cache-{variant}", ignore_errors=True)
     for kind in ("", "_cpu"):
         figures[f"cold_build{kind}_ratio_lean_to_vng"] = round(
@@ -92,14 +100,14 @@ def warm(out: Path, variant: str) -> dict[str, float]:
                       "--series", str(ONE_FILE), "--no-base")
     harness(out / "warm-restore", "--config-variant", variant)
     return {"suite_boot_s": stage_seconds(pristine, "boot"),
-            "pristine_run_wall_s": round(pristine["_wall"], 1),
-            "one_file_retest_wall_s": round(changed["_wall"], 1),
+            "pristine_run_wall_s": round(pristine.wall, 1),
+            "one_file_retest_wall_s": round(changed.wall, 1),
             "one_file_rebuild_s": stage_seconds(changed, "build")}
 
 
 def stress(out: Path, variant: str) -> dict[str, float]:
     record = harness(out / "stress", "--config-variant", variant, "--stress")
-    checks = {c["name"]: c["counters"] for c in record["revisions"][0]["checks"]}
+    checks = {c.name: c.counters for c in record.record.revisions[0].checks}
     vdso, legacy = checks["stress-remap-exit-vdso"], checks["stress-remap-exit-legacy"]
     return {"stress_boot_s": stage_seconds(record, "boot-stress"),
             "legacy_first_corruption_ms": legacy["first_corruption_ms"],

@@ -1,84 +1,69 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Guest runner: runs inside the virtme-ng guest, stdlib only.
+"""Guest runner: runs inside the guest (or on an SSH target), stdlib only.
 
-Reads plan.json from the shared read-write directory, runs each test with its own
-timeout, and writes one results/<name>.json per test as soon as it finishes, so that a
-guest that dies mid-run still leaves the earlier results behind. Progress lines go to
-/dev/kmsg because in script mode the guest's stdout may never reach the host.
+Follows the plan in the shared read-write directory, runs each test with its own timeout,
+and writes each outcome as soon as the test ends, so that a guest that dies mid-run still
+leaves the earlier results behind. Progress lines go to /dev/kmsg because in script mode the
+guest's stdout may never reach the host. The file layout and markers come from protocol.py,
+which the host copies next to this file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-# Tests on the host point this elsewhere: the host's own kernel log is not ours to write.
-KMSG = os.environ.get("FUTEX_HARNESS_KMSG", "/dev/kmsg")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import protocol
 
 
-def kmsg(text: str) -> None:
+def progress(text: str) -> None:
+    """One marked line where the host can see it; tests on the host point it elsewhere."""
+    line = f"{protocol.MARK}{text}\n"
     try:
-        with Path(KMSG).open("w") as f:
-            f.write(f"futex-harness: {text}\n")
+        with Path(os.environ.get(protocol.PROGRESS_ENV, protocol.PROGRESS_DEFAULT)).open("w") as f:
+            f.write(line)
     except OSError:
-        print(f"futex-harness: {text}", file=sys.stderr)
+        sys.stderr.write(line)
 
 
-def write_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
-
-
-def parse_records(stdout: str) -> list[dict]:
-    records = []
-    for line in stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            with contextlib.suppress(json.JSONDecodeError):
-                records.append(json.loads(line))
-    return records
-
-
-def run_test(test: dict) -> dict:
+def run_test(entry: protocol.Entry) -> protocol.Outcome:
     start = time.monotonic()
-    outcome = {"name": test["name"], "argv": test["argv"], "timed_out": False}
+    exit_code: int | None = None
+    timed_out = False
     try:
-        proc = subprocess.run(test["argv"], capture_output=True, timeout=test["timeout"])
-        outcome["exit_code"] = proc.returncode
-        stdout, stderr = proc.stdout, proc.stderr
+        proc = subprocess.run(entry.argv, capture_output=True, timeout=entry.timeout)
+        exit_code, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:
-        outcome.update(timed_out=True, exit_code=None)
-        stdout, stderr = exc.stdout or b"", exc.stderr or b""
+        timed_out = True
+        out, err = exc.stdout or b"", exc.stderr or b""
     except OSError as exc:
-        outcome["exit_code"] = None
-        stdout, stderr = b"", str(exc).encode()
-    outcome["stdout"] = stdout.decode(errors="backslashreplace")
-    outcome["stderr"] = stderr.decode(errors="backslashreplace")
-    outcome["records"] = parse_records(outcome["stdout"])
-    outcome["seconds"] = round(time.monotonic() - start, 3)
-    return outcome
+        out, err = b"", str(exc).encode()
+    stdout = out.decode(errors="backslashreplace")
+    return protocol.Outcome(entry.name, entry.argv, exit_code, timed_out, stdout,
+                            err.decode(errors="backslashreplace"),
+                            protocol.parse_records(stdout),
+                            round(time.monotonic() - start, 3))
 
 
 def main() -> int:
     rwdir = Path(sys.argv[1])
-    plan = json.loads((rwdir / "plan.json").read_text())
-    out = rwdir / "results"
-    out.mkdir(exist_ok=True)
-    kmsg(f"runner started, {len(plan['tests'])} tests, kernel {os.uname().release}")
-    for test in plan["tests"]:
-        kmsg(f"start {test['name']}")
-        outcome = run_test(test)
-        write_atomic(out / f"{test['name']}.json", outcome)
-        kmsg(f"end {test['name']} exit={outcome['exit_code']} timed_out={outcome['timed_out']}")
-    write_atomic(out / "done.json", {"kernel": os.uname().release})
-    kmsg("runner finished")
+    plan = protocol.read_plan(rwdir)
+    protocol.results_dir(rwdir).mkdir(exist_ok=True)
+    progress(f"{protocol.STARTED.removeprefix(protocol.MARK)}, {len(plan.entries)} tests, "
+             f"kernel {os.uname().release}")
+    for entry in plan.entries:
+        progress(f"start {entry.name}")
+        outcome = run_test(entry)
+        protocol.write_outcome(rwdir, outcome)
+        progress(f"end {entry.name} exit={outcome.exit_code} timed_out={outcome.timed_out}")
+    protocol.write_done(rwdir, os.uname().release)
+    progress(protocol.FINISHED.removeprefix(protocol.MARK))
     return 0
 
 

@@ -103,10 +103,13 @@ def build(req: BuildRequest) -> BuildResult:
 def first_errors(log_file: Path, limit: int = 12) -> str:
     """The first compiler error lines of a build log, with a line of context after each."""
     lines = log_file.read_text(errors="replace").splitlines()
-    picked: list[str] = []
+    # Indices, so that an error line that is also the previous error's context (make's
+    # "*** Error" lines come in runs) is shown once.
+    picked: dict[int, None] = {}
     for i, line in enumerate(lines):
         if _ERROR.search(line):
-            picked.extend(lines[i:i + 2])
+            picked.update(dict.fromkeys(j for j in (i, i + 1) if j < len(lines)))
         if len(picked) >= limit:
             break
-    return "\n".join(picked[:limit]) or "(no compiler error found; see the log)"
+    return "\n".join(lines[i] for i in list(picked)[:limit]) or \
+        "(no compiler error found; see the log)"

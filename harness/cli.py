@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import logging
 import os
 import shlex
@@ -14,16 +15,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness import data, kconfig, pipeline, remote, report, source, vdso
+from harness import data, kconfig, pipeline, report, source, vdso
+from harness.backends import BackendConfig
+from harness.backends.ssh_connect import parse_target
 from harness.errors import HarnessError, RunTimeout, UserError
 from harness.paths import cache_root
+from harness.record import Run
 
 log = logging.getLogger("harness")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="futex-harness", description=__doc__)
-    p.add_argument("-v", "--verbose", action="store_true", help="debug output on the console")
+    p.add_argument("--verbose", action="store_true", help="debug output on the console")
+    p.add_argument("--version", action="version",
+                   version=f"%(prog)s {importlib.metadata.version('futex-harness')}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="build, check, boot and test one kernel")
@@ -52,8 +58,8 @@ def _run_args(run: argparse.ArgumentParser) -> None:
                           "repeat to compare revisions (the base is always tested too)")
     run.add_argument("--no-base", action="store_true",
                      help="skip the unpatched base column (for repeated runs of one series)")
-    run.add_argument("-v", "--version", dest="rev_version", type=int,
-                     help="the revision to pick from a thread mbox (b4 am -v)")
+    run.add_argument("-v", "--revision", dest="rev_version", type=int, metavar="N",
+                     help="the revision to pick from a thread mbox (as b4 am -v N)")
     run.add_argument("--expect", default="upstream",
                      help="expectations file in data/expectations/ (default: upstream)")
     run.add_argument("--config-dir", type=Path, default=data.KERNEL_CONFIG,
@@ -81,7 +87,9 @@ def _run_args(run: argparse.ArgumentParser) -> None:
 
 def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel-src", type=Path, help="your kernel tree (never written to)")
-    p.add_argument("--debian", default=None, help="Debian linux-source release (default: 7.3)")
+    settings = data.load_settings()
+    p.add_argument("--debian", default=None,
+                   help=f"Debian linux-source release (default: {settings.debian_default})")
 
 
 def _setup_logging(verbose: bool, log_file: Path | None) -> None:
@@ -142,25 +150,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose, run_dir / "harness.log")
     log.info("reproduce: %s", command)
     log.info("run directory: %s", run_dir)
-    rec = pipeline.Recorder(run_dir, {"command": command, "started": time.strftime("%FT%T%z")})
+    rec = pipeline.Recorder(run_dir, Run(command, time.strftime("%FT%T%z")))
+    if args.target:
+        parse_target(args.target)  # a bad URL is the user's error before anything else
     req = pipeline.RunRequest(
         settings=settings, run_dir=run_dir, cache=cache_root(), kernel_src=args.kernel_src,
         debian=args.debian or settings.debian_default,
         revisions=revisions(args.series, args.rev_version, not args.no_base),
         expect=args.expect,
-        fragments=kconfig.variant_fragments(args.config_dir, args.config_variant), accel=args.accel,
+        fragments=kconfig.variant_fragments(args.config_dir, args.config_variant),
         variant=args.config_variant,
-        target=remote.parse_target(args.target) if args.target else None,
-        ssh_key=args.ssh_key, known_hosts=args.known_hosts, host_key=args.host_key,
+        backend=BackendConfig(settings, cache_root(), args.accel, args.target, args.ssh_key,
+                              args.known_hosts, args.host_key),
         jobs=args.jobs, stress=args.stress, boot=args.command == "run")
-    limit = args.timeout or settings.timeouts["run"]
+    limit = args.timeout or settings.timeouts.run
     try:
         with run_limit(limit):
             pipeline.run_all(req, rec)
     finally:
         rec.flush()
         sys.stdout.write(report.render_table(rec.record))
-        if len(rec.record.get("revisions", [])) > 1:
+        if len(rec.record.revisions) > 1:
             sys.stdout.write(report.render_comparison(rec.record))
         log.info("results: %s", run_dir / "results.json")
     return report.exit_code(rec.record)

@@ -60,11 +60,6 @@ class Patterns:
     ends: tuple[Rule, ...]
     noise: tuple[Rule, ...]
 
-    @property
-    def kinds(self) -> frozenset[str]:
-        """Every kind of splat these patterns can report."""
-        return frozenset(h.kind for h in self.headlines) | {p.kind for p in self.preambles}
-
     def headline(self, text: str) -> Headline | None:
         """The first headline pattern that matches text, if any."""
         return next((h for h in self.headlines if h.regex.search(text)), None)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,40 @@ class DebianRelease:
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    """Seconds for each step, from [timeouts] in settings.toml; every key is required."""
+
+    run: float
+    apt: float
+    apt_query: float
+    unpack: float
+    tree_copy: float
+    patch: float
+    patch_fetch: float
+    config_tool: float
+    config: float
+    build: float
+    guest_compile: float
+    kvm_probe: float
+    boot: float
+    target_wait: float
+    target_connect: float
+    target_command: float
+    target_sftp: float
+    target_margin: float
+
+    @classmethod
+    def from_toml(cls, raw: dict[str, Any], origin: Path) -> Timeouts:
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in raw]
+        unknown = sorted(set(raw) - set(names))
+        if missing or unknown:
+            raise UserError(f"{origin} [timeouts]: missing {missing or 'none'}, "
+                            f"unknown {unknown or 'none'}")
+        return cls(**{n: float(raw[n]) for n in names})
+
+
+@dataclass(frozen=True)
 class Settings:
     debian_default: str
     keyring: Path
@@ -35,7 +69,7 @@ class Settings:
     config_variant: str
     targets: tuple[str, ...]
     bzimage: str
-    timeouts: dict[str, float]
+    timeouts: Timeouts
     memory: str
     cpus: int
     guest_python: str
@@ -113,6 +147,12 @@ class Expectations:
     disasm: DisasmSpec | None = None
     # Kconfig options the series adds: a tree without them does not carry the series.
     kconfig: tuple[str, ...] = ()
+    # Numbers the guest tests take as {op_<key>}: the series' futex ops, which maintainers
+    # renamed and renumbered during review.
+    ops: dict[str, int] = field(default_factory=dict)
+
+
+GUEST_KINDS = ("c", "python", "ktap")
 
 
 @dataclass(frozen=True)
@@ -134,6 +174,25 @@ class GuestTest:
     compare: bool = False
     # "default", or "stress": those run only on request, in their own boot.
     suite: str = "default"
+    # c: built on the host from sources with cflags; python: script run by the harness's
+    # interpreter; ktap: the tree's own kselftests, one check per subtest.
+    kind: str = "c"
+    # kind python: the script, relative to guest-tests/.
+    script: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """Which counters the report shows: in the table, and first in a comparison cell."""
+
+    table: tuple[str, ...]
+    cell: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GuestSuite:
+    tests: tuple[GuestTest, ...]
+    report: ReportSpec
 
 
 def _paths(value: str | list[str]) -> tuple[str, ...]:
@@ -162,7 +221,7 @@ def load_settings(path: Path = DATA / "settings.toml") -> Settings:
         debian_default=deb["default"], keyring=Path(deb["keyring"]), releases=releases,
         arch=kernel["arch"], defconfig=kernel["defconfig"],
         config_variant=kernel["config_variant"], targets=tuple(kernel["targets"]),
-        bzimage=kernel["bzimage"], timeouts={k: float(v) for k, v in raw["timeouts"].items()},
+        bzimage=kernel["bzimage"], timeouts=Timeouts.from_toml(raw["timeouts"], path),
         memory=boot["memory"], cpus=int(boot["cpus"]), guest_python=boot["python"],
         stress_qemu_opts=tuple(raw["stress"]["tcg_qemu_opts"]),
         stress_cpus=int(raw["stress"]["cpus"]),
@@ -197,7 +256,8 @@ def load_expectations(name: str, directory: Path = EXPECTATIONS) -> Expectations
     )
     return Expectations(name, raw.get("description", ""), raw["version"], images,
                         disasm=_disasm_spec(raw["disasm"]) if "disasm" in raw else None,
-                        kconfig=tuple(raw.get("kconfig", [])))
+                        kconfig=tuple(raw.get("kconfig", [])),
+                        ops={k: int(v) for k, v in raw.get("ops", {}).items()})
 
 
 def _disasm_spec(raw: dict[str, Any]) -> DisasmSpec:
@@ -210,15 +270,46 @@ def _disasm_spec(raw: dict[str, Any]) -> DisasmSpec:
                       raw["store_mnemonic"], tuple(raw.get("hidden_writes", [])), registers)
 
 
-def load_guest_tests(path: Path = DATA / "guest-tests.toml") -> tuple[GuestTest, ...]:
+GUEST_TESTS_FILE = DATA / "guest-tests.toml"
+
+
+def load_guest_suite(path: Path = GUEST_TESTS_FILE) -> GuestSuite:
     raw = read_toml(path)
-    return tuple(
-        GuestTest(
-            name=t["name"], sources=tuple(t["sources"]), cflags=tuple(t.get("cflags", [])),
-            image=t.get("image"), entry=t.get("entry"), args=tuple(t["args"]),
-            timeout=float(t["timeout"]), require=tuple(t.get("require", [])),
-            fail_if=tuple(t.get("fail_if", [])), compare=bool(t.get("compare", False)),
-            suite=t.get("suite", "default"),
-        )
-        for t in raw["tests"]
+    templates = raw.get("templates", {})
+    tests = tuple(_guest_test(_with_template(t, templates, path), path) for t in raw["tests"])
+    report = raw.get("report", {})
+    return GuestSuite(tests, ReportSpec(tuple(report.get("table", ())),
+                                        tuple(report.get("cell", ()))))
+
+
+def load_guest_tests(path: Path = GUEST_TESTS_FILE) -> tuple[GuestTest, ...]:
+    return load_guest_suite(path).tests
+
+
+def _with_template(test: dict[str, Any], templates: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The test's keys over its template's; extra_args appended to the args."""
+    name = test.get("template")
+    if name is None:
+        merged = dict(test)
+    elif name not in templates:
+        raise UserError(f"{path}: test {test.get('name')} names template {name!r}; "
+                        f"choose one of: {', '.join(sorted(templates)) or '(none)'}")
+    else:
+        merged = {**templates[name], **test}
+    merged["args"] = [*merged.get("args", []), *merged.pop("extra_args", [])]
+    return merged
+
+
+def _guest_test(t: dict[str, Any], path: Path) -> GuestTest:
+    kind = t.get("kind", "c")
+    if kind not in GUEST_KINDS:
+        raise UserError(f"{path}: test {t['name']} has kind {kind!r}; "
+                        f"choose one of: {', '.join(GUEST_KINDS)}")
+    return GuestTest(
+        name=t["name"], kind=kind, sources=tuple(t.get("sources", [])),
+        cflags=tuple(t.get("cflags", [])), image=t.get("image"), entry=t.get("entry"),
+        args=tuple(t["args"]), timeout=float(t["timeout"]),
+        require=tuple(t.get("require", [])), fail_if=tuple(t.get("fail_if", [])),
+        compare=bool(t.get("compare", False)), suite=t.get("suite", "default"),
+        script=t.get("script"),
     )

@@ -16,7 +16,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from harness.data import DisasmRegisters, DisasmSpec, Expectations, ImageSpec
-from harness.results import Check, Verdict
+from harness.results import Check, Verdict, disasm_check, elf_check, entry_key
 from harness.vdso import Facts, VdsoResult
 
 log = logging.getLogger("harness")
@@ -125,12 +125,6 @@ def check_function(build_dir: Path, image: ImageSpec, facts: Facts, spec: Disasm
         return None, [f"{where} {decoded:#x}: capstone cannot decode "
                       f"{code[decoded - facts.offset:][:8].hex()}; expected x86 code"]
     return analyse(where, insns, facts, regs, spec)
-
-
-def unlock_window(build_dir: Path, image: ImageSpec, facts: Facts, spec: DisasmSpec,
-                  ) -> Window | None:
-    """The disassembly's window for one entry, whatever its labels say; None if not found."""
-    return check_function(build_dir, image, facts, spec)[0]
 
 
 def analyse(where: str, insns: tuple[Insn, ...], facts: Facts, regs: DisasmRegisters,
@@ -274,8 +268,8 @@ def _unchecked(image: ImageSpec, vdso_result: VdsoResult, elf: Check) -> list[st
 
 def _check_image(build_dir: Path, image: ImageSpec, spec: DisasmSpec, vdso_result: VdsoResult,
                  ) -> tuple[Check, dict[str, Window]]:
-    start, name = time.monotonic(), f"disasm-{image.name}"
-    elf = next((c for c in vdso_result.checks if c.name == f"elf-{image.name}"), None)
+    start, name = time.monotonic(), disasm_check(image.name)
+    elf = next((c for c in vdso_result.checks if c.name == elf_check(image.name)), None)
     if elf is not None and elf.verdict == Verdict.NOT_APPLICABLE:
         return Check(name, Verdict.NOT_APPLICABLE, elf.detail), {}
     found = [f for f in (vdso_result.find(image.name, fn.name) for fn in image.functions) if f]
@@ -288,7 +282,7 @@ def _check_image(build_dir: Path, image: ImageSpec, spec: DisasmSpec, vdso_resul
         window, errs = check_function(build_dir, image, facts, spec)
         problems += errs
         if window is not None:
-            windows[f"{image.name}:{facts.function}"] = window
+            windows[entry_key(image.name, facts.function)] = window
             log.debug("%s:%s window %#x..%#x, store at %#x", image.name, facts.function,
                       window.start, window.end, window.success)
     verdict = Verdict.FAIL if problems else Verdict.PASS

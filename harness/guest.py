@@ -1,22 +1,24 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Build the guest tests on the host (static C) and write the plan the guest runner follows."""
+"""Guest tests: build them on the host, write the plan the guest runner follows, and judge
+what came back. The plan's file layout is protocol.py's; this module decides its content."""
 
 from __future__ import annotations
 
-import json
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from harness import protocol
 from harness.data import GUEST_TESTS, GuestTest
 from harness.disasm import Window
 from harness.errors import CommandError, InfraError
-from harness.results import Check, Verdict
+from harness.results import Check, Verdict, elf_check, entry_key, judge
 from harness.run import run
 from harness.vdso import Facts, VdsoResult, compare_image
 
 CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror", "-mno-red-zone")
+PROTOCOL_SOURCE = Path(protocol.__file__)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class GuestPlanRequest:
     series_absent: str | None = None
     # The unlock window of each entry as the disassembly sees it, keyed image:function.
     windows: dict[str, Window] = field(default_factory=dict)
+    # Numbers the tests take from the expectations file ({op_<key>} in their arguments).
+    ops: dict[str, int] = field(default_factory=dict)
+    # The interpreter of python tests: the harness's own, whose venv has pyelftools.
+    python: str = sys.executable
 
 
 @dataclass(frozen=True)
@@ -39,10 +45,11 @@ class GuestPlan:
     planned: tuple[GuestTest, ...]
     # Tests that cannot run, already judged: for example no offsets for their function.
     skipped: tuple[Check, ...]
+    entries: tuple[protocol.Entry, ...] = ()
 
     @property
     def total_timeout(self) -> float:
-        return sum(t.timeout for t in self.planned)
+        return sum(e.timeout for e in self.entries)
 
 
 def compile_test(test: GuestTest, out: Path, log_file: Path, timeout: float) -> Path:
@@ -60,21 +67,19 @@ def compile_test(test: GuestTest, out: Path, log_file: Path, timeout: float) -> 
     return binary
 
 
-def dump_path(rwdir: Path, test: GuestTest) -> Path:
-    return rwdir / "results" / f"{test.name}.bin"
-
-
-def test_argv(test: GuestTest, binary: Path, facts: Facts | None, window: Window | None,
-              rwdir: Path) -> list[str]:
+def test_argv(test: GuestTest, command: list[str], facts: Facts | None, window: Window | None,
+              rwdir: Path, ops: dict[str, int] | None = None) -> list[str]:
     """The test's arguments from the data file, filled in with the vDSO stage's offsets and
     the disassembly's window (the labels' own offsets when there is no window)."""
-    values = {"name": test.name, "out": str(dump_path(rwdir, test))}
+    values = {"name": test.name, "out": str(protocol.extra_path(rwdir, test.name)),
+              "bin": str(rwdir / protocol.BIN)}
+    values.update({f"op_{k}": str(v) for k, v in (ops or {}).items()})
     if facts:
         values.update(function=facts.function, pop_width=str(facts.pop_width),
                       start=hex(facts.start), success=hex(facts.success), end=hex(facts.end))
         win = window or Window(facts.start, facts.success, facts.end)
         values.update(win_start=hex(win.start), win_store=hex(win.success))
-    return [str(binary), *(a.format(**values) for a in test.args)]
+    return [*command, *(a.format(**values) for a in test.args)]
 
 
 def _cannot_run(test: GuestTest, vdso: VdsoResult, absent: str | None) -> Check | None:
@@ -83,7 +88,7 @@ def _cannot_run(test: GuestTest, vdso: VdsoResult, absent: str | None) -> Check 
         return None
     if absent:
         return Check(test.name, Verdict.NOT_APPLICABLE, f"series absent: {absent}")
-    image = next((c for c in vdso.checks if c.name == f"elf-{test.image}"), None)
+    image = next((c for c in vdso.checks if c.name == elf_check(test.image)), None)
     if image and image.verdict == Verdict.NOT_APPLICABLE:
         return Check(test.name, Verdict.NOT_APPLICABLE, f"{test.image}: {image.detail}")
     if image is None or image.verdict != Verdict.PASS:
@@ -94,51 +99,57 @@ def _cannot_run(test: GuestTest, vdso: VdsoResult, absent: str | None) -> Check 
     return None
 
 
+def _command(test: GuestTest, req: GuestPlanRequest, bin_dir: Path) -> list[str]:
+    """What runs the test: its binary, or the interpreter and its script (copied to bin/ so
+    that it travels with the plan)."""
+    if test.kind == "python":
+        assert test.script is not None
+        script = bin_dir / Path(test.script).name
+        shutil.copyfile(GUEST_TESTS / test.script, script)
+        return [req.python, str(script)]
+    return [str(compile_test(test, bin_dir, req.logs / "guest-build.log", req.timeout))]
+
+
+def _entry(test: GuestTest, req: GuestPlanRequest, bin_dir: Path) -> protocol.Entry:
+    facts = req.vdso.entry(test.image, test.entry) if test.image and test.entry else None
+    window = req.windows.get(entry_key(facts.image, facts.function)) if facts else None
+    argv = test_argv(test, _command(test, req, bin_dir), facts, window, req.rwdir, req.ops)
+    return protocol.Entry(test.name, tuple(argv), test.timeout)
+
+
 def plan(req: GuestPlanRequest) -> GuestPlan:
-    """Compile what can run, copy the runner, and write plan.json into the rwdir."""
-    bin_dir = req.rwdir / "bin"
+    """Build what can run, copy the runner and the protocol, and write the plan."""
+    bin_dir = req.rwdir / protocol.BIN
     bin_dir.mkdir(parents=True, exist_ok=True)
-    runner = bin_dir / "runner.py"
-    shutil.copyfile(GUEST_TESTS / "runner.py", runner)
-    entries: list[dict[str, Any]] = []
+    runner = bin_dir / protocol.RUNNER
+    shutil.copyfile(GUEST_TESTS / protocol.RUNNER, runner)
+    shutil.copyfile(PROTOCOL_SOURCE, bin_dir / PROTOCOL_SOURCE.name)
+    entries: list[protocol.Entry] = []
     planned, skipped = [], []
-    (req.rwdir / "results").mkdir(exist_ok=True)
     for test in req.tests:
         blocked = _cannot_run(test, req.vdso, req.series_absent)
         if blocked:
             skipped.append(blocked)
             continue
-        facts = req.vdso.entry(test.image, test.entry) if test.image and test.entry else None
-        binary = compile_test(test, bin_dir, req.logs / "guest-build.log", req.timeout)
-        window = req.windows.get(f"{test.image}:{facts.function}") if facts else None
-        entries.append({"name": test.name,
-                        "argv": test_argv(test, binary, facts, window, req.rwdir),
-                        "timeout": test.timeout})
+        entries.append(_entry(test, req, bin_dir))
         planned.append(test)
-    (req.rwdir / "plan.json").write_text(json.dumps({"tests": entries}, indent=1) + "\n")
-    return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped))
+    protocol.write_plan(req.rwdir, protocol.Plan(tuple(entries)))
+    return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped), tuple(entries))
 
 
-def add_image_comparison(test: GuestTest, outcome: dict[str, Any] | None, rwdir: Path,
-                         image: Path) -> None:
-    """Give a dump test's record the host-side comparison counters."""
-    dump = dump_path(rwdir, test)
-    if outcome is None or not dump.is_file():
-        return
-    for record in outcome.get("records", []):
-        if record.get("check") == test.name:
-            record.update(compare_image(dump.read_bytes(), image))
+def image_comparison(test: GuestTest, rwdir: Path, image: Path) -> dict[str, int]:
+    """A dump test's host-side counters: its mapped vDSO against the built image."""
+    dump = protocol.extra_path(rwdir, test.name)
+    if not test.compare or not dump.is_file():
+        return {}
+    return compare_image(dump.read_bytes(), image)
 
 
-def read_outcomes(rwdir: Path) -> dict[str, dict[str, Any]]:
-    """Whatever results the guest left behind, by test name."""
-    out = {}
-    for path in sorted((rwdir / "results").glob("*.json")):
-        if path.name == "done.json":
-            continue
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        out[str(data.get("name", path.stem))] = data
-    return out
+def judge_plan(plan: GuestPlan, images: dict[str, Path]) -> list[Check]:
+    """Every test of the plan gets a verdict, even when the guest died before running it."""
+    outcomes = protocol.read_outcomes(plan.rwdir)
+    checks = list(plan.skipped)
+    for test in plan.planned:
+        extra = image_comparison(test, plan.rwdir, images[test.image]) if test.image else {}
+        checks.append(judge(test, outcomes.get(test.name), extra))
+    return checks

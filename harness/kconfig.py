@@ -8,11 +8,11 @@ import logging
 import os
 import re
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import UserError
+from harness.paths import venv_tool
 from harness.run import run
 
 log = logging.getLogger("harness")
@@ -34,6 +34,8 @@ class ConfigRequest:
     arch: str
     logs: Path
     timeout: float
+    # virtme-ng's config dry run.
+    tool_timeout: float
     # Options that may be missing from the tree (the series' own): dropped, not fatal.
     optional: tuple[str, ...] = ()
 
@@ -140,11 +142,10 @@ def unmet(wanted: Config, final: Config, index: dict[str, list[str]]) -> list[st
     return lines
 
 
-def virtme_fragment(dest: Path, arch: str, log_file: Path) -> Path:
+def virtme_fragment(dest: Path, arch: str, log_file: Path, timeout: float) -> Path:
     """virtme-ng's own config items: what 'vng --kconfig' appends to the defconfig."""
-    local = Path(sys.executable).parent / "virtme-configkernel"
-    tool = str(local) if local.exists() else "virtme-configkernel"
-    run([tool, "--dry-run", "--arch", arch], log_file=log_file, timeout=60, stdout_file=dest)
+    run([venv_tool("virtme-configkernel"), "--dry-run", "--arch", arch], log_file=log_file,
+        timeout=timeout, stdout_file=dest)
     return dest
 
 
@@ -163,7 +164,7 @@ def configure(req: ConfigRequest) -> ConfigResult:
     log_file = req.logs / "config.log"
     make = ["make", "-s", "-C", str(req.tree), f"O={scratch}"]
     run([*make, req.defconfig], log_file=log_file, timeout=req.timeout)
-    base = virtme_fragment(req.logs / "virtme.config", req.arch, log_file)
+    base = virtme_fragment(req.logs / "virtme.config", req.arch, log_file, req.tool_timeout)
     run(["sh", req.tree / "scripts/kconfig/merge_config.sh", "-m", "-O", scratch,
          scratch / ".config", base, *req.fragments], log_file=log_file, timeout=req.timeout)
     run([*make, "olddefconfig"], log_file=log_file, timeout=req.timeout)

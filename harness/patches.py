@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import gittree
+from harness.data import Timeouts
 from harness.errors import CommandError, UserError
-from harness.paths import path_key
+from harness.paths import path_key, venv_tool
 from harness.run import run
 from harness.source import SourceResult
 
@@ -34,7 +34,7 @@ class PatchRequest:
     series: str | None
     cache: Path
     logs: Path
-    timeout: float
+    timeouts: Timeouts
     # The revision of a thread mbox to pick (b4 am -v).
     version: int | None = None
     # Work on the harness's copy even without a series, so all revisions share one build.
@@ -97,7 +97,8 @@ def _revisions(mbox: Path) -> set[int]:
             for s in subjects if "PATCH" in s.upper()}
 
 
-def _pick_revision(mbox: Path, version: int | None, out: Path, log_file: Path) -> Path:
+def _pick_revision(mbox: Path, version: int | None, out: Path, log_file: Path,
+                   timeout: float) -> Path:
     """b4 am picks one revision of a thread and orders its patches; returns its mbox."""
     found = _revisions(mbox)
     if version is None and len(found) <= 1:
@@ -106,12 +107,11 @@ def _pick_revision(mbox: Path, version: int | None, out: Path, log_file: Path) -
         raise UserError(f"{mbox} holds revisions {sorted(found)}; pick one with -v N")
     if version not in found:
         raise UserError(f"{mbox} has no v{version}; it holds revisions {sorted(found)}")
-    b4 = Path(sys.executable).parent / "b4"
     out.mkdir(parents=True, exist_ok=True)
     try:
-        run([str(b4) if b4.exists() else "b4", "--offline-mode", "am", "-C", "-m", str(mbox),
+        run([venv_tool("b4"), "--offline-mode", "am", "-C", "-m", str(mbox),
              "-v", str(version), "-o", str(out), "-n", "picked", "--no-cover"],
-            log_file=log_file, timeout=120)
+            log_file=log_file, timeout=timeout)
     except CommandError as exc:
         raise UserError(f"b4 could not pick v{version} from {mbox}: {exc.tail.strip()}") from exc
     picked = sorted(out.glob("picked*.mbx"))
@@ -120,12 +120,13 @@ def _pick_revision(mbox: Path, version: int | None, out: Path, log_file: Path) -
     return picked[0]
 
 
-def _split(mbox: Path, out: Path, log_file: Path) -> list[Path]:
+def _split(mbox: Path, out: Path, log_file: Path, timeout: float) -> list[Path]:
     """One file per message, in order (git mailsplit); a garbage mbox is the user's error."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     try:
-        run([*gittree.GIT, "mailsplit", f"-o{out}", str(mbox)], log_file=log_file, timeout=120)
+        run([*gittree.GIT, "mailsplit", f"-o{out}", str(mbox)], log_file=log_file,
+            timeout=timeout)
     except CommandError as exc:
         raise UserError(f"{mbox} is not a readable mbox: {exc.tail.strip()}") from exc
     parts = sorted(out.iterdir())
@@ -145,14 +146,16 @@ def single_patches(req: PatchRequest, tree: Path, log_file: Path) -> list[Path]:
         shutil.rmtree(work, ignore_errors=True)
         try:
             run([*gittree.GIT, "-C", str(req.source.tree), "format-patch", "--stdout",
-                 req.series], log_file=log_file, timeout=300, stdout_file=mbox)
+                 req.series], log_file=log_file, timeout=req.timeouts.patch_fetch,
+                stdout_file=mbox)
         except CommandError as exc:
             raise UserError(f"git range {req.series} in {req.source.tree}: {exc.tail}") from exc
-        return _split(mbox, work / "split", log_file)
+        return _split(mbox, work / "split", log_file, req.timeouts.patch)
     files = expand_series(Path(req.series))
     if len(files) == 1 and _is_mbox(files[0]):
-        return _split(_pick_revision(files[0], req.version, work / "b4", log_file),
-                      work / "split", log_file)
+        picked = _pick_revision(files[0], req.version, work / "b4", log_file,
+                                req.timeouts.patch_fetch)
+        return _split(picked, work / "split", log_file, req.timeouts.patch)
     if req.version is not None:
         raise UserError(f"-v {req.version} picks a revision of a thread mbox; "
                         f"{req.series} is not one")
@@ -168,32 +171,33 @@ def apply_series(req: PatchRequest) -> PatchResult:
     elif req.series or req.copy:
         tree = req.cache / "work" / path_key(req.source.tree)
         log.info("copying %s to %s to apply the series", req.source.tree, tree)
-        gittree.sync_copy(req.source.tree, tree, log_file, req.timeout)
+        gittree.sync_copy(req.source.tree, tree, log_file, req.timeouts.tree_copy)
     else:
         return PatchResult(req.source.tree, (), None)
     patches = single_patches(req, tree, log_file)
     for patch in patches:
-        _apply(tree, patch, req.logs, log_file)
+        _apply(tree, patch, req.logs, log_file, req.timeouts.patch)
     return PatchResult(tree, tuple(subject(p) for p in patches), gittree.tree_id(tree, log_file))
 
 
-def _apply(tree: Path, patch: Path, logs: Path, log_file: Path) -> None:
+def _apply(tree: Path, patch: Path, logs: Path, log_file: Path, timeout: float) -> None:
     log.info("applying %s", subject(patch))
     try:
         run([*gittree.GIT, "-C", str(tree), "apply", "--index", "--whitespace=nowarn",
-             str(patch.resolve())], log_file=log_file, timeout=120)
+             str(patch.resolve())], log_file=log_file, timeout=timeout)
     except CommandError as exc:
-        rejects = _keep_rejects(tree, patch, logs, log_file)
+        rejects = _keep_rejects(tree, patch, logs, log_file, timeout)
         raise UserError(
             f"patch does not apply: {patch} ('{subject(patch)}')\n{exc.tail.strip()}"
             + (f"\nrejected hunks kept in {rejects}" if rejects else "")
         ) from exc
 
 
-def _keep_rejects(tree: Path, patch: Path, logs: Path, log_file: Path) -> Path | None:
+def _keep_rejects(tree: Path, patch: Path, logs: Path, log_file: Path,
+                  timeout: float) -> Path | None:
     """Apply again with --reject so the failing hunks are written out, and keep them."""
     run([*gittree.GIT, "-C", str(tree), "apply", "--reject", "--whitespace=nowarn",
-         str(patch.resolve())], log_file=log_file, timeout=120, check=False)
+         str(patch.resolve())], log_file=log_file, timeout=timeout, check=False)
     rejects = sorted(tree.rglob("*.rej"))
     if not rejects:
         return None

@@ -9,6 +9,8 @@ import fcntl
 import hashlib
 import logging
 import os
+import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +23,13 @@ def cache_root() -> Path:
         return Path(os.environ["FUTEX_HARNESS_CACHE"])
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(xdg) / "futex-harness"
+
+
+def venv_tool(name: str) -> str:
+    """A tool the harness's venv installs (vng, b4, virtme-configkernel): from PATH, else
+    from the venv, which make does not activate; the bare name when neither has it."""
+    local = Path(sys.executable).parent / name
+    return shutil.which(name) or (str(local) if local.exists() else name)
 
 
 def path_key(path: Path) -> str:

@@ -8,6 +8,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.data import GuestTest
+from harness.protocol import Outcome
+
+
+def elf_check(image: str) -> str:
+    """The name of an image's ELF check."""
+    return f"elf-{image}"
+
+
+def disasm_check(image: str) -> str:
+    """The name of an image's disassembly check."""
+    return f"disasm-{image}"
+
+
+def suite_check(check: str, suite: str) -> str:
+    """A per-boot check (the console triage) named for a suite other than the default."""
+    return check if suite == "default" else f"{check}-{suite}"
+
+
+def stage_check(stage: str) -> str:
+    """A stage that stopped with an error, as a test case in JUnit and the benches."""
+    return f"stage-{stage}"
+
+
+def entry_key(image: str, function: str) -> str:
+    """How per-entry facts and windows are keyed: image:function."""
+    return f"{image}:{function}"
 
 
 class Verdict(enum.StrEnum):
@@ -43,20 +69,23 @@ class Check:
                    dict(raw.get("counters", {})), float(raw.get("seconds", 0.0)))
 
 
-def judge(test: GuestTest, outcome: dict[str, Any] | None) -> Check:
-    """Decide a guest test's verdict from what the guest runner wrote, or from its absence."""
+def judge(test: GuestTest, outcome: Outcome | None,
+          host_counters: dict[str, int] | None = None) -> Check:
+    """Decide a guest test's verdict from what the guest runner wrote, or from its absence.
+    host_counters are added to the test's own record (the host-side image comparison)."""
     if outcome is None:
         return Check(test.name, Verdict.ERROR, "no result: the guest never ran this test")
-    seconds = float(outcome.get("seconds", 0.0))
-    if outcome.get("timed_out"):
+    seconds = outcome.seconds
+    if outcome.timed_out:
         return Check(test.name, Verdict.TIMEOUT,
                      f"killed after {test.timeout:.0f}s; {_stderr(outcome)}", seconds=seconds)
-    records = [r for r in outcome.get("records", []) if r.get("check") == test.name]
-    if outcome.get("exit_code") != 0 or len(records) != 1:
+    records = [r for r in outcome.records if r.get("check") == test.name]
+    if outcome.exit_code != 0 or len(records) != 1:
         return Check(test.name, Verdict.ERROR,
-                     f"exit code {outcome.get('exit_code')}, {len(records)} result records; "
+                     f"exit code {outcome.exit_code}, {len(records)} result records; "
                      f"{_stderr(outcome)}", seconds=seconds)
     counters = {k: int(v) for k, v in records[0].items() if k != "check"}
+    counters.update(host_counters or {})
     return judge_counters(test, counters, seconds)
 
 
@@ -76,6 +105,6 @@ def judge_counters(test: GuestTest, counters: dict[str, int], seconds: float = 0
     return Check(test.name, Verdict.PASS, "", counters, seconds)
 
 
-def _stderr(outcome: dict[str, Any]) -> str:
-    text = str(outcome.get("stderr", "")).strip()
+def _stderr(outcome: Outcome) -> str:
+    text = outcome.stderr.strip()
     return f"stderr: {text[-300:]}" if text else "no stderr"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import gittree
-from harness.data import DebianRelease, Settings
+from harness.data import DebianRelease, Settings, Timeouts
 from harness.errors import CommandError, InfraError, UserError
 from harness.paths import cache_lock, path_key
 from harness.run import retrying, run
@@ -73,7 +73,7 @@ def debian_tree(rel: DebianRelease, settings: Settings, cache: Path, logs: Path)
 def _debian_tree(rel: DebianRelease, settings: Settings, cache: Path, logs: Path) -> SourceResult:
     apt = _apt_options(rel, settings, cache / "apt" / rel.suite)
     try:
-        version = _candidate(rel, apt, logs / "source.log", settings.timeouts["apt"])
+        version = _candidate(rel, apt, logs / "source.log", settings.timeouts)
     except CommandError as exc:
         cached = _newest_cached(cache / "src", rel.package)
         if cached is None:
@@ -123,9 +123,10 @@ def _apt_options(rel: DebianRelease, settings: Settings, apt_dir: Path) -> list[
 
 
 @retrying("apt-get update")
-def _candidate(rel: DebianRelease, apt: list[str], log_file: Path, timeout: float) -> str:
-    run(["apt-get", "-q", *apt, "update"], log_file=log_file, timeout=timeout)
-    policy = run(["apt-cache", *apt, "policy", rel.package], log_file=log_file, timeout=60)
+def _candidate(rel: DebianRelease, apt: list[str], log_file: Path, timeouts: Timeouts) -> str:
+    run(["apt-get", "-q", *apt, "update"], log_file=log_file, timeout=timeouts.apt)
+    policy = run(["apt-cache", *apt, "policy", rel.package], log_file=log_file,
+                 timeout=timeouts.apt_query)
     match = re.search(r"Candidate:\s*(\S+)", policy.tail)
     if not match or match.group(1) == "(none)":
         raise InfraError(f"{rel.package} is not available from {rel.mirror} {rel.suite}")
@@ -143,20 +144,20 @@ def _unpack(
     log.info("downloading %s %s from %s", rel.package, version, rel.suite)
     retrying("apt-get download")(run)(
         ["apt-get", "-q", *apt, "download", f"{rel.package}={version}"],
-        log_file=log_file, timeout=settings.timeouts["apt"], cwd=staging)
+        log_file=log_file, timeout=settings.timeouts.apt, cwd=staging)
     debs = list(staging.glob("*.deb"))
     if len(debs) != 1:
         raise InfraError(f"apt-get download left {len(debs)} .deb files in {staging}")
     run(["dpkg-deb", "-x", debs[0], staging / "root"], log_file=log_file,
-        timeout=settings.timeouts["unpack"])
+        timeout=settings.timeouts.unpack)
     tarballs = list((staging / "root" / "usr" / "src").glob("linux-source-*.tar.*"))
     if len(tarballs) != 1:
         raise InfraError(f"{debs[0].name} does not hold one linux-source tarball")
     log.info("unpacking %s", tarballs[0].name)
     run(["tar", "-xf", tarballs[0], "-C", partial], log_file=log_file,
-        timeout=settings.timeouts["unpack"])
+        timeout=settings.timeouts.unpack)
     shutil.rmtree(staging)
-    gittree.import_base(_tree_in(partial), log_file, settings.timeouts["unpack"])
+    gittree.import_base(_tree_in(partial), log_file, settings.timeouts.unpack)
     (partial / "ready").write_text(f"{rel.package} {version}\n")
     shutil.rmtree(dest, ignore_errors=True)
     partial.rename(dest)

@@ -15,7 +15,7 @@ from elftools.elf.sections import SymbolTableSection
 
 from harness.data import Expectations, FunctionSpec, ImageSpec
 from harness.kconfig import Config, is_set
-from harness.results import Check, Verdict
+from harness.results import Check, Verdict, elf_check, entry_key
 
 LABELS = ("start", "success", "end")
 
@@ -60,11 +60,11 @@ class VdsoResult:
     roles: dict[str, str] = field(default_factory=dict)
 
     def find(self, image: str, function: str) -> Facts | None:
-        return self.facts.get(f"{image}:{function}")
+        return self.facts.get(entry_key(image, function))
 
     def entry(self, image: str, role: str) -> Facts | None:
         """The checked facts of the entry playing role in image, if there are any."""
-        return self.find(image, self.roles.get(f"{image}:{role}", role))
+        return self.find(image, self.roles.get(entry_key(image, role), role))
 
 
 def read_symbols(path: Path) -> tuple[dict[str, Symbol], dict[str, Symbol]]:
@@ -115,18 +115,19 @@ def check_vdso(req: VdsoRequest) -> VdsoResult:
     for image in req.expectations.images:
         start = time.monotonic()
         if image.requires and not is_set(req.config, image.requires.removeprefix("CONFIG_")):
-            checks.append(Check(f"elf-{image.name}", Verdict.NOT_APPLICABLE,
+            checks.append(Check(elf_check(image.name), Verdict.NOT_APPLICABLE,
                                 f"{image.requires} is not set"))
             continue
         found, problems = _check_image(req, image)
         if req.series_absent and problems:
             problems.insert(0, f"series absent ({req.series_absent})")
-        facts.update({f"{image.name}:{f.function}": f for f in found})
+        facts.update({entry_key(image.name, f.function): f for f in found})
         verdict = Verdict.FAIL if problems else Verdict.PASS
-        checks.append(Check(f"elf-{image.name}", verdict, "; ".join(problems),
+        checks.append(Check(elf_check(image.name), verdict, "; ".join(problems),
                             {"functions": len(found), "problems": len(problems)},
                             time.monotonic() - start))
-    roles = {f"{i.name}:{f.role}": f.name for i in req.expectations.images for f in i.functions}
+    roles = {entry_key(i.name, f.role): f.name
+             for i in req.expectations.images for f in i.functions}
     return VdsoResult(tuple(checks), facts, roles)
 
 

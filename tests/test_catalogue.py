@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 from fake_tree import fake_tree, fragment
-from test_boot import FAKEBIN
+from test_vng import FAKEBIN
 
 from harness.cli import main
 
@@ -202,8 +203,9 @@ def test_qemu_missing(world: dict[str, Path], tmp_path: Path, monkeypatch: pytes
     (only_vng / "vng").symlink_to(FAKEBIN / "vng")
     monkeypatch.setenv("PATH", f"{only_vng}:/usr/bin:/bin")
     if Path("/usr/bin/qemu-system-x86_64").exists():
+        which = shutil.which
         monkeypatch.setattr("shutil.which", lambda name, *a, **k:
-                            None if name.startswith("qemu") else str(only_vng / name))
+                            None if name.startswith("qemu") else which(name, *a, **k))
     assert harness(world) == 2
     assert "qemu-system-x86_64 not found" in capsys.readouterr().err
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,20 @@ def test_revision_labels_are_unique_and_base_comes_first() -> None:
     assert [r.label for r in revs] == ["base", "a", "v3", "a-2", "v7.3..robust"]
     assert revs[0].series is None and revs[2].series == "v3/"
     assert [r.label for r in revisions(["t.mbox"], 4)] == ["base", "t-v4"]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--ssh-key", "{tmp}/no-key"], "cannot read SSH key"),
+    (["--host-key", "SHA256:short"], "expected SHA256:<43 base64"),
+    (["--known-hosts", "{tmp}/no-known-hosts"], "known_hosts file .* does not exist"),
+])
+def test_ssh_inputs_are_checked_before_the_build(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str],
+        message: str) -> None:
+    # The tree does not exist either: the SSH input must be named first, before any stage.
+    argv = ["run", "--target", "ssh://root@127.0.0.1:2222", "--kernel-src",
+            str(tmp_path / "nope"), "--run-dir", str(tmp_path / "r"),
+            *(o.format(tmp=tmp_path) for o in options)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "kernel tree" not in err

@@ -9,7 +9,7 @@ import pytest
 from elf_fixtures import build_image, function_asm
 
 from harness.data import EXPECTATIONS, load_expectations
-from harness.disasm import Window, check_disasm, unlock_window
+from harness.disasm import Window, check_disasm, check_function
 from harness.results import Check, Verdict
 from harness.vdso import Facts, VdsoRequest, VdsoResult, check_vdso, read_symbols
 
@@ -192,5 +192,5 @@ def test_window_for_one_function(tmp_path: Path) -> None:
     facts = elf.find("vdso64", L64)
     assert facts is not None and exp.disasm is not None
     # The labels disagree with the code; the window is the code's.
-    window = unlock_window(build, exp.images[0], facts, exp.disasm)
+    window, _ = check_function(build, exp.images[0], facts, exp.disasm)
     assert window == Window(facts.start + 4, facts.success, facts.end)

@@ -22,7 +22,7 @@ SERIES = "CONFIG_FUTEX=y\nCONFIG_RSEQ=y\nCONFIG_FUTEX_ROBUST_UNLOCK=y\n"
 
 def request(tmp_path: Path, tree: Path, *frags: Path) -> ConfigRequest:
     return ConfigRequest(tree, tmp_path / "build", frags, "x86_64_defconfig", "x86_64",
-                         tmp_path / "logs", 60)
+                         tmp_path / "logs", 60, 60)
 
 
 def test_parse_config() -> None:

@@ -8,6 +8,7 @@ import pytest
 from fake_tree import fake_tree
 
 from harness import gittree
+from harness.data import load_settings
 from harness.errors import UserError
 from harness.patches import PatchRequest, apply_series, expand_series
 from harness.source import SourceResult, user_tree
@@ -26,6 +27,8 @@ Subject: [PATCH] init: return one
 BAD = GOOD.replace("[PATCH] init: return one", "[PATCH] init: stale").replace(
     "-int start_kernel(void) { return 0; }", "-int start_kernel(void) { return 7; }")
 
+
+TIMEOUTS = load_settings().timeouts
 
 def tree_digest(tree: Path) -> str:
     h = hashlib.sha256()
@@ -51,7 +54,7 @@ def owned(tmp_path: Path) -> SourceResult:
 
 def req(tmp_path: Path, src: SourceResult, series: Path | None) -> PatchRequest:
     return PatchRequest(src, str(series) if series else None, tmp_path / "cache",
-                        tmp_path / "logs", 60)
+                        tmp_path / "logs", TIMEOUTS)
 
 
 def test_expand_series_forms(tmp_path: Path) -> None:
@@ -135,8 +138,10 @@ def test_thread_mbox_needs_a_version_and_b4_picks_it(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"holds revisions \[1, 2\]; pick one with -v N"):
         apply_series(req(tmp_path, src, thread))
     with pytest.raises(UserError, match=r"has no v3"):
-        apply_series(PatchRequest(src, str(thread), tmp_path / "c", tmp_path / "l", 60, 3))
-    picked = apply_series(PatchRequest(src, str(thread), tmp_path / "c", tmp_path / "l", 60, 2))
+        apply_series(PatchRequest(src, str(thread), tmp_path / "c", tmp_path / "l", TIMEOUTS,
+                                  3))
+    picked = apply_series(PatchRequest(src, str(thread), tmp_path / "c", tmp_path / "l",
+                                       TIMEOUTS, 2))
     assert picked.applied == ("[PATCH v2] init: return two",)
     assert "return 2" in (src.tree / "init/main.c").read_text()
 
@@ -162,7 +167,8 @@ def test_git_range_of_the_users_repository(tmp_path: Path) -> None:
     sh([*git, "reset", "-q", "--hard", "v0"])  # the user's checkout stays at the base
     before = tree_digest(user)
     src = user_tree(user)
-    result = apply_series(PatchRequest(src, "v0..HEAD@{1}", tmp_path / "c", tmp_path / "l", 60))
+    result = apply_series(PatchRequest(src, "v0..HEAD@{1}", tmp_path / "c", tmp_path / "l",
+                                       TIMEOUTS))
     assert result.applied == ("[PATCH] init: return five",)
     assert "return 5" in (result.tree / "init/main.c").read_text()
     assert tree_digest(user) == before

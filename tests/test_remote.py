@@ -7,10 +7,8 @@ process has mapped. The check itself is the real one, and a single changed byte 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -24,45 +22,29 @@ import pytest
 import ssh_server
 from conftest import sh
 from elftools.elf.elffile import ELFFile
+from plans import GOOD, verdicts
+from plans import script_plan as plain_plan
 
-from harness import remote
-from harness.data import GuestTest
+from harness import protocol
+from harness.backends import SuiteRequest
+from harness.backends import ssh as remote
+from harness.backends.ssh_connect import SshOptions, Target, fingerprint_of, parse_target
+from harness.backends.ssh_identity import RELEASE_FILE
 from harness.errors import InfraError, UserError
-from harness.guest import GuestPlan, read_outcomes
-from harness.results import Verdict, judge
+from harness.guest import GuestPlan
+from harness.results import Verdict
 from harness.vdso import alternative_ranges
 
-RUNNER = Path(__file__).resolve().parent.parent / "guest-tests" / "runner.py"
-GOOD = "echo '{\"check\": \"%s\", \"hits\": 5, \"bad\": 0}'\n"
+VDSO64 = Path("arch/x86/entry/vdso/vdso64/vdso64.so")
 
 pytestmark = pytest.mark.skipif(not ssh_server.SSHD.exists(),
                                 reason="openssh-server is not installed (scripts/install-deps)")
 
 
-def gtest(name: str, timeout: float = 2) -> GuestTest:
-    return GuestTest(name=name, sources=(), cflags=(), image="vdso64", entry="list64", args=(),
-                     timeout=timeout, require=("hits",), fail_if=("bad",))
-
-
 def make_plan(tmp_path: Path, scripts: dict[str, str], timeouts: dict[str, float] | None = None,
               suite_timeout: float = 2) -> GuestPlan:
-    """A plan whose tests are shell scripts, with the real runner, as guest.plan lays it out.
-    timeouts are the runner's per-test ones; suite_timeout feeds the whole-suite limit."""
-    rwdir = tmp_path / "rw"
-    (rwdir / "bin").mkdir(parents=True)
-    (rwdir / "results").mkdir()
-    runner = rwdir / "bin" / "runner.py"
-    shutil.copyfile(RUNNER, runner)
-    tests = []
-    for name, body in scripts.items():
-        exe = rwdir / "bin" / name
-        exe.write_text("#!/bin/sh\n" + body)
-        exe.chmod(0o755)
-        out = rwdir / "results" / f"{name}.bin"
-        tests.append({"name": name, "argv": [str(exe), "--out", str(out)],
-                      "timeout": (timeouts or {}).get(name, 2)})
-    (rwdir / "plan.json").write_text(json.dumps({"tests": tests}))
-    return GuestPlan(rwdir, runner, tuple(gtest(n, suite_timeout) for n in scripts), ())
+    """Each script gets --out <its .bin> as $1 $2, as the vDSO dump tests do."""
+    return plain_plan(tmp_path, scripts, timeouts, suite_timeout, out_arg=True)
 
 
 def host_vdso() -> bytes:
@@ -81,9 +63,9 @@ def build_dir(tmp_path: Path) -> Path:
     """A build of 'this machine's kernel': its release and its vDSO image."""
     build = tmp_path / "build"
     (build / "include/config").mkdir(parents=True)
-    (build / remote.RELEASE_FILE).write_text(os.uname().release + "\n")
-    (build / remote.VDSO64).parent.mkdir(parents=True)
-    (build / remote.VDSO64).write_bytes(host_vdso())
+    (build / RELEASE_FILE).write_text(os.uname().release + "\n")
+    (build / VDSO64).parent.mkdir(parents=True)
+    (build / VDSO64).write_bytes(host_vdso())
     return build
 
 
@@ -94,23 +76,31 @@ def server(tmp_path: Path) -> Iterator[ssh_server.SshServer]:
     srv.stop()
 
 
+class Request:
+    """The two halves of a remote run: how to reach the target, and the suite."""
+
+    def __init__(self, opts: SshOptions, suite: SuiteRequest) -> None:
+        self.opts, self.suite = opts, suite
+        self.remote_tmp, self.logs = opts.remote_tmp, suite.logs
+
+
 def request(tmp_path: Path, srv: ssh_server.SshServer, build: Path, plan: GuestPlan,
-            **changes: Any) -> remote.RemoteRequest:
+            **changes: Any) -> Request:
     known = tmp_path / "known_hosts"
     if not known.exists():
         known.write_text(srv.known_hosts_line())
     target = tmp_path / "target-tmp"
     target.mkdir(exist_ok=True)
-    req = remote.RemoteRequest(
-        target=remote.parse_target(srv.url), key_file=srv.user_key, known_hosts=known,
-        fingerprint=None, build_dir=build, plan=plan, logs=tmp_path / "logs", wait_seconds=5,
-        margin_seconds=10, remote_tmp=str(target))
-    return replace(req, **changes)
+    opts = SshOptions(
+        target=parse_target(srv.url), key_file=srv.user_key, known_hosts=known,
+        fingerprint=None, wait_seconds=5, margin_seconds=10, remote_tmp=str(target))
+    suite = SuiteRequest(plan, build, tmp_path / "logs", "default",
+                         {"vdso64": build / VDSO64})
+    return Request(replace(opts, **changes), suite)
 
 
-def verdicts(plan: GuestPlan) -> dict[str, Verdict]:
-    outcomes = read_outcomes(plan.rwdir)
-    return {t.name: judge(t, outcomes.get(t.name)).verdict for t in plan.planned}
+def run_remote(req: Request) -> remote.RemoteResult:
+    return remote.run_remote(req.opts, req.suite)
 
 
 def test_suite_runs_on_the_target_and_results_come_back(
@@ -122,7 +112,7 @@ def test_suite_runs_on_the_target_and_results_come_back(
         "hangs": "sleep 30\n",
     }, timeouts={"hangs": 1})
     req = request(tmp_path, server, build_dir, plan)
-    result = remote.run_remote(req)
+    result = run_remote(req)
     assert result.finished and result.runner_started and result.exit_code == 0, result
     assert result.kernel_release == os.uname().release
     assert result.target == server.url
@@ -130,7 +120,7 @@ def test_suite_runs_on_the_target_and_results_come_back(
     assert verdicts(plan) == {"good": Verdict.PASS, "crashes": Verdict.ERROR,
                               "hangs": Verdict.TIMEOUT}
     assert (plan.rwdir / "results" / "good.bin").read_bytes() == b"dump"
-    argv = read_outcomes(plan.rwdir)["good"]["argv"]
+    argv = protocol.read_outcomes(plan.rwdir)["good"].argv
     assert argv[0].startswith(f"{req.remote_tmp}/futex-harness.") and argv[2].startswith(
         argv[0].rsplit("/bin/", 1)[0] + "/results/")
     assert "3 of 3 results" in result.detail
@@ -147,7 +137,7 @@ def test_pinned_fingerprint_is_accepted(tmp_path: Path, server: ssh_server.SshSe
     # No known_hosts anywhere: only the pin can vouch for the host.
     req = request(tmp_path, server, build_dir, plan, known_hosts=None,
                   fingerprint=ssh_server.fingerprint(server.host_key))
-    assert remote.run_remote(req).finished
+    assert run_remote(req).finished
     assert verdicts(plan) == {"good": Verdict.PASS}
 
 
@@ -158,7 +148,7 @@ def test_hashed_known_hosts_entry_is_accepted(tmp_path: Path, server: ssh_server
     sh(["ssh-keygen", "-q", "-H", "-f", known])
     assert "127.0.0.1" not in known.read_text()
     plan = make_plan(tmp_path, {"good": GOOD % "good"})
-    assert remote.run_remote(request(tmp_path, server, build_dir, plan)).finished
+    assert run_remote(request(tmp_path, server, build_dir, plan)).finished
 
 
 def test_wrong_pinned_fingerprint_is_refused(tmp_path: Path, server: ssh_server.SshServer,
@@ -166,7 +156,7 @@ def test_wrong_pinned_fingerprint_is_refused(tmp_path: Path, server: ssh_server.
     other = ssh_server.fingerprint(ssh_server.keygen(tmp_path / "other"))
     req = request(tmp_path, server, build_dir, make_plan(tmp_path, {}), fingerprint=other)
     with pytest.raises(UserError, match="does not match the pinned") as err:
-        remote.run_remote(req)
+        run_remote(req)
     assert ssh_server.fingerprint(server.host_key) in str(err.value) and other in str(err.value)
 
 
@@ -175,7 +165,7 @@ def test_malformed_fingerprint_is_a_user_error(tmp_path: Path, server: ssh_serve
                                                build_dir: Path, pin: str) -> None:
     req = request(tmp_path, server, build_dir, make_plan(tmp_path, {}), fingerprint=pin)
     with pytest.raises(UserError, match="expected SHA256:"):
-        remote.run_remote(req)
+        run_remote(req)
 
 
 def test_unknown_host_key_is_refused(tmp_path: Path, server: ssh_server.SshServer,
@@ -184,7 +174,7 @@ def test_unknown_host_key_is_refused(tmp_path: Path, server: ssh_server.SshServe
     known.write_text(f"[127.0.0.1]:{server.port + 1} {ssh_server.public(server.host_key)}\n")
     req = request(tmp_path, server, build_dir, make_plan(tmp_path, {}))
     with pytest.raises(UserError, match="unknown host key") as err:
-        remote.run_remote(req)
+        run_remote(req)
     message = str(err.value)
     assert ssh_server.fingerprint(server.host_key) in message
     assert f"[127.0.0.1]:{server.port}" in message
@@ -198,7 +188,7 @@ def test_changed_host_key_is_refused(tmp_path: Path, server: ssh_server.SshServe
     (tmp_path / "known_hosts").write_text(server.known_hosts_line(impostor))
     req = request(tmp_path, server, build_dir, make_plan(tmp_path, {}))
     with pytest.raises(UserError, match="host key mismatch") as err:
-        remote.run_remote(req)
+        run_remote(req)
     assert ssh_server.fingerprint(server.host_key) in str(err.value)
     assert ssh_server.fingerprint(impostor) in str(err.value)
 
@@ -221,7 +211,7 @@ def test_default_known_hosts_and_agent_keys(tmp_path: Path, server: ssh_server.S
                        capture_output=True)
         plan = make_plan(tmp_path, {"good": GOOD % "good"})
         req = request(tmp_path, server, build_dir, plan, key_file=None, known_hosts=None)
-        result = remote.run_remote(req)
+        result = run_remote(req)
     finally:
         agent.kill()
         agent.wait()
@@ -235,7 +225,7 @@ def test_no_key_and_no_agent_is_a_user_error(tmp_path: Path, server: ssh_server.
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     req = request(tmp_path, server, build_dir, make_plan(tmp_path, {}), key_file=None)
     with pytest.raises(UserError, match="no SSH key"):
-        remote.run_remote(req)
+        run_remote(req)
 
 
 def test_key_the_target_does_not_accept_is_refused(
@@ -244,7 +234,7 @@ def test_key_the_target_does_not_accept_is_refused(
     req = request(tmp_path, server, build_dir, make_plan(tmp_path, {}), key_file=stranger)
     start = time.monotonic()
     with pytest.raises(UserError, match=f"refused key {stranger}"):
-        remote.run_remote(req)
+        run_remote(req)
     # Not retried: a refused key is an answer, not an outage.
     assert time.monotonic() - start < 5
 
@@ -257,7 +247,7 @@ def test_unreadable_key_file_is_a_user_error(tmp_path: Path, server: ssh_server.
         req = request(tmp_path, server, build_dir, make_plan(tmp_path / f"plan-{key.name}", {}),
                       key_file=key)
         with pytest.raises(UserError, match=str(key)):
-            remote.run_remote(req)
+            run_remote(req)
 
 
 def test_nothing_listening_is_an_infra_error_within_the_bound(
@@ -265,14 +255,14 @@ def test_nothing_listening_is_an_infra_error_within_the_bound(
     port = ssh_server.free_port()
     known = tmp_path / "known_hosts"
     known.write_text("")
-    req = remote.RemoteRequest(
-        remote.parse_target(f"ssh://root@127.0.0.1:{port}"),
-        ssh_server.keygen(tmp_path / "key"), known, None, build_dir,
-        make_plan(tmp_path, {}), tmp_path / "logs", wait_seconds=3)
+    opts = SshOptions(parse_target(f"ssh://root@127.0.0.1:{port}"),
+                      ssh_server.keygen(tmp_path / "key"), known, None, wait_seconds=3)
+    req = Request(opts, SuiteRequest(make_plan(tmp_path, {}), build_dir, tmp_path / "logs",
+                                     "default", {"vdso64": build_dir / VDSO64}))
     start = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="harness"), \
             pytest.raises(InfraError, match=f"cannot reach 127.0.0.1 port {port}"):
-        remote.run_remote(req)
+        run_remote(req)
     assert time.monotonic() - start < 3 + 2
     retries = [r for r in caplog.records if "not reachable yet" in r.getMessage()]
     assert len(retries) >= 2
@@ -280,22 +270,22 @@ def test_nothing_listening_is_an_infra_error_within_the_bound(
 
 def test_target_running_another_kernel_is_refused(
         tmp_path: Path, server: ssh_server.SshServer, build_dir: Path) -> None:
-    (build_dir / remote.RELEASE_FILE).write_text("7.3.4+\n")
+    (build_dir / RELEASE_FILE).write_text("7.3.4+\n")
     req = request(tmp_path, server, build_dir, make_plan(tmp_path, {}))
     with pytest.raises(UserError, match=f"runs kernel {os.uname().release}, but the build "
                                         f"in {build_dir} is 7.3.4\\+"):
-        remote.run_remote(req)
+        run_remote(req)
 
 
 def test_target_whose_vdso_differs_from_the_build_is_refused(
         tmp_path: Path, server: ssh_server.SshServer, build_dir: Path) -> None:
-    image = build_dir / remote.VDSO64
+    image = build_dir / VDSO64
     data = bytearray(image.read_bytes())
     data[text_byte_outside_alternatives(image)] ^= 0xFF
     image.write_bytes(bytes(data))
     req = request(tmp_path, server, build_dir, make_plan(tmp_path, {"good": GOOD % "good"}))
     with pytest.raises(UserError, match=r"differs from .* in 1 bytes"):
-        remote.run_remote(req)
+        run_remote(req)
     # Refused before anything was copied to the target.
     assert list(Path(req.remote_tmp).iterdir()) == []
 
@@ -330,10 +320,10 @@ def test_target_going_away_mid_run_keeps_earlier_results(
     killer = threading.Thread(target=vanish)
     killer.start()
     start = time.monotonic()
-    result = remote.run_remote(req)
+    result = run_remote(req)
     killer.join()
     assert time.monotonic() - start < 20
-    assert result.connection_lost and result.runner_started and not result.finished
+    assert result.runner_started and not result.finished and not result.timed_out
     assert "connection closed" in result.detail and "1 of 3 results" in result.detail
     assert "left on the target" in result.detail
     assert verdicts(plan) == {"first": Verdict.PASS, "slow": Verdict.ERROR,
@@ -348,7 +338,7 @@ def test_suite_past_its_time_is_killed_and_cleaned_up(
                      timeouts={"stuck": 60}, suite_timeout=1)
     req = request(tmp_path, server, build_dir, plan, margin_seconds=1)
     start = time.monotonic()
-    result = remote.run_remote(req)
+    result = run_remote(req)
     assert time.monotonic() - start < 10
     assert result.timed_out and result.runner_started and not result.finished
     assert "ran past 2s; the runner was killed" in result.detail
@@ -363,19 +353,19 @@ def test_suite_past_its_time_is_killed_and_cleaned_up(
 
 def test_plan_paths_move_into_the_target_directory(tmp_path: Path) -> None:
     plan = make_plan(tmp_path, {"t": "true\n"})
-    moved = remote.remote_plan(plan.rwdir, "/tmp/futex-harness.x")
-    assert moved["tests"][0]["argv"] == ["/tmp/futex-harness.x/bin/t", "--out",
-                                         "/tmp/futex-harness.x/results/t.bin"]
-    assert moved["tests"][0]["timeout"] == 2
+    moved = protocol.read_plan(plan.rwdir).moved(plan.rwdir, "/tmp/futex-harness.x")
+    assert moved.entries[0].argv == ("/tmp/futex-harness.x/bin/t", "--out",
+                                     "/tmp/futex-harness.x/results/t.bin")
+    assert moved.entries[0].timeout == 2
 
 
 @pytest.mark.parametrize(("url", "want"), [
-    ("ssh://root@host", remote.Target("root", "host", 22)),
-    ("ssh://me@10.0.0.2:2222", remote.Target("me", "10.0.0.2", 2222)),
-    ("ssh://me@[::1]:22/", remote.Target("me", "::1", 22)),
+    ("ssh://root@host", Target("root", "host", 22)),
+    ("ssh://me@10.0.0.2:2222", Target("me", "10.0.0.2", 2222)),
+    ("ssh://me@[::1]:22/", Target("me", "::1", 22)),
 ])
-def test_parse_target(url: str, want: remote.Target) -> None:
-    assert remote.parse_target(url) == want
+def test_parse_target(url: str, want: Target) -> None:
+    assert parse_target(url) == want
 
 
 @pytest.mark.parametrize(("url", "problem"), [
@@ -390,10 +380,10 @@ def test_parse_target(url: str, want: remote.Target) -> None:
 ])
 def test_bad_target_url_is_a_user_error(url: str, problem: str) -> None:
     with pytest.raises(UserError, match=problem):
-        remote.parse_target(url)
+        parse_target(url)
 
 
 def test_fingerprint_matches_ssh_keygen(tmp_path: Path) -> None:
     key = ssh_server.keygen(tmp_path / "k")
-    assert remote.fingerprint_of(paramiko.PKey.from_path(key)) == ssh_server.fingerprint(key)
+    assert fingerprint_of(paramiko.PKey.from_path(key)) == ssh_server.fingerprint(key)
     assert sh(["ssh-keygen", "-lf", f"{key}.pub"]).split()[1].startswith("SHA256:")

@@ -29,14 +29,18 @@ import pytest
 import ssh_server
 from test_disasm import assert_windows_match_labels
 
-from harness import boot, guest
+from harness import guest
+from harness.backends import BackendConfig, SuiteRequest
+from harness.backends.ssh import run_remote
+from harness.backends.ssh_connect import SshOptions, parse_target
+from harness.backends.ssh_identity import RELEASE_FILE
+from harness.backends.vng import VngBackend
 from harness.build import STAMP
 from harness.data import load_expectations, load_guest_tests, load_settings
 from harness.disasm import check_disasm
 from harness.kconfig import parse_config
 from harness.pipeline import build_dir_for
-from harness.remote import RELEASE_FILE, RemoteRequest, parse_target, run_remote
-from harness.results import Verdict, judge
+from harness.results import Verdict
 from harness.vdso import VdsoRequest, check_vdso
 
 pytestmark = pytest.mark.e2e
@@ -173,27 +177,29 @@ def plan_default_suite(build: Path, rwdir: Path, logs: Path) -> guest.GuestPlan:
     code, windows = check_disasm(build, expectations, elf)
     assert all(c.verdict == Verdict.PASS for c in code), code
     tests = tuple(t for t in load_guest_tests() if t.suite == "default")
-    return guest.plan(guest.GuestPlanRequest(tests, elf, rwdir, logs, 120, None, windows))
+    return guest.plan(guest.GuestPlanRequest(tests, elf, rwdir, logs, 120, None, windows,
+                                             expectations.ops))
+
+
+def images(build: Path) -> dict[str, Path]:
+    return {i.name: i.path(build, i.stripped) for i in load_expectations("upstream").images}
 
 
 def verdicts(plan: guest.GuestPlan, build: Path) -> dict[str, tuple[Verdict, str]]:
     """Judge every planned test from the results in the plan's rwdir, as the pipeline does."""
-    outcomes = guest.read_outcomes(plan.rwdir)
-    images = {i.name: i.path(build, i.stripped) for i in load_expectations("upstream").images}
-    for t in plan.planned:
-        if t.compare and t.image:
-            guest.add_image_comparison(t, outcomes.get(t.name), plan.rwdir, images[t.image])
-    checks = {t.name: judge(t, outcomes.get(t.name)) for t in plan.planned}
-    return {n: (c.verdict, c.detail) for n, c in checks.items()}
+    return {c.name: (c.verdict, c.detail) for c in guest.judge_plan(plan, images(build))}
+
+
+def suite(plan: guest.GuestPlan, build: Path, logs: Path) -> SuiteRequest:
+    return SuiteRequest(plan, build, logs, "default", images(build))
 
 
 def through_virtme_ng(build: Path, tmp_path: Path) -> dict[str, tuple[Verdict, str]]:
     """The same suite on the same kernel through the pipeline's own boot path."""
     plan = plan_default_suite(build, tmp_path / "guest-vng", tmp_path / "logs-vng")
-    booted = boot.boot(boot.BootRequest(
-        build / BZIMAGE, plan, tmp_path / "logs-vng", tmp_path / "cache", "tcg",
-        BOOT_SECONDS, 90, "1G", 2, "/usr/bin/python3", console_name="console.log"))
-    assert booted.runner_finished, booted
+    backend = VngBackend(BackendConfig(load_settings(), tmp_path / "cache", "tcg"))
+    done = backend.run(suite(plan, build, tmp_path / "logs-vng"))
+    assert done.finished, done
     return verdicts(plan, build)
 
 
@@ -203,9 +209,10 @@ def test_real_suite_runs_over_ssh_on_the_real_kernel(tmp_path: Path, build: Buil
     plan = plan_default_suite(build.path, tmp_path / "guest", logs)
     assert plan.planned and not plan.skipped
     start = time.monotonic()
-    result = run_remote(RemoteRequest(
-        parse_target(f"ssh://root@127.0.0.1:{booted.port}"), booted.user_key,
-        booted.known_hosts, None, build.path, plan, logs, wait_seconds=BOOT_SECONDS))
+    opts = SshOptions(parse_target(f"ssh://root@127.0.0.1:{booted.port}"), booted.user_key,
+                      booted.known_hosts, None, wait_seconds=BOOT_SECONDS,
+                      python="/usr/bin/python3")
+    result = run_remote(opts, suite(plan, build.path, logs))
     print(f"run_remote: {time.monotonic() - start:.1f}s: {result.detail}")
     console = booted.console.read_text(errors="replace")[-3000:]
     assert result.kernel_release == (build.path / RELEASE_FILE).read_text().strip()

@@ -3,20 +3,23 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
+import pytest
+
+from harness.errors import UserError
+from harness.record import SCHEMA, Revision, Run, Stage
 from harness.report import exit_code, load_record, render_junit, render_table, write_reports
 from harness.results import Check, Verdict
 
 
-def record(*checks: Check, stage_error: str | None = None) -> dict[str, Any]:
-    stages = [{"name": "build", "status": "ok", "seconds": 700.0, "detail": "3000 objects"}]
+def record(*checks: Check, stage_error: str | None = None) -> Run:
+    stages = [Stage("build", "ok", 700.0, "3000 objects")]
     if stage_error:
-        stages.append({"name": "boot", "status": "error", "seconds": 1.0, "detail": stage_error})
-    return {"revisions": [{"label": "base", "origin": "Debian linux-source-7.3", "accel": "tcg",
-                           "accel_reason": "kvm_pvm", "stages": stages,
-                           "checks": [c.to_json() for c in checks]}]}
+        stages.append(Stage("boot", "error", 1.0, stage_error))
+    return Run(revisions=[Revision("base", "Debian linux-source-7.3", accel="tcg",
+                                   accel_reason="kvm_pvm", stages=stages, checks=list(checks))])
 
 
 PASS = Check("cs-fixup-singlestep-64", Verdict.PASS, "", {"hits": 300, "bad_steps": 0}, 2.0)
@@ -29,7 +32,7 @@ def test_exit_codes() -> None:
     assert exit_code(record(Check("x", Verdict.INCONCLUSIVE))) == 1
     assert exit_code(record(PASS, stage_error="vng missing")) == 2
     assert exit_code(record()) == 1  # no checks at all is not a pass
-    assert exit_code({}) == 2
+    assert exit_code(Run()) == 2
 
 
 def test_table_names_stages_checks_and_accel() -> None:
@@ -53,8 +56,10 @@ def test_junit_is_valid_and_escapes_control_characters() -> None:
 def test_reports_round_trip(tmp_path: Path) -> None:
     write_reports(tmp_path, record(PASS))
     loaded = load_record(tmp_path)
-    assert loaded["exit_code"] == 0
-    assert json.loads((tmp_path / "results.json").read_text())["revisions"][0]["label"] == "base"
+    assert loaded == record(PASS)
+    raw = json.loads((tmp_path / "results.json").read_text())
+    assert raw["schema"] == SCHEMA and raw["exit_code"] == 0
+    assert raw["revisions"][0]["label"] == "base"
     assert (tmp_path / "report.txt").read_text() == render_table(loaded)
     ET.parse(tmp_path / "junit.xml")
 
@@ -62,11 +67,17 @@ def test_reports_round_trip(tmp_path: Path) -> None:
 def test_comparison_marks_changed_verdicts() -> None:
     from harness.report import render_comparison
 
-    base = record(PASS)["revisions"][0]
-    bad = {**base, "label": "no-fixup", "checks": [FAIL.to_json()]}
-    text = render_comparison({"revisions": [base, bad]})
+    base = record(PASS).revisions[0]
+    bad = replace(base, label="no-fixup", checks=[FAIL])
+    text = render_comparison(Run(revisions=[base, bad]))
     lines = {ln.split()[0]: ln for ln in text.splitlines() if ln.startswith("   ")}
     row = lines["cs-fixup-singlestep-64"]
     assert row.split()[1] == "PASS"  # the base column, nothing to compare with
     assert "*FAIL bad_steps=200" in row
     assert lines["verdict"].split()[1:] == ["PASS", "FAIL"]
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "results.json").write_text(json.dumps({"schema": SCHEMA + 1, "revisions": []}))
+    with pytest.raises(UserError, match=f"schema {SCHEMA + 1}"):
+        load_record(tmp_path)

@@ -1,5 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Stage 6, boot: virtme-ng boots the built kernel and runs the guest runner, under a deadline."""
+"""The virtme-ng backend: boot the built kernel and run the guest runner, under a deadline.
+
+KVM is used only when a probe boot shows it works here (the answer is cached per host
+kernel); otherwise TCG. The console is kept for triage."""
 
 from __future__ import annotations
 
@@ -8,19 +11,19 @@ import logging
 import os
 import shlex
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import protocol
+from harness.backends import BackendConfig, SuiteRequest, SuiteResult
 from harness.errors import CommandError, CommandTimeout, InfraError, UserError
 from harness.guest import GuestPlan
+from harness.paths import venv_tool
 from harness.run import retrying, run
 
 log = logging.getLogger("harness")
 
-RUNNER_STARTED = "futex-harness: runner started"
-RUNNER_FINISHED = "futex-harness: runner finished"
 KERNEL_BANNER = "Linux version"
 
 
@@ -64,9 +67,8 @@ class BootResult:
 
 
 def vng_path() -> str:
-    """vng from PATH, else from the harness's own venv (make does not activate it)."""
-    local = Path(sys.executable).parent / "vng"
-    found = shutil.which("vng") or (str(local) if local.exists() else None)
+    """vng from the harness's own venv, else from PATH."""
+    found = shutil.which(venv_tool("vng"))
     if not found:
         raise InfraError("vng (virtme-ng) not found; run 'make deps' or pip install virtme-ng")
     if not shutil.which("qemu-system-x86_64"):
@@ -157,8 +159,8 @@ def boot(req: BootRequest) -> BootResult:
         returncode = -1
     text = console.read_text(errors="replace")
     opts = () if accel.kvm else req.tcg_qemu_opts
-    return BootResult(accel, opts, console, returncode, timed_out, RUNNER_STARTED in text,
-                      RUNNER_FINISHED in text, time.monotonic() - start)
+    return BootResult(accel, opts, console, returncode, timed_out, protocol.STARTED in text,
+                      protocol.FINISHED in text, time.monotonic() - start)
 
 
 def _session(req: BootRequest, accel: Accel, console: Path) -> int:
@@ -169,7 +171,7 @@ def _session(req: BootRequest, accel: Accel, console: Path) -> int:
     printed: list[bool] = []
 
     def watch_console(line: str) -> None:
-        if RUNNER_STARTED in line:
+        if protocol.STARTED in line:
             started.append(True)
         if KERNEL_BANNER in line:
             printed.append(True)
@@ -186,3 +188,43 @@ def _session(req: BootRequest, accel: Accel, console: Path) -> int:
         raise CommandError(f"the VM exited with {done.returncode} before the kernel printed "
                            f"anything (console: {console})", done.tail)
     return done.returncode
+
+
+def boot_detail(b: BootResult) -> str:
+    """The boot stage's detail: how the VM ended, in words a reader can trust."""
+    if b.timed_out:
+        started = "the runner had begun" if b.runner_started else "the runner never began"
+        return f"timed out, VM killed ({started})"
+    if not b.runner_started:
+        return f"the guest runner never started (vng exit {b.returncode}); see {b.console}"
+    opts = f" {' '.join(b.qemu_opts)}" if b.qemu_opts else ""
+    return f"{b.accel.name}{opts}, vng exit {b.returncode}"
+
+
+class VngBackend:
+    """Boots the build under virtme-ng, once per suite."""
+
+    stage = "boot"
+
+    def __init__(self, config: BackendConfig) -> None:
+        self._config = config
+
+    def check(self) -> None:
+        """Nothing to check before the build: vng and QEMU are looked up at boot."""
+
+    def boot_request(self, req: SuiteRequest) -> BootRequest:
+        s, stress = self._config.settings, req.suite == "stress"
+        return BootRequest(
+            req.build_dir / s.bzimage, req.plan, req.logs, self._config.cache,
+            self._config.accel, s.timeouts.boot, s.timeouts.kvm_probe, s.memory,
+            s.stress_cpus if stress else s.cpus, s.guest_python,
+            s.stress_qemu_opts if stress else (),
+            "console.log" if req.suite == "default" else f"console-{req.suite}.log")
+
+    def run(self, req: SuiteRequest) -> SuiteResult:
+        booted = boot(self.boot_request(req))
+        return SuiteResult(
+            runner_started=booted.runner_started, finished=booted.runner_finished,
+            timed_out=booted.timed_out, detail=boot_detail(booted), seconds=booted.seconds,
+            accel=booted.accel.name, accel_reason=booted.accel.reason,
+            qemu_opts=booted.qemu_opts, console=booted.console)

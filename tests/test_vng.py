@@ -1,38 +1,20 @@
 # SPDX-License-Identifier: GPL-2.0
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from plans import script_plan as make_plan
+from plans import verdicts
 
-from harness import boot
-from harness.data import GuestTest
-from harness.guest import GuestPlan, read_outcomes
+from harness import protocol
+from harness.backends import vng as boot
+from harness.guest import GuestPlan
 from harness.results import Verdict, judge
 
 FAKEBIN = Path(__file__).resolve().parent / "fakebin"
-RUNNER = Path(__file__).resolve().parent.parent / "guest-tests" / "runner.py"
-
-
-def gtest(name: str) -> GuestTest:
-    return GuestTest(name=name, sources=(), cflags=(), image="vdso64", entry="list64", args=(),
-                     timeout=2, require=("hits",), fail_if=("bad",))
-
-
-def make_plan(tmp_path: Path, scripts: dict[str, str]) -> GuestPlan:
-    rwdir = tmp_path / "rw"
-    (rwdir / "bin").mkdir(parents=True)
-    tests = []
-    for name, body in scripts.items():
-        exe = rwdir / "bin" / name
-        exe.write_text("#!/bin/sh\n" + body)
-        exe.chmod(0o755)
-        tests.append({"name": name, "argv": [str(exe)], "timeout": 2})
-    (rwdir / "plan.json").write_text(json.dumps({"tests": tests}))
-    return GuestPlan(rwdir, RUNNER, tuple(gtest(n) for n in scripts), ())
 
 
 def request(tmp_path: Path, plan: GuestPlan, accel: str = "tcg",
@@ -59,10 +41,8 @@ def test_guest_results_come_back_through_rwdir(tmp_path: Path, fake_vng: Path) -
     assert result.accel.name == "tcg" and result.runner_started and result.runner_finished
     assert "--disable-kvm" in fake_vng.read_text() and "--rwdir" in fake_vng.read_text()
     assert "--force-9p" in fake_vng.read_text()
-    outcomes = read_outcomes(plan.rwdir)
-    verdicts = {t.name: judge(t, outcomes.get(t.name)).verdict for t in plan.planned}
-    assert verdicts == {"good": Verdict.PASS, "hangs": Verdict.TIMEOUT,
-                        "crashes": Verdict.ERROR}
+    assert verdicts(plan) == {"good": Verdict.PASS, "hangs": Verdict.TIMEOUT,
+                              "crashes": Verdict.ERROR}
 
 
 def test_hung_vm_is_killed_and_reported(tmp_path: Path, fake_vng: Path,
@@ -73,7 +53,8 @@ def test_hung_vm_is_killed_and_reported(tmp_path: Path, fake_vng: Path,
     result = boot.boot(request(tmp_path, plan, boot_timeout=1))
     assert time.monotonic() - start < 15
     assert result.timed_out and not result.runner_started
-    assert judge(plan.planned[0], read_outcomes(plan.rwdir).get("good")).verdict == Verdict.ERROR
+    outcome = protocol.read_outcomes(plan.rwdir).get("good")
+    assert judge(plan.planned[0], outcome).verdict == Verdict.ERROR
 
 
 def test_panic_leaves_console(tmp_path: Path, fake_vng: Path,

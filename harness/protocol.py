@@ -1,0 +1,202 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The guest protocol, owned here alone: the plan the runner follows, one result file per
+test, the done file, the progress markers, and when a result file is complete.
+
+Standard library only and no harness imports: this file is copied next to the guest runner
+and imported there, so the host and the guest read one definition.
+
+The shared directory (rwdir) holds:
+    plan.json            what to run: name, argv and timeout of every test
+    bin/                 the runner, this module and the test binaries
+    results/<name>.json  one outcome per test, written atomically as soon as it ends
+    results/<name>.bin   a test's extra output (a vDSO dump), complete once its .json exists
+    results/done.json    written last: the runner went through the whole plan
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PLAN = "plan.json"
+BIN = "bin"
+RESULTS = "results"
+DONE = "done.json"
+RUNNER = "runner.py"
+# Every progress line the runner writes starts with this, in the kernel log or on stderr.
+MARK = "futex-harness: "
+STARTED = MARK + "runner started"
+FINISHED = MARK + "runner finished"
+# Where the runner writes its progress lines; an SSH target sends them to stderr instead.
+PROGRESS_ENV = "FUTEX_HARNESS_KMSG"
+PROGRESS_DEFAULT = "/dev/kmsg"
+
+# Runs on a target before anything is uploaded: writes this process's mapped vDSO to
+# stdout, exit 3 without one.
+DUMP_VDSO = """import sys
+for line in open('/proc/self/maps'):
+    if line.rstrip().endswith('[vdso]'):
+        lo, hi = (int(x, 16) for x in line.split()[0].split('-'))
+        with open('/proc/self/mem', 'rb', 0) as mem:
+            mem.seek(lo)
+            sys.stdout.buffer.write(mem.read(hi - lo))
+        sys.exit(0)
+sys.exit(3)
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One test of the plan: the runner runs argv with a timeout and records the outcome."""
+
+    name: str
+    argv: tuple[str, ...]
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    entries: tuple[Entry, ...]
+
+    def to_json(self) -> str:
+        tests = [{"name": e.name, "argv": list(e.argv), "timeout": e.timeout}
+                 for e in self.entries]
+        return json.dumps({"tests": tests}, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        raw = json.loads(text)
+        return cls(tuple(Entry(t["name"], tuple(t["argv"]), float(t["timeout"]))
+                         for t in raw["tests"]))
+
+    def moved(self, old: Path, new: str) -> Plan:
+        """The same plan with every argument under the directory old moved to new (an SSH
+        target runs it from a directory of its own)."""
+        prefix = str(old)
+
+        def move(arg: str) -> str:
+            if arg == prefix or arg.startswith(prefix + "/"):
+                return new + arg[len(prefix):]
+            return arg
+
+        return Plan(tuple(Entry(e.name, tuple(move(a) for a in e.argv), e.timeout)
+                          for e in self.entries))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the runner saw of one test. records are the JSON lines the test printed."""
+
+    name: str
+    argv: tuple[str, ...] = ()
+    exit_code: int | None = None
+    timed_out: bool = False
+    stdout: str = ""
+    stderr: str = ""
+    records: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    seconds: float = 0.0
+
+    def to_json(self) -> str:
+        raw = asdict(self)
+        raw.update(argv=list(self.argv), records=list(self.records))
+        return json.dumps(raw, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Outcome:
+        raw = json.loads(text)
+        return cls(str(raw["name"]), tuple(raw.get("argv", ())), raw.get("exit_code"),
+                   bool(raw.get("timed_out", False)), str(raw.get("stdout", "")),
+                   str(raw.get("stderr", "")), tuple(raw.get("records", ())),
+                   float(raw.get("seconds", 0.0)))
+
+
+def file_stem(name: str) -> str:
+    """A test name as a file name: check names may contain '/'."""
+    return name.replace("/", "__")
+
+
+def plan_path(rwdir: Path) -> Path:
+    return rwdir / PLAN
+
+
+def results_dir(rwdir: Path) -> Path:
+    return rwdir / RESULTS
+
+
+def outcome_path(rwdir: Path, name: str) -> Path:
+    return results_dir(rwdir) / f"{file_stem(name)}.json"
+
+
+def extra_path(rwdir: Path, name: str) -> Path:
+    """A test's extra output file, such as a vDSO dump."""
+    return results_dir(rwdir) / f"{file_stem(name)}.bin"
+
+
+def done_path(rwdir: Path) -> Path:
+    return results_dir(rwdir) / DONE
+
+
+def write_plan(rwdir: Path, plan: Plan) -> None:
+    results_dir(rwdir).mkdir(parents=True, exist_ok=True)
+    plan_path(rwdir).write_text(plan.to_json())
+
+
+def read_plan(rwdir: Path) -> Plan:
+    return Plan.from_json(plan_path(rwdir).read_text())
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the whole new one, never half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write_outcome(rwdir: Path, outcome: Outcome) -> None:
+    write_atomic(outcome_path(rwdir, outcome.name), outcome.to_json())
+
+
+def write_done(rwdir: Path, kernel: str) -> None:
+    write_atomic(done_path(rwdir), json.dumps({"kernel": kernel}) + "\n")
+
+
+def read_outcomes(rwdir: Path) -> dict[str, Outcome]:
+    """Whatever outcomes the runner left behind, by test name; unreadable files are skipped."""
+    out = {}
+    for path in sorted(results_dir(rwdir).glob("*.json")):
+        if path.name == DONE:
+            continue
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            outcome = Outcome.from_json(path.read_text())
+            out[outcome.name] = outcome
+    return out
+
+
+def is_complete(filename: str, present: set[str] | dict[str, Any]) -> bool:
+    """Whether a result file may be copied now: a .json is written atomically; a .bin is
+    complete once its test's .json exists."""
+    if filename.startswith("."):
+        return False
+    if filename.endswith(".json"):
+        return True
+    return filename.endswith(".bin") and filename.removesuffix(".bin") + ".json" in present
+
+
+def is_outcome_file(filename: str) -> bool:
+    return filename.endswith(".json") and filename != DONE and not filename.startswith(".")
+
+
+def parse_records(stdout: str) -> tuple[dict[str, Any], ...]:
+    """The JSON objects a test printed, one per line; other lines are ignored."""
+    records = []
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                value = json.loads(line)
+                if isinstance(value, dict):
+                    records.append(value)
+    return tuple(records)

@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The run record: what results.json holds, as dataclasses. This module is its one owner.
+
+results.json (schema 1):
+    schema       int, this format's version; a reader refuses a newer one
+    command      str, the command line that reproduces the run
+    started      str, ISO 8601 local time
+    exit_code    int, 0 all passed, 1 a check failed, 2 an error (written, never read)
+    revisions    list, one per column of the report, in order:
+        label          str, "base" or the series' name
+        origin         str, where the source tree came from
+        series         str | null, the series as given
+        applied        list[str], the subjects of the patches applied
+        series_absent  str | null, why the tree predates the series (its checks are N/A)
+        accel          str | null, "kvm", "tcg" or "remote"
+        accel_reason   str, why that accelerator
+        target         str | null, the SSH target that ran the suite
+        boots          list of {suite, accel, qemu_opts}
+        stages         list of {name, status ("running", "ok", "error"), seconds, detail}
+        checks         list of {name, verdict, detail, counters, seconds}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import UserError
+from harness.results import Check
+
+SCHEMA = 1
+
+
+@dataclass
+class Stage:
+    name: str
+    status: str = "running"
+    seconds: float = 0.0
+    detail: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "error"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "seconds": self.seconds,
+                "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Stage:
+        return cls(raw["name"], raw["status"], float(raw.get("seconds", 0.0)),
+                   raw.get("detail", ""))
+
+
+@dataclass(frozen=True)
+class Boot:
+    """One boot of a revision: which suite ran, on what, with which extra QEMU options."""
+
+    suite: str
+    accel: str
+    qemu_opts: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"suite": self.suite, "accel": self.accel, "qemu_opts": list(self.qemu_opts)}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Boot:
+        return cls(raw["suite"], raw["accel"], tuple(raw.get("qemu_opts", ())))
+
+
+@dataclass
+class Revision:
+    label: str
+    origin: str = ""
+    series: str | None = None
+    applied: list[str] = field(default_factory=list)
+    series_absent: str | None = None
+    accel: str | None = None
+    accel_reason: str = ""
+    target: str | None = None
+    boots: list[Boot] = field(default_factory=list)
+    stages: list[Stage] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def failed_stage(self) -> Stage | None:
+        return next((s for s in self.stages if s.failed), None)
+
+    def check(self, name: str) -> Check | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "origin": self.origin, "series": self.series,
+                "applied": list(self.applied), "series_absent": self.series_absent,
+                "accel": self.accel, "accel_reason": self.accel_reason, "target": self.target,
+                "boots": [b.to_json() for b in self.boots],
+                "stages": [s.to_json() for s in self.stages],
+                "checks": [c.to_json() for c in self.checks]}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Revision:
+        return cls(raw["label"], raw.get("origin", ""), raw.get("series"),
+                   list(raw.get("applied", [])), raw.get("series_absent"), raw.get("accel"),
+                   raw.get("accel_reason", ""), raw.get("target"),
+                   [Boot.from_json(b) for b in raw.get("boots", [])],
+                   [Stage.from_json(s) for s in raw.get("stages", [])],
+                   [Check.from_json(c) for c in raw.get("checks", [])])
+
+
+@dataclass
+class Run:
+    command: str = ""
+    started: str = ""
+    revisions: list[Revision] = field(default_factory=list)
+
+    def to_json(self, exit_code: int) -> dict[str, Any]:
+        return {"schema": SCHEMA, "command": self.command, "started": self.started,
+                "exit_code": exit_code, "revisions": [r.to_json() for r in self.revisions]}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any], origin: str = "results.json") -> Run:
+        schema = int(raw.get("schema", SCHEMA))
+        if schema > SCHEMA:
+            raise UserError(f"{origin} has results schema {schema}; this harness reads up to "
+                            f"{SCHEMA}: update the harness")
+        return cls(raw.get("command", ""), raw.get("started", ""),
+                   [Revision.from_json(r) for r in raw.get("revisions", [])])
