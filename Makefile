@@ -33,7 +33,7 @@ test-kernel: deps
 		$(if $(VARIANT),--config-variant $(VARIANT)) $(HARNESS_ARGS)
 
 lint: deps
-	$(VENV)/bin/ruff check harness tests bench guest-tests/runner.py
+	$(VENV)/bin/ruff check harness tests bench guest-tests/runner.py guest-tests/python
 	$(VENV)/bin/mypy harness
 
 unit: deps

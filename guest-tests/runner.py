@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,11 +34,15 @@ def progress(text: str) -> None:
 
 
 def run_test(entry: protocol.Entry) -> protocol.Outcome:
+    """Run one test in a fresh empty directory of its own: the guest's root is read-only,
+    and some tests (the kernel's futex_wait) create files where they run."""
     start = time.monotonic()
     exit_code: int | None = None
     timed_out = False
     try:
-        proc = subprocess.run(entry.argv, capture_output=True, timeout=entry.timeout)
+        with tempfile.TemporaryDirectory(prefix="futex-harness.") as cwd:
+            proc = subprocess.run(entry.argv, capture_output=True, timeout=entry.timeout,
+                                  cwd=cwd)
         exit_code, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:
         timed_out = True

@@ -170,8 +170,10 @@ unsigned long parse_ulong(const char *s, const char *what)
 
 static int set_string(struct test_args *a, const char *k, const char *v)
 {
-	static const char *const keys[] = { "--check", "--func", "--mode", "--dir", "--out" };
-	const char **fields[] = { &a->check, &a->func, &a->mode, &a->dir, &a->out };
+	static const char *const keys[] = { "--check", "--func", "--mode", "--dir", "--out",
+					     "--spawn", "--exec-bin" };
+	const char **fields[] = { &a->check, &a->func, &a->mode, &a->dir, &a->out, &a->spawn,
+				  &a->exec_bin };
 	size_t i;
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -234,4 +236,37 @@ void emit_record(const char *check, const char *first_key, ...)
 	va_end(ap);
 	printf("}\n");
 	fflush(stdout);
+}
+
+void emit_record_array(const char *check, const char *const *keys, const unsigned long *values,
+		       size_t n)
+{
+	size_t i;
+
+	printf("{\"check\": \"%s\"", check);
+	for (i = 0; i < n; i++)
+		printf(", \"%s\": %lu", keys[i], values[i]);
+	printf("}\n");
+	fflush(stdout);
+}
+
+int record_value(const char *record, const char *key, unsigned long *value)
+{
+	size_t len = strlen(key);
+	const char *p = record;
+	char *end;
+
+	/* Match the quoted key, so that "hits" is not found inside "old_hits". */
+	while ((p = strchr(p, '"'))) {
+		p++;
+		if (!strncmp(p, key, len) && !strncmp(p + len, "\": ", 3)) {
+			*value = strtoul(p + len + 3, &end, 10);
+			return end == p + len + 3 ? -EINVAL : 0;
+		}
+		p = strchr(p, '"');	/* skip past this string's closing quote */
+		if (!p)
+			break;
+		p++;
+	}
+	return -ENOENT;
 }

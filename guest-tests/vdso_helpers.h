@@ -53,6 +53,8 @@ unsigned long parse_ulong(const char *s, const char *what);
 /* The options every guest test takes, as "--key value" pairs; each test uses some. */
 struct test_args {
 	const char *check, *func, *mode, *dir, *out;
+	/* --spawn: where the check runs (a list of scenarios); --exec-bin: what to exec */
+	const char *spawn, *exec_bin;
 	unsigned long cs_start, cs_success, cs_end, win_start, win_store;
 	/* --iterations, --rounds or --seconds: how much work the test does */
 	unsigned long count;
@@ -64,5 +66,12 @@ void parse_test_args(int argc, char **argv, struct test_args *a, const char *usa
 
 /* Printed as {"check": name, "k": v, ...}; keys/values alternate, NULL ends. */
 void emit_record(const char *check, const char *first_key, ...);
+
+/* The same record from parallel arrays of n keys and values. */
+void emit_record_array(const char *check, const char *const *keys, const unsigned long *values,
+		       size_t n);
+
+/* The value of key in a record emit_record printed; -ENOENT without it, -EINVAL if not a number. */
+int record_value(const char *record, const char *key, unsigned long *value);
 
 #endif

@@ -60,6 +60,17 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class Suite:
+    """One boot's worth of guest tests: its vCPUs and extra QEMU options under TCG."""
+
+    name: str
+    cpus: int
+    tcg_qemu_opts: tuple[str, ...]
+    # Runs only when asked for with --stress.
+    with_stress: bool
+
+
+@dataclass(frozen=True)
 class Settings:
     debian_default: str
     keyring: Path
@@ -71,11 +82,13 @@ class Settings:
     bzimage: str
     timeouts: Timeouts
     memory: str
-    cpus: int
     guest_python: str
-    # Extra QEMU options and the vCPU count for the stress boot.
-    stress_qemu_opts: tuple[str, ...]
-    stress_cpus: int
+    # In the order they boot; "default" first.
+    suites: dict[str, Suite]
+
+    def suites_for(self, stress: bool) -> tuple[Suite, ...]:
+        """The suites a run boots: the default ones, and with --stress the stress ones."""
+        return tuple(s for s in self.suites.values() if stress or not s.with_stress)
 
     def release(self, name: str) -> DebianRelease:
         """The Debian release called name; an unknown name lists the valid ones."""
@@ -179,6 +192,9 @@ class GuestTest:
     kind: str = "c"
     # kind python: the script, relative to guest-tests/.
     script: str | None = None
+    # A kernel option the test needs beyond its image's (CONFIG_IA32_EMULATION for a 32-bit
+    # launcher of a 64-bit test): N/A without it.
+    requires: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,9 +238,10 @@ def load_settings(path: Path = DATA / "settings.toml") -> Settings:
         arch=kernel["arch"], defconfig=kernel["defconfig"],
         config_variant=kernel["config_variant"], targets=tuple(kernel["targets"]),
         bzimage=kernel["bzimage"], timeouts=Timeouts.from_toml(raw["timeouts"], path),
-        memory=boot["memory"], cpus=int(boot["cpus"]), guest_python=boot["python"],
-        stress_qemu_opts=tuple(raw["stress"]["tcg_qemu_opts"]),
-        stress_cpus=int(raw["stress"]["cpus"]),
+        memory=boot["memory"], guest_python=boot["python"],
+        suites={name: Suite(name, int(s["cpus"]), tuple(s["tcg_qemu_opts"]),
+                            bool(s.get("with_stress", False)))
+                for name, s in raw["suites"].items()},
     )
 
 
@@ -311,5 +328,5 @@ def _guest_test(t: dict[str, Any], path: Path) -> GuestTest:
         args=tuple(t["args"]), timeout=float(t["timeout"]),
         require=tuple(t.get("require", [])), fail_if=tuple(t.get("fail_if", [])),
         compare=bool(t.get("compare", False)), suite=t.get("suite", "default"),
-        script=t.get("script"),
+        script=t.get("script"), requires=t.get("requires"),
     )

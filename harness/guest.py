@@ -5,14 +5,16 @@ what came back. The plan's file layout is protocol.py's; this module decides its
 from __future__ import annotations
 
 import shutil
+import string
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import protocol
+from harness import kselftest, protocol
 from harness.data import GUEST_TESTS, GuestTest
 from harness.disasm import Window
-from harness.errors import CommandError, InfraError
+from harness.errors import CommandError, HarnessError, InfraError
+from harness.kconfig import is_set
 from harness.results import Check, Verdict, elf_check, entry_key, judge
 from harness.run import run
 from harness.vdso import Facts, VdsoResult, compare_image
@@ -36,6 +38,11 @@ class GuestPlanRequest:
     ops: dict[str, int] = field(default_factory=dict)
     # The interpreter of python tests: the harness's own, whose venv has pyelftools.
     python: str = sys.executable
+    # ktap tests build the tree's own selftests against its built uapi headers.
+    tree: Path | None = None
+    build_dir: Path | None = None
+    # The built .config: series subtests that need an option it lacks are N/A.
+    config: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,10 @@ class GuestPlan:
     # Tests that cannot run, already judged: for example no offsets for their function.
     skipped: tuple[Check, ...]
     entries: tuple[protocol.Entry, ...] = ()
+    # The runs of each ktap test, by test name, to fold back into one check per subtest.
+    ktap_runs: dict[str, tuple[kselftest.KselftestRun, ...]] = field(default_factory=dict)
+    series_present: bool = True
+    config: dict[str, str] | None = None
 
     @property
     def total_timeout(self) -> float:
@@ -82,8 +93,22 @@ def test_argv(test: GuestTest, command: list[str], facts: Facts | None, window: 
     return [*command, *(a.format(**values) for a in test.args)]
 
 
-def _cannot_run(test: GuestTest, vdso: VdsoResult, absent: str | None) -> Check | None:
+def _missing_ops(test: GuestTest, ops: dict[str, int]) -> list[str]:
+    """The {op_<key>} placeholders of the test that the expectations file does not give."""
+    wanted = {f for a in test.args for _, f, _, _ in string.Formatter().parse(a) if f}
+    return sorted(f for f in wanted if f.startswith("op_") and f[3:] not in ops)
+
+
+def _cannot_run(test: GuestTest, req: GuestPlanRequest) -> Check | None:
     """Why a test cannot run on this build, as its verdict; None when it can."""
+    vdso, absent = req.vdso, req.series_absent
+    if test.requires and req.config is not None and \
+            not is_set(req.config, test.requires.removeprefix("CONFIG_")):
+        return Check(test.name, Verdict.NOT_APPLICABLE, f"{test.requires} is not set")
+    missing = _missing_ops(test, req.ops)
+    if missing and not absent:
+        return Check(test.name, Verdict.NOT_APPLICABLE, "the expectations give no "
+                     f"{', '.join(m[3:] for m in missing)} in [ops]")
     if test.image is None:
         return None
     if absent:
@@ -100,13 +125,15 @@ def _cannot_run(test: GuestTest, vdso: VdsoResult, absent: str | None) -> Check 
 
 
 def _command(test: GuestTest, req: GuestPlanRequest, bin_dir: Path) -> list[str]:
-    """What runs the test: its binary, or the interpreter and its script (copied to bin/ so
-    that it travels with the plan)."""
+    """What runs the test: its binary, or the interpreter and its script. The script's
+    directory, with the helpers it imports, is copied under bin/ so that it travels with
+    the plan."""
     if test.kind == "python":
         assert test.script is not None
-        script = bin_dir / Path(test.script).name
-        shutil.copyfile(GUEST_TESTS / test.script, script)
-        return [req.python, str(script)]
+        script = Path(test.script)
+        shutil.copytree(GUEST_TESTS / script.parent, bin_dir / script.parent,
+                        dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        return [req.python, str(bin_dir / script)]
     return [str(compile_test(test, bin_dir, req.logs / "guest-build.log", req.timeout))]
 
 
@@ -117,6 +144,31 @@ def _entry(test: GuestTest, req: GuestPlanRequest, bin_dir: Path) -> protocol.En
     return protocol.Entry(test.name, tuple(argv), test.timeout)
 
 
+def _ktap_runs(test: GuestTest, req: GuestPlanRequest,
+               bin_dir: Path) -> tuple[kselftest.KselftestRun, ...]:
+    """Build the tree's selftests into bin/<test>/; one run per program, plus reruns."""
+    assert req.tree is not None and req.build_dir is not None
+    spec = kselftest.load_spec()
+    binaries = kselftest.build(kselftest.KselftestBuildRequest(
+        req.tree, req.build_dir, bin_dir / test.name, req.logs, req.timeout, spec))
+    return kselftest.plan_runs(binaries, spec)
+
+
+def _ktap_unbuilt(test: GuestTest, req: GuestPlanRequest, exc: HarnessError) -> Check:
+    """A tree without the selftests is N/A (a trimmed user tree); one whose selftests do not
+    build is an ERROR of that check alone, not of the revision."""
+    assert req.tree is not None
+    directory = req.tree / kselftest.load_spec().directory
+    if not (directory / "Makefile").is_file():
+        return Check(test.name, Verdict.NOT_APPLICABLE, f"the tree has no {directory}")
+    return Check(test.name, Verdict.ERROR, f"the selftests did not build: {exc}")
+
+
+def _ktap_entry(test: GuestTest, run: kselftest.KselftestRun, bin_dir: Path) -> protocol.Entry:
+    return protocol.Entry(run.name, (str(bin_dir / test.name / run.binary), *run.argv),
+                          run.timeout)
+
+
 def plan(req: GuestPlanRequest) -> GuestPlan:
     """Build what can run, copy the runner and the protocol, and write the plan."""
     bin_dir = req.rwdir / protocol.BIN
@@ -125,16 +177,25 @@ def plan(req: GuestPlanRequest) -> GuestPlan:
     shutil.copyfile(GUEST_TESTS / protocol.RUNNER, runner)
     shutil.copyfile(PROTOCOL_SOURCE, bin_dir / PROTOCOL_SOURCE.name)
     entries: list[protocol.Entry] = []
-    planned, skipped = [], []
+    planned, skipped, ktap = [], [], {}
     for test in req.tests:
-        blocked = _cannot_run(test, req.vdso, req.series_absent)
+        blocked = _cannot_run(test, req)
         if blocked:
             skipped.append(blocked)
             continue
-        entries.append(_entry(test, req, bin_dir))
+        if test.kind == "ktap":
+            try:
+                ktap[test.name] = _ktap_runs(test, req, bin_dir)
+            except HarnessError as exc:
+                skipped.append(_ktap_unbuilt(test, req, exc))
+                continue
+            entries += [_ktap_entry(test, r, bin_dir) for r in ktap[test.name]]
+        else:
+            entries.append(_entry(test, req, bin_dir))
         planned.append(test)
     protocol.write_plan(req.rwdir, protocol.Plan(tuple(entries)))
-    return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped), tuple(entries))
+    return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped), tuple(entries), ktap,
+                     req.series_absent is None, req.config)
 
 
 def image_comparison(test: GuestTest, rwdir: Path, image: Path) -> dict[str, int]:
@@ -150,6 +211,10 @@ def judge_plan(plan: GuestPlan, images: dict[str, Path]) -> list[Check]:
     outcomes = protocol.read_outcomes(plan.rwdir)
     checks = list(plan.skipped)
     for test in plan.planned:
+        if test.kind == "ktap":
+            checks += kselftest.judge(kselftest.load_spec(), plan.ktap_runs[test.name],
+                                      outcomes, plan.series_present, plan.config)
+            continue
         extra = image_comparison(test, plan.rwdir, images[test.image]) if test.image else {}
         checks.append(judge(test, outcomes.get(test.name), extra))
     return checks

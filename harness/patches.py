@@ -24,6 +24,9 @@ log = logging.getLogger("harness")
 
 _SUBJECT = re.compile(r"^Subject:\s*(.+(?:\n[ \t].+)*)", re.MULTILINE)
 _CAUGHT_BY = re.compile(r"^Caught-by:\s*(\S+)", re.MULTILINE)
+# A known-bad patch that shows only on another config variant, with its expectations.
+_VARIANT = re.compile(r"^Variant:\s*(\S+)", re.MULTILINE)
+_EXPECT = re.compile(r"^Expect:\s*(\S+)", re.MULTILINE)
 _VERSION = re.compile(r"\[[^\]]*\bv(\d+)\b[^\]]*\]", re.IGNORECASE)
 
 
@@ -58,6 +61,14 @@ def caught_by(patch: Path) -> str | None:
     """The check a known-bad patch declares must catch it (its Caught-by: header)."""
     match = _CAUGHT_BY.search(patch.read_text(errors="replace"))
     return match.group(1) if match else None
+
+
+def mutant_variant(patch: Path) -> tuple[str | None, str | None]:
+    """The config variant and expectations a known-bad patch must be tested on (its
+    Variant: and Expect: headers); None for the defaults."""
+    text = patch.read_text(errors="replace")
+    variant, expect = _VARIANT.search(text), _EXPECT.search(text)
+    return (variant.group(1) if variant else None, expect.group(1) if expect else None)
 
 
 def is_git_range(series: str, source: SourceResult) -> bool:

@@ -198,10 +198,11 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: Revisio
         rev.checks += code_checks
     if shared.backend is None:
         return rev
-    built_tree = _BuiltTree(patched.tree, build_dir, elf, windows, expectations)
-    for suite in ("default", "stress") if req.stress else ("default",):
-        chosen = tuple(t for t in tests if t.suite == suite)
-        _run_suite(req, rec, rev, shared.backend, suite, chosen, built_tree, logs)
+    built_tree = _BuiltTree(patched.tree, build_dir, elf, windows, expectations, cfg.final)
+    for suite in req.settings.suites_for(req.stress):
+        chosen = tuple(t for t in tests if t.suite == suite.name)
+        if chosen:
+            _run_suite(req, rec, rev, shared.backend, suite.name, chosen, built_tree, logs)
     return rev
 
 
@@ -214,6 +215,7 @@ class _BuiltTree:
     elf: vdso.VdsoResult
     windows: dict[str, disasm.Window]
     expectations: Expectations
+    config: kconfig.Config
 
 
 def _run_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Backend,
@@ -225,7 +227,8 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Bac
         rwdir = req.run_dir / rev.label / f"guest{tag}"
         plan = guest.plan(guest.GuestPlanRequest(
             tests, built.elf, rwdir, logs, req.settings.timeouts.guest_compile,
-            rev.series_absent, built.windows, built.expectations.ops))
+            rev.series_absent, built.windows, built.expectations.ops, tree=built.tree,
+            build_dir=built.build_dir, config=dict(built.config)))
     images = {i.name: i.path(built.build_dir, i.stripped) for i in built.expectations.images}
     with rec.stage(rev, f"{backend.stage}{tag}") as st:
         done = backend.run(SuiteRequest(plan, built.build_dir, logs, suite, images))

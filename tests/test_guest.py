@@ -7,8 +7,9 @@ from pathlib import Path
 
 from conftest import sh
 
-from harness.data import load_guest_tests
+from harness.data import load_expectations, load_guest_tests
 from harness.guest import GuestPlanRequest, plan
+from harness.protocol import read_plan
 from harness.results import Check, Verdict
 from harness.vdso import Facts, VdsoResult
 
@@ -23,16 +24,21 @@ BOTH_PASS = (Check("elf-vdso64", Verdict.PASS), Check("elf-vdso32", Verdict.PASS
 ROLES = {"vdso64:list64": L64, "vdso64:list32": L32, "vdso32:list32": L32}
 
 
-def make(tmp_path: Path, vdso: VdsoResult):
-    result = plan(GuestPlanRequest(load_guest_tests(), vdso, tmp_path / "rw", tmp_path / "logs",
-                                   120))
-    entries = json.loads((tmp_path / "rw" / "plan.json").read_text())["tests"]
-    return result, {e["name"]: e for e in entries}
+# The tests built here; the kernel's own selftests need a kernel tree (test_kselftest.py).
+BUILT = tuple(t for t in load_guest_tests() if t.kind != "ktap")
+OPS = load_expectations("upstream").ops
+
+
+def make(tmp_path: Path, vdso: VdsoResult, config: dict[str, str] | None = None):
+    result = plan(GuestPlanRequest(BUILT, vdso, tmp_path / "rw", tmp_path / "logs", 120,
+                                   ops=OPS, config=config))
+    entries = read_plan(tmp_path / "rw").entries
+    return result, {e.name: {"argv": list(e.argv), "timeout": e.timeout} for e in entries}
 
 
 def test_plan_compiles_every_test_and_fills_in_offsets(tmp_path: Path) -> None:
     result, entries = make(tmp_path, VdsoResult(BOTH_PASS, FACTS, ROLES))
-    assert not result.skipped and len(entries) == len(load_guest_tests())
+    assert not result.skipped and len(entries) == len(BUILT)
     step = entries["cs-fixup-singlestep-64"]["argv"]
     assert step[1:] == [
         "--check", "cs-fixup-singlestep-64", "--func", L64, "--pop-width", "8",
@@ -48,10 +54,22 @@ def test_plan_compiles_every_test_and_fills_in_offsets(tmp_path: Path) -> None:
 def test_32bit_tests_not_applicable_without_ia32(tmp_path: Path) -> None:
     checks = (Check("elf-vdso64", Verdict.PASS),
               Check("elf-vdso32", Verdict.NOT_APPLICABLE, "CONFIG_IA32_EMULATION is not set"))
-    result, entries = make(tmp_path, VdsoResult(checks, FACTS, ROLES))
+    result, entries = make(tmp_path, VdsoResult(checks, FACTS, ROLES),
+                           {"IA32_EMULATION": "n"})
     skipped = {c.name: c for c in result.skipped}
     assert skipped["cs-fixup-singlestep-32bit"].verdict == Verdict.NOT_APPLICABLE
-    assert "cs-fixup-singlestep-64" in entries
+    # A 32-bit launcher of a 64-bit test needs IA32 emulation too, whatever its image.
+    assert skipped["fork-exec-32bit-to-64"].verdict == Verdict.NOT_APPLICABLE
+    assert "IA32_EMULATION" in skipped["fork-exec-32bit-to-64"].detail
+    assert "cs-fixup-singlestep-64" in entries and "fork-exec-64" in entries
+
+
+def test_missing_op_numbers_are_not_applicable(tmp_path: Path) -> None:
+    result = plan(GuestPlanRequest(BUILT, VdsoResult(BOTH_PASS, FACTS, ROLES), tmp_path / "rw",
+                                   tmp_path / "logs", 120, ops={}))
+    skipped = {c.name: c for c in result.skipped}
+    assert skipped["robust-unlock-ops-64"].verdict == Verdict.NOT_APPLICABLE
+    assert "unlock_wake_list64" in skipped["robust-unlock-ops-64"].detail
 
 
 def test_failed_elf_check_is_an_error_not_a_skip(tmp_path: Path) -> None:
@@ -61,7 +79,8 @@ def test_failed_elf_check_is_an_error_not_a_skip(tmp_path: Path) -> None:
     verdicts = {c.verdict for c in result.skipped}
     assert verdicts == {Verdict.ERROR}
     # The legacy control needs no vDSO: it still runs on a kernel without the series.
-    assert set(entries) == {"remap-exit-legacy", "stress-remap-exit-legacy"}
+    assert set(entries) == {"remap-exit-legacy", "stress-remap-exit-legacy",
+                            "py-stress-remap-exit-legacy"}
 
 
 def test_singlestep_binary_reports_absent_function(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ class SuiteRequest:
     plan: GuestPlan
     build_dir: Path
     logs: Path
-    # "default" or "stress": the stress suite boots with its own CPU count and QEMU options.
+    # The suite's name in settings.toml [suites]: its vCPUs and QEMU options.
     suite: str
     # The built vDSO images by name (vdso64, vdso32), as the expectations file places them.
     images: dict[str, Path]

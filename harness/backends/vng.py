@@ -213,12 +213,12 @@ class VngBackend:
         """Nothing to check before the build: vng and QEMU are looked up at boot."""
 
     def boot_request(self, req: SuiteRequest) -> BootRequest:
-        s, stress = self._config.settings, req.suite == "stress"
+        s = self._config.settings
+        suite = s.suites[req.suite]
         return BootRequest(
             req.build_dir / s.bzimage, req.plan, req.logs, self._config.cache,
             self._config.accel, s.timeouts.boot, s.timeouts.kvm_probe, s.memory,
-            s.stress_cpus if stress else s.cpus, s.guest_python,
-            s.stress_qemu_opts if stress else (),
+            suite.cpus, s.guest_python, suite.tcg_qemu_opts,
             "console.log" if req.suite == "default" else f"console-{req.suite}.log")
 
     def run(self, req: SuiteRequest) -> SuiteResult:

@@ -1,0 +1,431 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The futex kselftest stage: verdicts from captured outputs (tests/data/ktap/), the plan of
+runs and reruns, the data file, and a real build of a tiny selftests tree with gcc."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import kselftest as ks
+from harness import ktap
+from harness.errors import InfraError, UserError
+from harness.kselftest import (
+    KselftestBinary,
+    KselftestRun,
+    KselftestSpec,
+    RunOutcome,
+    TimingSensitive,
+)
+from harness.results import Check, Verdict
+
+KTAP = Path(__file__).resolve().parent / "data" / "ktap"
+SPEC = ks.load_spec()
+VDSO64 = "vdso_unlock.64.test_robust_try_unlock_uncontended"
+MULTI = "global.test_robust_list_multiple_elements"
+PENDING = "global.test_set_list_op_pending"
+
+
+def golden(name: str) -> str:
+    return (KTAP / name).read_bytes().decode("utf-8", errors="backslashreplace")
+
+
+def ran(name: str, exit_code: int | None = 0, timed_out: bool = False,
+        stderr: str = "") -> RunOutcome:
+    return RunOutcome(golden(name), exit_code, timed_out, 1.5, stderr)
+
+
+def binary(name: str, timeout: float = 45.0) -> KselftestBinary:
+    return KselftestBinary(name, Path("/bin") / name, timeout)
+
+
+def only(spec: KselftestSpec, *timing: TimingSensitive) -> KselftestSpec:
+    return dataclasses.replace(spec, timing_sensitive=timing)
+
+
+def judge_one(program: str, outcome: RunOutcome | None, series_present: bool = True,
+              spec: KselftestSpec | None = None) -> dict[str, Check]:
+    spec = spec or only(SPEC)
+    runs = ks.plan_runs([binary(program)], spec)
+    outcomes = {runs[0].name: outcome} if outcome else {}
+    return {c.name: c for c in ks.judge(spec, runs, outcomes, series_present)}
+
+
+def sub(program: str, subtest: str = "") -> str:
+    return SPEC.check_name(program, subtest)
+
+
+# --- the data file ---------------------------------------------------------------------
+
+def test_data_file_names_real_subtests() -> None:
+    """Every series and timing-sensitive name is a subtest the 7.3 programs really print."""
+    printed = {r.name for name in ("guest-7.3-robust_list.txt", "guest-7.3-futex_requeue_pi.txt")
+               for r in ktap.parse(golden(name))}
+    assert set(SPEC.series["robust_list"]) <= printed
+    assert len(SPEC.series_names("robust_list")) == 10
+    assert {t.subtest for t in SPEC.timing_sensitive} <= printed
+    assert all(t.reruns >= 1 and t.reason for t in SPEC.timing_sensitive)
+    assert SPEC.binaries is None and SPEC.default_timeout is None
+    assert SPEC.program("futex_numa").output == "exit-status"
+
+
+def test_bad_program_output_kind(tmp_path: Path) -> None:
+    bad = (KTAP.parent.parent.parent / "data" / "kselftest.toml").read_text().replace(
+        'output = "exit-status"', 'output = "json"')
+    (tmp_path / "k.toml").write_text(bad)
+    with pytest.raises(UserError, match="choose tap or exit-status"):
+        ks.load_spec(tmp_path / "k.toml")
+
+
+# --- the plan ------------------------------------------------------------------------------
+
+def test_plan_one_run_per_program_then_reruns() -> None:
+    spec = dataclasses.replace(only(SPEC, TimingSensitive("robust_list", MULTI, "racy", 2)),
+                               programs={"futex_wait": ks.ProgramSpec(timeout=90.0,
+                                                                      args=("-v",))})
+    runs = ks.plan_runs([binary("futex_wait"), binary("robust_list", 30.0)], spec)
+    assert [(r.name, r.binary, r.argv, r.timeout, r.subtest) for r in runs] == [
+        ("kselftest-futex.futex_wait", "futex_wait", ("-v",), 90.0, ""),
+        ("kselftest-futex.robust_list", "robust_list", (), 30.0, ""),
+        (f"kselftest-futex.robust_list.{MULTI}.rerun1", "robust_list", ("-r", MULTI), 30.0,
+         MULTI),
+        (f"kselftest-futex.robust_list.{MULTI}.rerun2", "robust_list", ("-r", MULTI), 30.0,
+         MULTI),
+    ]
+    assert not any("/" in r.name for r in runs)
+
+
+def test_plan_default_timeout_from_the_data_file() -> None:
+    spec = dataclasses.replace(SPEC, default_timeout=120.0)
+    assert {r.timeout for r in ks.plan_runs([binary("robust_list")], spec)} == {120.0}
+
+
+def test_plan_with_the_real_data_file() -> None:
+    runs = ks.plan_runs([binary("robust_list"), binary("futex_requeue_pi")], SPEC)
+    assert len(runs) == 2 + sum(t.reruns for t in SPEC.timing_sensitive)
+    assert len({r.name for r in runs}) == len(runs)
+
+
+# --- verdicts: the SKIP trap ---------------------------------------------------------------
+
+def test_pristine_guest_every_subtest_passes() -> None:
+    checks = judge_one("robust_list", ran("guest-7.3-robust_list.txt"))
+    assert len(checks) == 17
+    assert {c.verdict for c in checks.values()} == {Verdict.PASS}
+    assert sub("robust_list", VDSO64) in checks
+
+
+def test_skip_inside_a_series_subtest_fails_with_the_series() -> None:
+    checks = judge_one("robust_list", ran("host-6.18-robust_list.txt", exit_code=1))
+    vdso = checks[sub("robust_list", VDSO64)]
+    assert vdso.verdict == Verdict.FAIL
+    assert vdso.detail == ("skipped, but the series provides it: "
+                           "__vdso_futex_robust_list64_try_unlock not found")
+    op = checks[sub("robust_list", "futex_op.wake32.test_futex_robust_unlock")]
+    assert op.verdict == Verdict.FAIL
+    assert "robust_list.c:795:test_futex_robust_unlock:Expected ret (-1) == 0 (0)" in op.detail
+    assert checks[sub("robust_list", "global.test_robustness")].verdict == Verdict.PASS
+    assert sub("robust_list") not in checks
+
+
+def test_series_subtests_are_not_applicable_without_the_series() -> None:
+    checks = judge_one("robust_list", ran("host-6.18-robust_list.txt", exit_code=1),
+                       series_present=False)
+    series = [c for c in checks.values() if SPEC.is_series("robust_list",
+                                                            c.name.split("/")[-1])]
+    assert len(series) == 10
+    assert {c.verdict for c in series} == {Verdict.NOT_APPLICABLE}
+    assert checks[sub("robust_list", VDSO64)].detail == "series absent (it reported ok # SKIP)"
+    others = [c for c in checks.values() if c not in series]
+    assert len(others) == 7 and {c.verdict for c in others} == {Verdict.PASS}
+
+
+def test_missing_series_subtest_fails_with_the_series() -> None:
+    text = "\n".join(ln for ln in golden("guest-7.3-robust_list.txt").splitlines()
+                     if "unlock_pi32" not in ln)
+    checks = judge_one("robust_list", RunOutcome(text, 0, False, 1.0))
+    missing = checks[sub("robust_list", "futex_op.unlock_pi32.test_futex_robust_unlock")]
+    assert missing.verdict == Verdict.FAIL
+    assert missing.detail == "not reported, but the series provides it"
+    # The plan said 17 and only 16 came: the program gets a check of its own.
+    assert checks[sub("robust_list")].verdict == Verdict.ERROR
+    absent = judge_one("robust_list", RunOutcome(text, 0, False, 1.0), series_present=False)
+    assert absent[missing.name].verdict == Verdict.NOT_APPLICABLE
+
+
+def test_a_skip_for_a_missing_feature_is_not_applicable_with_its_reason() -> None:
+    checks = judge_one("futex_numa_mpol", ran("host-6.18-futex_numa_mpol.txt"))
+    assert list(checks.values()) == [Check(
+        sub("futex_numa_mpol", "global.futex_numa_mpol"), Verdict.NOT_APPLICABLE,
+        "futex2 MPOL hints test requires libnuma 2.0.18+")]
+
+
+def test_whole_program_skip_is_one_not_applicable_check() -> None:
+    checks = judge_one("futex_waitv", ran("hand-skip-all.tap", exit_code=4))
+    assert [(c.name, c.verdict, c.detail) for c in checks.values()] == [
+        (sub("futex_waitv"), Verdict.NOT_APPLICABLE, "futex2 is not supported by this kernel")]
+
+
+# --- verdicts: timing-sensitive subtests ---------------------------------------------------
+
+def rerun_outcomes(spec: KselftestSpec, main: RunOutcome, reruns: list[str]
+                   ) -> tuple[tuple[KselftestRun, ...], dict[str, RunOutcome]]:
+    runs = ks.plan_runs([binary("robust_list")], spec)
+    outcomes = {runs[0].name: main}
+    outcomes.update({r.name: ran(f, exit_code=0 if "pass" in f else 1)
+                     for r, f in zip(runs[1:], reruns, strict=False)})
+    return runs, outcomes
+
+
+def flaky(reruns: int) -> KselftestSpec:
+    return only(SPEC, TimingSensitive("robust_list", MULTI, "racy", reruns))
+
+
+def test_flaky_passes_when_a_rerun_passes_and_counts_the_failures() -> None:
+    spec = flaky(2)
+    runs, outcomes = rerun_outcomes(
+        spec, ran("guest-7.3-robust_list.multiple_elements.fail.txt", exit_code=1),
+        ["guest-7.3-robust_list.multiple_elements.fail.txt",
+         "guest-7.3-robust_list.multiple_elements.pass.txt"])
+    (check,) = [c for c in ks.judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
+    assert check.verdict == Verdict.PASS
+    assert check.counters == {"attempts": 3, "failures": 2}
+    assert check.detail.startswith("passed 1 of 3 attempts; timing-sensitive, 2 reruns; "
+                                   "first failure: FAIL: ")
+
+
+def test_flaky_fails_when_every_attempt_fails() -> None:
+    spec = flaky(2)
+    fail = "guest-7.3-robust_list.multiple_elements.fail.txt"
+    runs, outcomes = rerun_outcomes(spec, ran(fail, exit_code=1), [fail, fail])
+    (check,) = [c for c in ks.judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
+    assert check.verdict == Verdict.FAIL
+    assert check.counters == {"attempts": 3, "failures": 3}
+    assert "One or more children failed" in check.detail
+
+
+def test_flaky_main_pass_still_shows_rerun_failures_and_missing_reruns() -> None:
+    spec = flaky(3)
+    runs, outcomes = rerun_outcomes(spec, ran("guest-7.3-robust_list.txt"),
+                                    ["guest-7.3-robust_list.multiple_elements.fail.txt"])
+    (check,) = [c for c in ks.judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
+    assert check.verdict == Verdict.PASS
+    assert check.counters == {"attempts": 2, "failures": 1}
+    assert "2 rerun(s) left no result" in check.detail
+
+
+def test_flaky_rerun_that_crashed_counts_as_a_failed_attempt() -> None:
+    spec = flaky(1)
+    runs = ks.plan_runs([binary("robust_list")], spec)
+    outcomes = {runs[0].name: ran("guest-7.3-robust_list.multiple_elements.fail.txt", 1),
+                runs[1].name: RunOutcome("TAP version 13\n1..1\n", -11, False, 0.2)}
+    (check,) = [c for c in ks.judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
+    assert check.verdict == Verdict.FAIL
+    assert check.counters == {"attempts": 2, "failures": 2}
+
+
+def test_split_streams_failure_detail_comes_from_stderr() -> None:
+    spec = only(SPEC, TimingSensitive("robust_list", PENDING, "racy", 1))
+    runs = ks.plan_runs([binary("robust_list")], spec)
+    outcomes = {runs[0].name: RunOutcome(golden("guest-7.3-robust_list.stdout"), 1, False, 2.0,
+                                         golden("guest-7.3-robust_list.stderr"))}
+    checks = {c.name: c for c in ks.judge(spec, runs, outcomes, True)}
+    check = checks[sub("robust_list", PENDING)]
+    assert check.verdict == Verdict.FAIL
+    assert check.counters == {"attempts": 1, "failures": 1}
+    assert "1 rerun(s) left no result" in check.detail
+    assert "robust_list.c:435:test_set_list_op_pending:Expected ret (-1) == 0 (0)" in check.detail
+    assert sum(c.verdict == Verdict.PASS for c in checks.values()) == 16
+
+
+def test_timing_subtest_skipped_is_not_retried() -> None:
+    spec = only(SPEC, TimingSensitive("robust_list", VDSO64, "racy", 1))
+    checks = judge_one("robust_list", ran("host-6.18-robust_list.txt", 1), False, spec)
+    assert checks[sub("robust_list", VDSO64)].counters == {}
+
+
+def test_requeue_pi_timing_failure_is_named() -> None:
+    checks = judge_one("futex_requeue_pi", ran("guest-7.3-futex_requeue_pi.txt", exit_code=1))
+    failed = [c for c in checks.values() if c.verdict != Verdict.PASS]
+    assert [c.name for c in failed] == [
+        sub("futex_requeue_pi", "args.t_500000_broadcast_owner.futex_requeue_pi")]
+    assert "max broadcast iterations (1000) reached" in failed[0].detail
+    assert len(checks) == 24
+
+
+# --- verdicts: crashes, timeouts, nothing at all ------------------------------------------
+
+def test_truncated_by_a_timeout() -> None:
+    checks = judge_one("robust_list", ran("derived-robust_list.truncated.txt", None, True))
+    running = checks[sub("robust_list", VDSO64)]
+    assert running.verdict == Verdict.TIMEOUT
+    whole = checks[sub("robust_list")]
+    assert whole.verdict == Verdict.TIMEOUT
+    assert whole.counters == {"planned": 17, "reported": 9}
+    assert whole.detail.startswith("8 of 17 planned subtests not reported; killed at its timeout")
+    unreported = checks[sub("robust_list", "futex_op.wake.test_futex_robust_unlock")]
+    assert unreported.verdict == Verdict.TIMEOUT
+    assert sum(c.verdict == Verdict.PASS for c in checks.values()) == 7
+    assert not [c for c in checks.values() if c.verdict == Verdict.PASS
+                and SPEC.is_series("robust_list", c.name.split("/")[-1])]
+
+
+def test_crash_mid_test_is_an_error() -> None:
+    checks = judge_one("futex_wait_private_mapped_file",
+                       ran("host-6.18-futex_wait_private_mapped_file.killed.txt", -9))
+    assert {c.name: c.verdict for c in checks.values()} == {
+        sub("futex_wait_private_mapped_file"): Verdict.ERROR,
+        sub("futex_wait_private_mapped_file", "global.wait_private_mapped_file"): Verdict.ERROR}
+    assert "exit code -9" in checks[sub("futex_wait_private_mapped_file")].detail
+
+
+def test_output_with_no_results_is_one_error() -> None:
+    checks = judge_one("futex_wait", RunOutcome("", 127, False, 0.0, "not found"))
+    assert [(c.name, c.verdict) for c in checks.values()] == [(sub("futex_wait"),
+                                                               Verdict.ERROR)]
+    assert checks[sub("futex_wait")].detail.startswith("no results in its output; ")
+
+
+def test_program_never_ran() -> None:
+    checks = judge_one("robust_list", None)
+    assert checks[sub("robust_list")].verdict == Verdict.ERROR
+    assert checks[sub("robust_list", VDSO64)].verdict == Verdict.ERROR
+    assert len(checks) == 11
+
+
+def test_unexplained_exit_code_is_an_error() -> None:
+    checks = judge_one("robust_list", ran("guest-7.3-robust_list.txt", exit_code=1))
+    assert checks[sub("robust_list")].detail.startswith(
+        "exit code 1 although no subtest failed")
+
+
+def test_a_subtest_reported_twice_keeps_the_worse_verdict() -> None:
+    text = golden("guest-7.3-robust_list.txt") + golden(
+        "guest-7.3-robust_list.multiple_elements.fail.txt")
+    checks = judge_one("robust_list", RunOutcome(text, 1, False, 1.0))
+    assert checks[sub("robust_list", MULTI)].verdict == Verdict.FAIL
+
+
+def test_exit_status_program() -> None:
+    good = judge_one("futex_numa", ran("guest-7.3-futex_numa.txt"))
+    assert [(c.name, c.verdict) for c in good.values()] == [(sub("futex_numa"), Verdict.PASS)]
+    bad = judge_one("futex_numa", RunOutcome("", -6, False, 3.0,
+                                             "futex_numa: Assertion `val == N_WAITERS' failed."))
+    assert bad[sub("futex_numa")].verdict == Verdict.FAIL
+    assert "Assertion" in bad[sub("futex_numa")].detail
+    late = judge_one("futex_numa", RunOutcome("", None, True, 45.0))
+    assert late[sub("futex_numa")].verdict == Verdict.TIMEOUT
+
+
+def test_judge_plans_binaries_itself() -> None:
+    checks = ks.judge(only(SPEC), [binary("robust_list")],
+                      {"kselftest-futex.robust_list": ran("guest-7.3-robust_list.txt")}, True)
+    assert len(checks) == 17
+
+
+# --- the build, on a tiny selftests tree -------------------------------------------------
+
+TOP_MAKEFILE = """\
+headers_install:
+\tmkdir -p $(INSTALL_HDR_PATH)/include/linux
+\tprintf '#define FAKE_ROBUST_UNLOCK 512\\n' > $(INSTALL_HDR_PATH)/include/linux/fakefutex.h
+"""
+FUNCTIONAL_MAKEFILE = """\
+LDLIBS := -lpthread
+TEST_GEN_PROGS := \\
+\tfirst \\
+\tsecond
+TEST_GEN_PROGS += $(EXTRA)
+include ../../lib.mk
+"""
+PROGRAM = """\
+#include <stdio.h>
+#include <linux/fakefutex.h>
+#include "shared.h"
+int main(void) { printf("1..1\\nok 1 %s %d\\n", NAME, FAKE_ROBUST_UNLOCK); return 0; }
+"""
+
+
+def tiny_tree(tmp_path: Path, settings: str | None = None) -> Path:
+    tree = tmp_path / "linux"
+    functional = tree / SPEC.directory
+    functional.mkdir(parents=True)
+    (tree / "Makefile").write_text(TOP_MAKEFILE)
+    (functional / "Makefile").write_text(FUNCTIONAL_MAKEFILE)
+    (functional.parent / "include").mkdir()
+    (functional.parent / "include" / "shared.h").write_text('#define NAME "tiny"\n')
+    for name in ("first", "second"):
+        (functional / f"{name}.c").write_text(PROGRAM)
+    runner = tree / "tools/testing/selftests/kselftest/runner.sh"
+    runner.parent.mkdir(parents=True)
+    runner.write_text("export kselftest_default_timeout=45\n")
+    if settings is not None:
+        (functional / "settings").write_text(settings)
+    return tree
+
+
+def request(tmp_path: Path, tree: Path, spec: KselftestSpec = SPEC
+            ) -> ks.KselftestBuildRequest:
+    return ks.KselftestBuildRequest(tree, tmp_path / "build", tmp_path / "out",
+                                    tmp_path / "logs", 60.0, spec)
+
+
+def test_build_compiles_every_program_against_the_installed_headers(tmp_path: Path) -> None:
+    tree = tiny_tree(tmp_path)
+    built = ks.build(request(tmp_path, tree))
+    assert [(b.name, b.path, b.timeout) for b in built] == [
+        ("first", tmp_path / "out" / "first", 45.0),
+        ("second", tmp_path / "out" / "second", 45.0)]
+    assert (tmp_path / "build" / ks.HEADERS_DIR / "include/linux/fakefutex.h").is_file()
+    log = (tmp_path / "logs" / "kselftest-build.log").read_text()
+    assert f"-I{tmp_path}/build/kselftest-headers/include -I../include -I../../" in log
+    assert "-DLIBNUMA_VER_" in log
+    out = subprocess.run([built[0].path], check=True, capture_output=True, text=True).stdout
+    assert out == "1..1\nok 1 tiny 512\n"
+
+
+def test_build_takes_a_settings_timeout_and_a_chosen_program(tmp_path: Path) -> None:
+    tree = tiny_tree(tmp_path, settings="# comment\ntimeout=300\n")
+    spec = dataclasses.replace(SPEC, binaries=("second",))
+    assert [(b.name, b.timeout) for b in ks.build(request(tmp_path, tree, spec))] == [
+        ("second", 300.0)]
+
+
+def test_build_unknown_program_lists_the_known_ones(tmp_path: Path) -> None:
+    spec = dataclasses.replace(SPEC, binaries=("robust_list",))
+    with pytest.raises(UserError, match="choose from: first, second"):
+        ks.build(request(tmp_path, tiny_tree(tmp_path), spec))
+
+
+def test_build_compile_error_names_the_program(tmp_path: Path) -> None:
+    tree = tiny_tree(tmp_path)
+    (tree / SPEC.directory / "second.c").write_text("int main(void) { return nope; }\n")
+    with pytest.raises(InfraError, match=r"cannot build selftest second: .*nope"):
+        ks.build(request(tmp_path, tree))
+
+
+def test_build_tree_without_selftests(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no selftests Makefile"):
+        ks.build(request(tmp_path, tmp_path))
+
+
+def test_series_subtest_needing_an_option_the_config_lacks() -> None:
+    spec = only(SPEC)
+    runs = ks.plan_runs([binary("robust_list")], spec)
+    outcomes = {runs[0].name: ran("host-6.18-robust_list.txt", exit_code=1)}
+    checks = {c.name: c for c in ks.judge(spec, runs, outcomes, True, {"COMPAT": "n"})}
+    list32 = checks[sub("robust_list", "vdso_unlock.32.test_robust_try_unlock_contended")]
+    assert list32.verdict == Verdict.NOT_APPLICABLE
+    assert list32.detail == ("needs CONFIG_COMPAT, which this kernel's config lacks "
+                             "(it reported ok # SKIP)")
+    assert checks[sub("robust_list", "futex_op.unlock_pi32.test_futex_robust_unlock")
+                  ].verdict == Verdict.NOT_APPLICABLE
+    # The 64-bit entry and ops need no option: still FAIL here.
+    assert checks[sub("robust_list", VDSO64)].verdict == Verdict.FAIL
+    assert checks[sub("robust_list", "futex_op.wake.test_futex_robust_unlock")
+                  ].verdict == Verdict.FAIL
+    with_compat = {c.name: c for c in ks.judge(spec, runs, outcomes, True, {"COMPAT": "y"})}
+    assert with_compat[list32.name].verdict == Verdict.FAIL

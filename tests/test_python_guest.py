@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The Python guest tests' pure parts, run on the host: the vDSO lookup on the host's own
+vDSO, the unlock-semantics cases against fake entries, and the legacy stress (which
+corrupts on any kernel). None of it needs the series."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from conftest import ROOT
+
+PYDIR = ROOT / "guest-tests" / "python"
+sys.path.insert(0, str(PYDIR))
+
+import stress_remap_exit  # noqa: E402
+import unlock_semantics  # noqa: E402
+import vdso_helpers  # noqa: E402
+
+MAPS = """\
+7ffd1c5e0000-7ffd1c601000 rw-p 00000000 00:00 0                          [stack]
+7ffd1c7f6000-7ffd1c7fa000 r--p 00000000 00:00 0                          [vvar]
+7ffd1c7fa000-7ffd1c7fc000 r-xp 00000000 00:00 0                          [vdso]
+"""
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(PYDIR / name), *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_vdso_mapping_is_read_from_the_maps_line() -> None:
+    assert vdso_helpers.vdso_mapping(MAPS) == (0x7FFD1C7FA000, 0x7FFD1C7FC000)
+    with pytest.raises(LookupError):
+        vdso_helpers.vdso_mapping(MAPS.replace("[vdso]", "[vsyscall]"))
+
+
+def test_the_hosts_own_vdso_is_found_and_callable() -> None:
+    base, image = vdso_helpers.read_vdso()
+    assert image[:4] == b"\x7fELF" and base == vdso_helpers.vdso_base()
+    table = vdso_helpers.exports(image)
+    gettime = table["__vdso_clock_gettime"]
+    assert 0 < gettime.offset < len(image) and gettime.size > 0
+    # base + offset really is the function: __vdso_time(NULL) agrees with the clock.
+    vtime = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_void_p)(base + table["__vdso_time"].offset)
+    assert abs(vtime(None) - time.time()) < 5
+
+
+FakeEntry = Callable[[int, int, int], int]
+
+
+def fake_entry(clear_bytes: int, clear_on_fail: bool = False) -> FakeEntry:
+    """A try_unlock in Python: cmpxchg(lock, TID, 0), then clear clear_bytes of pop."""
+    def entry(lock_addr: int, tid: int, pop: int) -> int:
+        lock = ctypes.c_uint32.from_address(lock_addr)
+        old = lock.value
+        if old == tid:
+            lock.value = 0
+        if old == tid or clear_on_fail:
+            ctypes.memset(pop, 0, clear_bytes)
+        return old
+    return entry
+
+
+@pytest.fixture
+def counters() -> Iterator[dict[str, int]]:
+    yield {"semantics_bad": 0, "canary_bad": 0, "first_bad_case": 0}
+
+
+@pytest.mark.parametrize("width", [8, 4])
+def test_a_correct_entry_passes_every_case(width: int, counters: dict[str, int]) -> None:
+    assert unlock_semantics.run_entry(fake_entry(width), width, 3, counters) == 12
+    assert counters == {"semantics_bad": 0, "canary_bad": 0, "first_bad_case": 0}
+
+
+def test_a_list32_entry_clearing_8_bytes_wipes_the_canary(counters: dict[str, int]) -> None:
+    unlock_semantics.run_entry(fake_entry(8), 4, 2, counters)
+    assert counters["canary_bad"] == 2 and counters["semantics_bad"] == 0
+
+
+def test_clearing_pop_after_a_failed_cmpxchg_is_bad_semantics(counters: dict[str, int]) -> None:
+    unlock_semantics.run_entry(fake_entry(8, clear_on_fail=True), 8, 1, counters)
+    # contended, someone else's and free: three bad cases, the first being contended (2)
+    assert counters["semantics_bad"] == 3 and counters["first_bad_case"] == 2
+
+
+def test_the_real_ctypes_call_path_reaches_a_callback(counters: dict[str, int]) -> None:
+    entry = vdso_helpers.TRY_UNLOCK(fake_entry(4))
+    assert unlock_semantics.run_entry(entry, 4, 1, counters) == 4
+    assert counters["semantics_bad"] == counters["canary_bad"] == 0
+
+
+def test_a_missing_export_is_counted_not_fatal() -> None:
+    proc = run_script("unlock_semantics.py", "--check", "py-unlock-semantics",
+                      "--func64", "__vdso_no_such_entry")
+    assert proc.returncode == 0, proc.stderr
+    (record,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert record["check"] == "py-unlock-semantics"
+    assert record["missing_exports"] == 1 and record["cases"] == 0
+
+
+def test_stopped_ip_reads_the_pc_of_a_task_outside_a_syscall(tmp_path, monkeypatch) -> None:
+    (tmp_path / "proc" / "7").mkdir(parents=True)
+    monkeypatch.setattr(stress_remap_exit, "Path", lambda p: tmp_path / p.lstrip("/"))
+    (tmp_path / "proc" / "7" / "syscall").write_text("-1 0x7ffd1c600f00 0x7ffd1c7fa458\n")
+    assert stress_remap_exit.stopped_ip(7) == 0x7FFD1C7FA458
+    (tmp_path / "proc" / "7" / "syscall").write_text("230 0x1 0x2 0x3 0x4 0x5 0x6 0x7 0x8\n")
+    assert stress_remap_exit.stopped_ip(7) == 0
+    assert stress_remap_exit.stopped_ip(8) == 0
+
+
+def test_the_legacy_stress_corrupts_on_any_kernel() -> None:
+    proc = run_script("stress_remap_exit.py", "--check", "py-stress-remap-exit-legacy",
+                      "--mode", "legacy", "--seconds", "1", "--no-probe")
+    assert proc.returncode == 0, proc.stderr
+    (record,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert record["kills"] > 0 and record["window_hits"] > 0
+    assert record["corruptions"] > 0 and record["fixup_probe"] == 0
+
+
+def test_vdso_stress_mode_needs_the_range() -> None:
+    proc = run_script("stress_remap_exit.py", "--check", "x", "--mode", "vdso", "--seconds", "1")
+    assert proc.returncode == 2 and "--cs-start" in proc.stderr
