@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import kselftest, protocol
+from harness import kselftest, kselftest_verdicts, protocol
 from harness.data import GUEST_TESTS, GuestTest
 from harness.disasm import Window
 from harness.errors import CommandError, HarnessError, InfraError
@@ -212,7 +212,7 @@ def judge_plan(plan: GuestPlan, images: dict[str, Path]) -> list[Check]:
     checks = list(plan.skipped)
     for test in plan.planned:
         if test.kind == "ktap":
-            checks += kselftest.judge(kselftest.load_spec(), plan.ktap_runs[test.name],
+            checks += kselftest_verdicts.judge(kselftest.load_spec(), plan.ktap_runs[test.name],
                                       outcomes, plan.series_present, plan.config)
             continue
         extra = image_comparison(test, plan.rwdir, images[test.image]) if test.image else {}

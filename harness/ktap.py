@@ -24,6 +24,8 @@ _RUN = re.compile(r"#\s+RUN\s+(\S+) \.\.\.\s*$")
 _DONE = re.compile(r"#\s+(OK|FAIL)\s+(\S+)\s*$")
 _BAIL = re.compile(r"Bail out!\s*(.*)$")
 _HASH = re.compile(r"(?<!\\)#")
+# kselftest_harness ends a failed test's TH_LOG lines (on stderr) with one of these.
+_ENDED = re.compile(r"#\s*(\S+): Test (?:terminated|failed|ended)")
 
 
 class Directive(enum.StrEnum):
@@ -259,3 +261,21 @@ def _orphan_children(frame: _Frame) -> None:
         "no result line: the output ended inside its subtests",
         subtests=frame.children, complete=False))
     frame.children, frame.children_name = (), ""
+
+
+def harness_failures(stderr: str) -> list[tuple[str, tuple[str, ...]]]:
+    """From a kselftest_harness program's stderr kept apart from stdout: (test function,
+    its log lines) for each failed test, in order. The harness closes each failure with
+    "# <function>: Test terminated by assertion" (or "Test failed", "... by signal N")."""
+    failures: list[tuple[str, tuple[str, ...]]] = []
+    lines: list[str] = []
+    for raw in stderr.split("\n"):
+        line = raw.rstrip("\r").strip()
+        ended = _ENDED.match(line)
+        if ended:
+            function = ended.group(1)
+            failures.append((function, tuple(ln for ln in lines if f":{function}:" in ln)))
+            lines = []
+        elif line:
+            lines.append(line[1:].strip() if line.startswith("#") else line)
+    return failures

@@ -49,15 +49,17 @@ def render_table(run: Run) -> str:
     out = []
     for rev in run.revisions:
         out += _revision_head(rev)
-        out.append(f"   {'STAGE / CHECK':<28} {'VERDICT':<13} {'TIME':>7}  COUNTERS / DETAIL")
+        # As wide as the longest name (the kernel's own subtests have long ones).
+        width = max([28, *(len(c.name) for c in rev.checks)])
+        out.append(f"   {'STAGE / CHECK':<{width}} {'VERDICT':<13} {'TIME':>7}  COUNTERS / DETAIL")
         for stage in rev.stages:
-            out.append(f"   {'stage ' + stage.name:<28} {stage.status:<13} "
+            out.append(f"   {'stage ' + stage.name:<{width}} {stage.status:<13} "
                        f"{stage.seconds:>6.1f}s  {stage.detail}".rstrip())
         for c in rev.checks:
             shown = _counters(c)
             extra = " ".join(w for w in c.detail.split() if w not in shown.split())
             detail = " ".join(x for x in (shown, extra) if x)
-            out.append(f"   {c.name:<28} {c.verdict.value:<13} {c.seconds:>6.1f}s  "
+            out.append(f"   {c.name:<{width}} {c.verdict.value:<13} {c.seconds:>6.1f}s  "
                        f"{detail}".rstrip())
         out.append(f"   verdict: {verdict_word(revision_exit(rev))}")
     out.append(f"overall: {verdict_word(exit_code(run))} (exit {exit_code(run)})")

@@ -20,6 +20,7 @@ from harness.kselftest import (
     RunOutcome,
     TimingSensitive,
 )
+from harness.kselftest_verdicts import judge
 from harness.results import Check, Verdict
 
 KTAP = Path(__file__).resolve().parent / "data" / "ktap"
@@ -51,7 +52,7 @@ def judge_one(program: str, outcome: RunOutcome | None, series_present: bool = T
     spec = spec or only(SPEC)
     runs = ks.plan_runs([binary(program)], spec)
     outcomes = {runs[0].name: outcome} if outcome else {}
-    return {c.name: c for c in ks.judge(spec, runs, outcomes, series_present)}
+    return {c.name: c for c in judge(spec, runs, outcomes, series_present)}
 
 
 def sub(program: str, subtest: str = "") -> str:
@@ -190,7 +191,7 @@ def test_flaky_passes_when_a_rerun_passes_and_counts_the_failures() -> None:
         spec, ran("guest-7.3-robust_list.multiple_elements.fail.txt", exit_code=1),
         ["guest-7.3-robust_list.multiple_elements.fail.txt",
          "guest-7.3-robust_list.multiple_elements.pass.txt"])
-    (check,) = [c for c in ks.judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
+    (check,) = [c for c in judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
     assert check.verdict == Verdict.PASS
     assert check.counters == {"attempts": 3, "failures": 2}
     assert check.detail.startswith("passed 1 of 3 attempts; timing-sensitive, 2 reruns; "
@@ -201,7 +202,7 @@ def test_flaky_fails_when_every_attempt_fails() -> None:
     spec = flaky(2)
     fail = "guest-7.3-robust_list.multiple_elements.fail.txt"
     runs, outcomes = rerun_outcomes(spec, ran(fail, exit_code=1), [fail, fail])
-    (check,) = [c for c in ks.judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
+    (check,) = [c for c in judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
     assert check.verdict == Verdict.FAIL
     assert check.counters == {"attempts": 3, "failures": 3}
     assert "One or more children failed" in check.detail
@@ -211,7 +212,7 @@ def test_flaky_main_pass_still_shows_rerun_failures_and_missing_reruns() -> None
     spec = flaky(3)
     runs, outcomes = rerun_outcomes(spec, ran("guest-7.3-robust_list.txt"),
                                     ["guest-7.3-robust_list.multiple_elements.fail.txt"])
-    (check,) = [c for c in ks.judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
+    (check,) = [c for c in judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
     assert check.verdict == Verdict.PASS
     assert check.counters == {"attempts": 2, "failures": 1}
     assert "2 rerun(s) left no result" in check.detail
@@ -222,7 +223,7 @@ def test_flaky_rerun_that_crashed_counts_as_a_failed_attempt() -> None:
     runs = ks.plan_runs([binary("robust_list")], spec)
     outcomes = {runs[0].name: ran("guest-7.3-robust_list.multiple_elements.fail.txt", 1),
                 runs[1].name: RunOutcome("TAP version 13\n1..1\n", -11, False, 0.2)}
-    (check,) = [c for c in ks.judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
+    (check,) = [c for c in judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
     assert check.verdict == Verdict.FAIL
     assert check.counters == {"attempts": 2, "failures": 2}
 
@@ -232,7 +233,7 @@ def test_split_streams_failure_detail_comes_from_stderr() -> None:
     runs = ks.plan_runs([binary("robust_list")], spec)
     outcomes = {runs[0].name: RunOutcome(golden("guest-7.3-robust_list.stdout"), 1, False, 2.0,
                                          golden("guest-7.3-robust_list.stderr"))}
-    checks = {c.name: c for c in ks.judge(spec, runs, outcomes, True)}
+    checks = {c.name: c for c in judge(spec, runs, outcomes, True)}
     check = checks[sub("robust_list", PENDING)]
     assert check.verdict == Verdict.FAIL
     assert check.counters == {"attempts": 1, "failures": 1}
@@ -321,7 +322,7 @@ def test_exit_status_program() -> None:
 
 
 def test_judge_plans_binaries_itself() -> None:
-    checks = ks.judge(only(SPEC), [binary("robust_list")],
+    checks = judge(only(SPEC), [binary("robust_list")],
                       {"kselftest-futex.robust_list": ran("guest-7.3-robust_list.txt")}, True)
     assert len(checks) == 17
 
@@ -416,7 +417,7 @@ def test_series_subtest_needing_an_option_the_config_lacks() -> None:
     spec = only(SPEC)
     runs = ks.plan_runs([binary("robust_list")], spec)
     outcomes = {runs[0].name: ran("host-6.18-robust_list.txt", exit_code=1)}
-    checks = {c.name: c for c in ks.judge(spec, runs, outcomes, True, {"COMPAT": "n"})}
+    checks = {c.name: c for c in judge(spec, runs, outcomes, True, {"COMPAT": "n"})}
     list32 = checks[sub("robust_list", "vdso_unlock.32.test_robust_try_unlock_contended")]
     assert list32.verdict == Verdict.NOT_APPLICABLE
     assert list32.detail == ("needs CONFIG_COMPAT, which this kernel's config lacks "
@@ -427,5 +428,36 @@ def test_series_subtest_needing_an_option_the_config_lacks() -> None:
     assert checks[sub("robust_list", VDSO64)].verdict == Verdict.FAIL
     assert checks[sub("robust_list", "futex_op.wake.test_futex_robust_unlock")
                   ].verdict == Verdict.FAIL
-    with_compat = {c.name: c for c in ks.judge(spec, runs, outcomes, True, {"COMPAT": "y"})}
+    with_compat = {c.name: c for c in judge(spec, runs, outcomes, True, {"COMPAT": "y"})}
     assert with_compat[list32.name].verdict == Verdict.FAIL
+
+
+def test_mutant_contended_jump_fails_exactly_the_contended_subtests() -> None:
+    """patches/mutants/contended-jumps-to-store.patch, run in a guest: streams apart."""
+    name = "guest-7.3-mutant-contended-jumps-to-store.robust_list"
+    outcome = RunOutcome(golden(f"{name}.stdout"), 1, False, 0.46, golden(f"{name}.stderr"))
+    checks = judge_one("robust_list", outcome)
+    failed = {c.name: c.detail for c in checks.values() if c.verdict != Verdict.PASS}
+    assert failed == {
+        sub("robust_list", "vdso_unlock.32.test_robust_try_unlock_contended"):
+            "robust_list.c:713:test_robust_try_unlock_contended:Expected "
+            "head.list_op_pending (140724603453440) == &lock.list (140726521792680)",
+        sub("robust_list", "vdso_unlock.64.test_robust_try_unlock_contended"):
+            "robust_list.c:713:test_robust_try_unlock_contended:Expected "
+            "head.list_op_pending (0) == &lock.list (140726521792680)",
+    }
+    assert len(checks) == 17
+
+
+def test_a_failed_rerun_keeps_its_own_stderr_detail() -> None:
+    spec = only(SPEC, TimingSensitive("robust_list", PENDING, "racy", 1))
+    runs = ks.plan_runs([binary("robust_list")], spec)
+    name = "guest-7.3-robust_list.set_list_op_pending.rerun-fail"
+    outcomes = {runs[0].name: ran("guest-7.3-robust_list.txt"),
+                runs[1].name: RunOutcome(golden(f"{name}.stdout"), 1, False, 0.1,
+                                         golden(f"{name}.stderr"))}
+    (check,) = [c for c in judge(spec, runs, outcomes, True) if c.name.endswith(PENDING)]
+    assert check.verdict == Verdict.PASS
+    assert check.counters == {"attempts": 2, "failures": 1}
+    assert check.detail.endswith("first failure: FAIL: robust_list.c:435:test_set_list_op_pending:"
+                                 "Expected ret (-1) == 0 (0)")

@@ -156,3 +156,16 @@ def test_only_whole_ok_words_start_a_result() -> None:
     assert (result.number, result.name, result.ok) == (None, "", True)
     assert result.diagnostics == ("okay then", "ok, done", "not okay")
     assert [r.name for r in ktap.parse("progress 50%\rok 1 fake\nok 2 real\n")] == ["real"]
+
+
+def test_harness_failures_from_a_stderr_kept_apart() -> None:
+    stderr = (KTAP / "guest-7.3-mutant-contended-jumps-to-store.robust_list.stderr").read_text()
+    assert ktap.harness_failures(stderr) == [
+        ("test_robust_try_unlock_contended", (
+            "robust_list.c:713:test_robust_try_unlock_contended:Expected "
+            "head.list_op_pending (140724603453440) == &lock.list (140726521792680)",)),
+        ("test_robust_try_unlock_contended", (
+            "robust_list.c:713:test_robust_try_unlock_contended:Expected "
+            "head.list_op_pending (0) == &lock.list (140726521792680)",)),
+    ]
+    assert ktap.harness_failures("") == []

@@ -1,0 +1,294 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Verdicts for the kernel's own futex selftests: each program's KTAP output, read by
+ktap.py, becomes one check per subtest. A SKIP of a subtest the series brings is a FAIL
+when the series is present; timing-sensitive subtests fold their reruns into one check."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from harness import ktap
+from harness.kselftest import (
+    KSFT_SKIP,
+    TAIL_CHARS,
+    KselftestBinary,
+    KselftestRun,
+    KselftestSpec,
+    RunOutcomeLike,
+    TimingSensitive,
+    plan_runs,
+)
+from harness.results import Check, Verdict
+
+# --- verdicts ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Ctx:
+    spec: KselftestSpec
+    program: str
+    series_present: bool
+    kconfig: Mapping[str, str] | None = None
+
+    def name(self, subtest: str = "") -> str:
+        return self.spec.check_name(self.program, subtest)
+
+
+def judge(spec: KselftestSpec, runs: Sequence[KselftestRun | KselftestBinary],
+          outcomes: Mapping[str, RunOutcomeLike], series_present: bool,
+          kconfig: Mapping[str, str] | None = None) -> list[Check]:
+    """One check per subtest of every program run (binaries are planned first), with the
+    reruns of timing-sensitive subtests folded into their check. kconfig (the built
+    .config, option to value) makes series subtests whose option is off N/A."""
+    planned = [r for r in runs if isinstance(r, KselftestRun)]
+    planned += plan_runs([b for b in runs if isinstance(b, KselftestBinary)], spec)
+    checks: list[Check] = []
+    for main in planned:
+        if not main.subtest:
+            reruns = [r for r in planned if r.binary == main.binary and r.subtest]
+            ctx = _Ctx(spec, main.binary, series_present, kconfig)
+            checks += _judge_program(ctx, outcomes.get(main.name), reruns, outcomes)
+    return checks
+
+
+def _judge_program(ctx: _Ctx, outcome: RunOutcomeLike | None, reruns: list[KselftestRun],
+                   outcomes: Mapping[str, RunOutcomeLike]) -> list[Check]:
+    if ctx.spec.program(ctx.program).output == "exit-status":
+        return [_exit_status_check(ctx, outcome)]
+    if outcome is None:
+        never = Check(ctx.name(), Verdict.ERROR, "no result: the guest never ran it")
+        return [never, *_missing_series(ctx, {}, never)]
+    doc = ktap.parse_document(outcome.stdout)
+    found = _subtest_checks(ctx, doc.results, outcome)
+    for timing in ctx.spec.timing(ctx.program):
+        _fold_reruns(ctx, timing, found, [r for r in reruns if r.subtest == timing.subtest],
+                     outcomes)
+    problem = _program_check(ctx, doc, outcome)
+    broken = problem if outcome.timed_out or _crashed(outcome.exit_code) else None
+    return [*([problem] if problem else []), *found.values(), *_missing_series(ctx, found,
+                                                                                broken)]
+
+
+def _subtest_checks(ctx: _Ctx, results: Sequence[ktap.KtapResult],
+                    outcome: RunOutcomeLike) -> dict[str, Check]:
+    """The checks of the reported subtests by name; a name reported twice keeps the worse."""
+    found: dict[str, Check] = {}
+    logs = _failure_logs(results, outcome.stderr)
+    for index, result in enumerate(results):
+        check = _subtest_verdict(ctx, result, outcome, logs.get(index, ()))
+        old = found.get(check.name)
+        found[check.name] = check if old is None or _rank(check) > _rank(old) else old
+    return found
+
+
+def _failure_logs(results: Sequence[ktap.KtapResult], stderr: str
+                  ) -> dict[int, tuple[str, ...]]:
+    """Each failed result's log lines from a stderr kept apart, matched in order by the
+    test function the harness names when it closes a failure."""
+    failures = ktap.harness_failures(stderr)
+    logs: dict[int, tuple[str, ...]] = {}
+    for index, result in enumerate(results):
+        function = result.name.rsplit(".", 1)[-1]
+        match = next((f for f in failures if f[0] == function), None)
+        if not result.ok and match:
+            failures.remove(match)
+            logs[index] = match[1]
+    return logs
+
+
+_SEVERITY = {Verdict.PASS: 0, Verdict.NOT_APPLICABLE: 1, Verdict.INCONCLUSIVE: 2,
+             Verdict.FAIL: 3, Verdict.TIMEOUT: 4, Verdict.ERROR: 4}
+
+
+def _rank(check: Check) -> int:
+    return _SEVERITY[check.verdict]
+
+
+def _subtest_verdict(ctx: _Ctx, result: ktap.KtapResult, outcome: RunOutcomeLike,
+                     logs: tuple[str, ...] = ()) -> Check:
+    """One reported subtest's check, from its (folded) KTAP result; logs are its failure's
+    lines from a stderr kept apart."""
+    name = ctx.name(result.name or f"#{result.number}")
+    series = ctx.spec.is_series(ctx.program, result.name)
+    if not result.complete:
+        return Check(name, Verdict.TIMEOUT if outcome.timed_out else Verdict.ERROR,
+                     f"{result.reason}; {_ending(outcome)}")
+    unmet = _not_applicable(ctx, result.name) if series else None
+    if unmet:
+        return Check(name, Verdict.NOT_APPLICABLE, f"{unmet} (it reported {_said(result)})")
+    return _directive_verdict(name, result, series, logs)
+
+
+def _not_applicable(ctx: _Ctx, subtest: str) -> str | None:
+    """Why a series subtest cannot apply to this kernel, or None."""
+    if not ctx.series_present:
+        return "series absent"
+    option = ctx.spec.missing_option(ctx.program, subtest, ctx.kconfig)
+    return f"needs CONFIG_{option}, which this kernel's config lacks" if option else None
+
+
+def _directive_verdict(name: str, result: ktap.KtapResult, series: bool,
+                       logs: tuple[str, ...]) -> Check:
+    directive, reason = result.directive, result.reason
+    if directive == ktap.Directive.SKIP and series:
+        return Check(name, Verdict.FAIL, f"skipped, but the series provides it: {reason}")
+    if directive == ktap.Directive.SKIP:
+        return Check(name, Verdict.NOT_APPLICABLE, reason or "skipped, no reason given")
+    if directive == ktap.Directive.TODO:
+        return Check(name, Verdict.NOT_APPLICABLE, f"TODO: {reason}")
+    if directive == ktap.Directive.ERROR:
+        return Check(name, Verdict.ERROR, reason or "the test reported an error")
+    if directive == ktap.Directive.XFAIL:
+        return Check(name, Verdict.PASS, f"expected failure: {reason}")
+    if result.ok:
+        return Check(name, Verdict.PASS, "passed unexpectedly (XPASS)"
+                     if directive == ktap.Directive.XPASS else "")
+    return Check(name, Verdict.FAIL, _failure_detail(result, logs))
+
+
+def _said(result: ktap.KtapResult) -> str:
+    status = "ok" if result.ok else "not ok"
+    return f"{status} # {result.directive}" if result.directive else status
+
+
+# The directory of a source file named in an assertion message: its base name is enough.
+_SOURCE_DIR = re.compile(r"(?:/[^\s/:]+)+/([^\s/:]+\.[ch]:)")
+
+
+def _failure_detail(result: ktap.KtapResult, logs: tuple[str, ...]) -> str:
+    """What the test said about its failure: its diagnostics and its stderr log lines."""
+    lines = [ln for ln in (*result.diagnostics, *logs) if ": Test terminated" not in ln]
+    said = " / ".join(_SOURCE_DIR.sub(r"\1", ln) for ln in lines[-3:])
+    return "; ".join(x for x in (result.reason, said) if x) or "not ok"
+
+
+def _ending(outcome: RunOutcomeLike) -> str:
+    if outcome.timed_out:
+        return f"killed at its timeout after {outcome.seconds:.0f}s"
+    return f"exit code {outcome.exit_code}"
+
+
+# --- timing-sensitive subtests -----------------------------------------------------------
+
+def _fold_reruns(ctx: _Ctx, timing: TimingSensitive, found: dict[str, Check],
+                 reruns: list[KselftestRun], outcomes: Mapping[str, RunOutcomeLike]) -> None:
+    """The main run's check of a timing-sensitive subtest, with its reruns counted in."""
+    name = ctx.name(timing.subtest)
+    main = found.get(name)
+    if main is not None and main.verdict == Verdict.NOT_APPLICABLE:
+        return
+    tries = [_rerun_check(ctx, timing.subtest, outcomes.get(r.name)) for r in reruns]
+    attempts = [c for c in (main, *tries) if c is not None]
+    found[name] = _attempts_check(name, timing, attempts, sum(t is None for t in tries))
+
+
+def _rerun_check(ctx: _Ctx, subtest: str, outcome: RunOutcomeLike | None) -> Check | None:
+    if outcome is None:
+        return None
+    results = ktap.parse(outcome.stdout)
+    logs = _failure_logs(results, outcome.stderr)
+    for index, result in enumerate(results):
+        if result.name == subtest:
+            return _subtest_verdict(ctx, result, outcome, logs.get(index, ()))
+    verdict = Verdict.TIMEOUT if outcome.timed_out else Verdict.ERROR
+    return Check(ctx.name(subtest), verdict, f"not reported by its rerun; {_ending(outcome)}")
+
+
+def _attempts_check(name: str, timing: TimingSensitive, attempts: list[Check],
+                    missing: int) -> Check:
+    passed = sum(c.verdict == Verdict.PASS for c in attempts)
+    counters = {"attempts": len(attempts), "failures": len(attempts) - passed}
+    notes = [f"passed {passed} of {len(attempts)} attempts",
+             f"timing-sensitive, {timing.reruns} reruns"]
+    if missing:
+        notes.append(f"{missing} rerun(s) left no result")
+    failures = [c for c in attempts if c.verdict != Verdict.PASS]
+    if failures:
+        notes.append(f"first failure: {failures[0].verdict}: {failures[0].detail}")
+    if passed:
+        return Check(name, Verdict.PASS, "; ".join(notes), counters)
+    if not attempts:
+        return Check(name, Verdict.ERROR, "not reported by any attempt; " + "; ".join(notes),
+                     counters)
+    fail = any(c.verdict == Verdict.FAIL for c in attempts)
+    return Check(name, Verdict.FAIL if fail else attempts[0].verdict, "; ".join(notes), counters)
+
+
+# --- the program as a whole --------------------------------------------------------------
+
+def _program_check(ctx: _Ctx, doc: ktap.KtapDocument, outcome: RunOutcomeLike) -> Check | None:
+    """One check for the program when something beyond its subtests went wrong: no results,
+    a crash, a timeout, unreported planned subtests, a bail-out, an unexplained exit code."""
+    reported = sum(r.complete for r in doc.results)
+    planned = doc.plan.count if doc.plan else reported
+    if not doc.results and doc.plan and doc.plan.skip_reason is not None:
+        return Check(ctx.name(), Verdict.NOT_APPLICABLE, doc.plan.skip_reason or "skipped",
+                     seconds=outcome.seconds)
+    problems = _problems(doc, outcome, reported, planned)
+    if not problems:
+        return None
+    tail = outcome.stdout.strip()[-TAIL_CHARS:] or outcome.stderr.strip()[-TAIL_CHARS:]
+    return Check(ctx.name(), Verdict.TIMEOUT if outcome.timed_out else Verdict.ERROR,
+                 "; ".join(problems) + (f"; output ends: {tail}" if tail else ""),
+                 {"planned": planned, "reported": reported}, outcome.seconds)
+
+
+def _problems(doc: ktap.KtapDocument, outcome: RunOutcomeLike, reported: int,
+              planned: int) -> list[str]:
+    problems = []
+    if not doc.results:
+        problems.append("no results in its output")
+    elif reported < planned:
+        problems.append(f"{planned - reported} of {planned} planned subtests not reported")
+    if doc.bail_out is not None:
+        problems.append(f"bailed out: {doc.bail_out}")
+    if outcome.timed_out or _crashed(outcome.exit_code):
+        problems.append(_ending(outcome))
+    elif outcome.exit_code not in (0, KSFT_SKIP) and not _any_failed(doc):
+        problems.append(f"exit code {outcome.exit_code} although no subtest failed")
+    return problems
+
+
+def _crashed(code: int | None) -> bool:
+    return code is None or code < 0 or code >= 128
+
+
+def _any_failed(doc: ktap.KtapDocument) -> bool:
+    return any(not r.ok and r.directive not in (ktap.Directive.SKIP, ktap.Directive.TODO)
+               for r in doc.results)
+
+
+def _missing_series(ctx: _Ctx, found: Mapping[str, Check], broken: Check | None
+                    ) -> list[Check]:
+    """The series subtests the output never named: FAIL with the series, N/A without; the
+    program's ERROR or TIMEOUT when it crashed, timed out or never ran."""
+    checks = []
+    for subtest in ctx.spec.series_names(ctx.program):
+        name = ctx.name(subtest)
+        unmet = _not_applicable(ctx, subtest)
+        if name in found:
+            continue
+        if unmet:
+            checks.append(Check(name, Verdict.NOT_APPLICABLE, f"{unmet} (not reported)"))
+        elif broken is not None:
+            checks.append(Check(name, broken.verdict, f"not reported: {broken.detail}"))
+        else:
+            checks.append(Check(name, Verdict.FAIL, "not reported, but the series provides it"))
+    return checks
+
+
+def _exit_status_check(ctx: _Ctx, outcome: RunOutcomeLike | None) -> Check:
+    """A program without TAP output, judged by how it ended."""
+    if outcome is None:
+        return Check(ctx.name(), Verdict.ERROR, "no result: the guest never ran it")
+    tail = (outcome.stderr.strip() or outcome.stdout.strip())[-TAIL_CHARS:]
+    if outcome.timed_out:
+        return Check(ctx.name(), Verdict.TIMEOUT, _ending(outcome), seconds=outcome.seconds)
+    if outcome.exit_code is None:
+        return Check(ctx.name(), Verdict.ERROR, f"did not run: {tail}", seconds=outcome.seconds)
+    if outcome.exit_code != 0:
+        return Check(ctx.name(), Verdict.FAIL, f"{_ending(outcome)}; output ends: {tail}",
+                     seconds=outcome.seconds)
+    return Check(ctx.name(), Verdict.PASS, f"exit 0; output ends: {tail}",
+                 seconds=outcome.seconds)
