@@ -49,7 +49,18 @@ def judge(spec: KselftestSpec, runs: Sequence[KselftestRun | KselftestBinary],
             reruns = [r for r in planned if r.binary == main.binary and r.subtest]
             ctx = _Ctx(spec, main.binary, series_present, kconfig)
             checks += _judge_program(ctx, outcomes.get(main.name), reruns, outcomes)
+    if not series_present:
+        checks += _series_programs_absent(spec, {r.binary for r in planned})
     return checks
+
+
+def _series_programs_absent(spec: KselftestSpec, built: set[str]) -> list[Check]:
+    """On a tree without the series, the series' subtests of a program its selftests do
+    not have (robust_list before 7.2) are N/A by name, so none is silently missing."""
+    return [Check(spec.check_name(program, subtest), Verdict.NOT_APPLICABLE,
+                  f"series absent: the tree's selftests have no {program}")
+            for program, subtests in spec.series.items() if program not in built
+            for subtest in subtests if not any(c in subtest for c in "*?[")]
 
 
 def _judge_program(ctx: _Ctx, outcome: RunOutcomeLike | None, reruns: list[KselftestRun],

@@ -461,3 +461,12 @@ def test_a_failed_rerun_keeps_its_own_stderr_detail() -> None:
     assert check.counters == {"attempts": 2, "failures": 1}
     assert check.detail.endswith("first failure: FAIL: robust_list.c:435:test_set_list_op_pending:"
                                  "Expected ret (-1) == 0 (0)")
+
+
+def test_series_subtests_of_a_program_the_tree_lacks_are_never_silent() -> None:
+    # A pre-series tree (6.12) has no robust_list program at all.
+    runs = (KselftestRun("kselftest-futex.futex_wait", "futex_wait", (), 45.0),)
+    absent = judge(SPEC, runs, {}, series_present=False)
+    listed = [c for c in absent if c.name.startswith("kselftest-futex/robust_list/")]
+    assert listed and all(c.verdict == Verdict.NOT_APPLICABLE for c in listed)
+    assert all("series absent" in c.detail for c in listed)
