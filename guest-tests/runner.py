@@ -12,6 +12,7 @@ which the host copies next to this file.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,20 +34,50 @@ def progress(text: str) -> None:
         sys.stderr.write(line)
 
 
+def kill_session(sid: int) -> None:
+    """Kill every process left in the test's session. The kernel's selftests put each
+    test in a process group of its own (setpgrp), out of reach of a group kill, but they
+    stay in the session the test started."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid:
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+        except (OSError, IndexError, ValueError):
+            continue
+
+
+# The session of the test running now, for a SIGTERM to end it with the runner.
+RUNNING: list[int] = []
+
+
+def on_sigterm(signum: int, frame: object) -> None:
+    for sid in RUNNING:
+        kill_session(sid)
+    os._exit(128 + signum)
+
+
 def run_test(entry: protocol.Entry) -> protocol.Outcome:
-    """Run one test in a fresh empty directory of its own: the guest's root is read-only,
-    and some tests (the kernel's futex_wait) create files where they run."""
+    """Run one test in a session and a fresh empty directory of its own: the guest's root
+    is read-only, and some tests (the kernel's futex_wait) create files where they run."""
     start = time.monotonic()
     exit_code: int | None = None
     timed_out = False
     try:
         with tempfile.TemporaryDirectory(prefix="futex-harness.") as cwd:
-            proc = subprocess.run(entry.argv, capture_output=True, timeout=entry.timeout,
-                                  cwd=cwd)
-        exit_code, out, err = proc.returncode, proc.stdout, proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        timed_out = True
-        out, err = exc.stdout or b"", exc.stderr or b""
+            proc = subprocess.Popen(entry.argv, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, cwd=cwd, start_new_session=True)
+            RUNNING[:] = [proc.pid]
+            try:
+                out, err = proc.communicate(timeout=entry.timeout)
+                exit_code = proc.returncode
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                kill_session(proc.pid)
+                out, err = proc.communicate()
+            finally:
+                kill_session(proc.pid)
+                RUNNING.clear()
     except OSError as exc:
         out, err = b"", str(exc).encode()
     stdout = out.decode(errors="backslashreplace")
@@ -57,6 +88,7 @@ def run_test(entry: protocol.Entry) -> protocol.Outcome:
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, on_sigterm)
     rwdir = Path(sys.argv[1])
     plan = protocol.read_plan(rwdir)
     protocol.results_dir(rwdir).mkdir(exist_ok=True)

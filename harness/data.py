@@ -110,6 +110,15 @@ class FunctionSpec:
 
 
 @dataclass(frozen=True)
+class AbsentSpec:
+    """An export the image must not carry; guest tests of its role are N/A, for this reason."""
+
+    name: str
+    role: str
+    why: str
+
+
+@dataclass(frozen=True)
 class ImageSpec:
     name: str
     # Each path is a list of candidates relative to the build dir, newest layout first:
@@ -120,6 +129,7 @@ class ImageSpec:
     elf_class: int
     requires: str | None
     functions: tuple[FunctionSpec, ...]
+    absent: tuple[AbsentSpec, ...] = ()
 
     def path(self, build_dir: Path, candidates: tuple[str, ...]) -> Path:
         """The first candidate that exists in build_dir, else the first (for the message)."""
@@ -268,6 +278,7 @@ def load_expectations(name: str, directory: Path = EXPECTATIONS) -> Expectations
                              f.get("role", f["name"]))
                 for f in i.get("functions", [])
             ),
+            absent=tuple(AbsentSpec(a["name"], a["role"], a["why"]) for a in i.get("absent", [])),
         )
         for i in raw.get("images", [])
     )

@@ -119,6 +119,8 @@ def _cannot_run(test: GuestTest, req: GuestPlanRequest) -> Check | None:
     if image is None or image.verdict != Verdict.PASS:
         return Check(test.name, Verdict.ERROR, f"not run: the {test.image} ELF check did not pass")
     if test.entry and vdso.entry(test.image, test.entry) is None:
+        if why := vdso.not_applicable.get(entry_key(test.image, test.entry)):
+            return Check(test.name, Verdict.NOT_APPLICABLE, why)
         return Check(test.name, Verdict.ERROR,
                      f"not run: no checked offsets for the {test.entry} entry of {test.image}")
     return None

@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.data import read_toml
 from harness.errors import UserError
 from harness.paths import venv_tool
 from harness.run import run
@@ -86,18 +87,39 @@ def merge_fragments(fragments: tuple[Path, ...]) -> Config:
 
 def variant_fragments(directory: Path, variant: str) -> tuple[Path, ...]:
     """The directory's fragments, plus those of the variant's subdirectory; "vng" adds none
-    (virtme-ng's base config alone)."""
-    found = sorted(directory.glob("*.config"))
-    if not found:
+    (virtme-ng's base config alone). A variant.toml there may include other variants'
+    fragments (first) and drop shared fragments it replaces."""
+    shared = sorted(directory.glob("*.config"))
+    if not shared:
         raise UserError(f"no *.config fragments in {directory}")
-    if variant != "vng":
-        extra = sorted((directory / variant).glob("*.config"))
-        if not extra:
-            known = sorted(d.name for d in directory.iterdir() if d.is_dir())
-            raise UserError(f"no config variant '{variant}' in {directory}; "
-                            f"choose one of: {', '.join(['vng', *known])}")
-        found += extra
-    return tuple(found)
+    if variant == "vng":
+        return tuple(shared)
+    own, dropped = _variant(directory, variant, ())
+    unknown = sorted(dropped - {p.name for p in shared})
+    if unknown:
+        raise UserError(f"config variant '{variant}' drops {', '.join(unknown)}, which "
+                        f"{directory} does not have")
+    return tuple(p for p in shared if p.name not in dropped) + own
+
+
+def _variant(directory: Path, variant: str, seen: tuple[str, ...],
+             ) -> tuple[tuple[Path, ...], set[str]]:
+    """(fragments, shared fragment names dropped) of one variant and those it includes."""
+    if variant in seen:
+        raise UserError(f"config variants include each other: {' -> '.join([*seen, variant])}")
+    own = tuple(sorted((directory / variant).glob("*.config")))
+    if not own:
+        known = sorted(d.name for d in directory.iterdir() if d.is_dir())
+        raise UserError(f"no config variant '{variant}' in {directory}; "
+                        f"choose one of: {', '.join(['vng', *known])}")
+    spec = directory / variant / "variant.toml"
+    raw = read_toml(spec) if spec.is_file() else {}
+    found: tuple[Path, ...] = ()
+    dropped = set(raw.get("drop", []))
+    for other in raw.get("include", []):
+        frags, drops = _variant(directory, other, (*seen, variant))
+        found, dropped = found + frags, dropped | drops
+    return found + own, dropped
 
 
 def kconfig_index(tree: Path) -> dict[str, list[str]]:

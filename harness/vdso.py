@@ -58,6 +58,9 @@ class VdsoResult:
     facts: dict[str, Facts]
     # image:role -> symbol name, from the expectations.
     roles: dict[str, str] = field(default_factory=dict)
+    # image:role -> why this build has no such entry to test (its option is not set, or the
+    # expectations say the image must not carry it): the guest tests on it are N/A.
+    not_applicable: dict[str, str] = field(default_factory=dict)
 
     def find(self, image: str, function: str) -> Facts | None:
         return self.facts.get(entry_key(image, function))
@@ -112,45 +115,67 @@ def check_vdso(req: VdsoRequest) -> VdsoResult:
     """Run the export, label and vdso2c checks on every image the expectations name."""
     checks: list[Check] = []
     facts: dict[str, Facts] = {}
+    missing: dict[str, str] = {}
     for image in req.expectations.images:
         start = time.monotonic()
         if image.requires and not is_set(req.config, image.requires.removeprefix("CONFIG_")):
             checks.append(Check(elf_check(image.name), Verdict.NOT_APPLICABLE,
                                 f"{image.requires} is not set"))
             continue
-        found, problems = _check_image(req, image)
+        found, problems, skipped = _check_image(req, image)
         if req.series_absent and problems:
             problems.insert(0, f"series absent ({req.series_absent})")
         facts.update({entry_key(image.name, f.function): f for f in found})
+        missing.update(skipped)
         verdict = Verdict.FAIL if problems else Verdict.PASS
-        checks.append(Check(elf_check(image.name), verdict, "; ".join(problems),
-                            {"functions": len(found), "problems": len(problems)},
+        counters = {"functions": len(found), "problems": len(problems)}
+        detail = problems
+        if image.absent:
+            counters["absent"] = len(image.absent)
+            detail = problems or [f"absent as required: {', '.join(a.name for a in image.absent)}"]
+        checks.append(Check(elf_check(image.name), verdict, "; ".join(detail), counters,
                             time.monotonic() - start))
     roles = {entry_key(i.name, f.role): f.name
              for i in req.expectations.images for f in i.functions}
-    return VdsoResult(tuple(checks), facts, roles)
+    return VdsoResult(tuple(checks), facts, roles, missing)
 
 
-def _check_image(req: VdsoRequest, image: ImageSpec) -> tuple[list[Facts], list[str]]:
+def _check_image(req: VdsoRequest, image: ImageSpec,
+                 ) -> tuple[list[Facts], list[str], dict[str, str]]:
+    """(facts of the checked entries, problems, image:role -> why an entry is not there)."""
+    skipped = {entry_key(image.name, a.role): f"{image.name} must not export {a.name}: {a.why}"
+               for a in image.absent}
+    skipped.update({entry_key(image.name, f.role): f"{image.name}: {f.name} needs "
+                    f"{f.requires}, which is not set"
+                    for f in image.functions if not _wanted(req.config, f)})
     dbg = image.path(req.build_dir, image.dbg)
     try:
         dynsym, symtab = read_symbols(dbg)
     except (OSError, ELFError) as exc:
-        return [], [f"{image.name}: cannot read {dbg}: {exc}"]
+        return [], [f"{image.name}: cannot read {dbg}: {exc}"], skipped
     gen_path = image.path(req.build_dir, image.generated)
     generated = generated_offsets(gen_path) if gen_path.is_file() else None
     found, problems = [], []
     if generated is None:
         problems.append(f"{image.name}: vdso2c output {image.generated[0]} is missing")
+    # Proving an absence: an export the kernel has no critical range for would unlock with
+    # no fixup behind it.
+    problems += [f"{image.name}: {a.name} is exported, but must be absent: {a.why}"
+                 for a in image.absent if a.name in dynsym]
     for func in image.functions:
-        if func.requires and not is_set(req.config, func.requires.removeprefix("CONFIG_")):
+        if not _wanted(req.config, func):
             continue
         fact, errs = _check_function(image.name, func, req.expectations.version,
                                      dynsym, symtab, generated or {})
         problems += errs
         if fact and not errs:
             found.append(fact)
-    return found, problems
+    return found, problems, skipped
+
+
+def _wanted(config: Config, func: FunctionSpec) -> bool:
+    """Whether this build must carry the entry: its Kconfig option, if any, is set."""
+    return not func.requires or is_set(config, func.requires.removeprefix("CONFIG_"))
 
 
 def _check_function(image: str, func: FunctionSpec, version: str, dynsym: dict[str, Symbol],

@@ -102,3 +102,17 @@ def test_legacy_control_reproduces_the_race_on_this_host(tmp_path: Path) -> None
     record = json.loads(done.stdout)
     assert record["corruptions"] == record["rounds"] == 3
     assert record["last_value"] == 0x40000000
+
+
+def test_list32_tests_not_applicable_with_the_reason(tmp_path: Path) -> None:
+    checks = (Check("elf-vdso64", Verdict.PASS),
+              Check("elf-vdso32", Verdict.NOT_APPLICABLE, "CONFIG_IA32_EMULATION is not set"))
+    facts = {k: v for k, v in FACTS.items() if k == f"vdso64:{L64}"}
+    why = {"vdso64:list32": "vdso64 must not export it: no COMPAT"}
+    result, entries = make(tmp_path, VdsoResult(checks, facts, {"vdso64:list64": L64}, why))
+    skipped = {c.name: c for c in result.skipped}
+    for name in ("unlock-semantics-list32", "cs-fixup-singlestep-list32"):
+        assert skipped[name].verdict == Verdict.NOT_APPLICABLE
+        assert skipped[name].detail == "vdso64 must not export it: no COMPAT"
+    assert {c.verdict for c in result.skipped} == {Verdict.NOT_APPLICABLE}
+    assert "cs-fixup-singlestep-64" in entries

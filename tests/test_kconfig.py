@@ -79,7 +79,8 @@ def test_unknown_option_is_named(tmp_path: Path) -> None:
         configure(request(tmp_path, tree, frag))
 
 
-@pytest.mark.parametrize("frag", sorted(KERNEL_CONFIG.glob("*.config")), ids=lambda p: p.name)
+@pytest.mark.parametrize("frag", sorted(KERNEL_CONFIG.rglob("*.config")),
+                         ids=lambda p: str(p.relative_to(KERNEL_CONFIG)))
 def test_shipped_fragments_parse(frag: Path) -> None:
     assert parse_config(frag.read_text(), str(frag))
 
@@ -93,3 +94,38 @@ def test_default_variant_keeps_what_the_checks_need() -> None:
         assert merged[name] == "y", name
     for name in ("NET", "INET", "VIRTIO_NET", "NET_9P", "9P_FS", "ACPI", "KALLSYMS"):
         assert merged.get(name, "y") != "n", name
+
+
+def test_variant_includes_another_and_drops_a_shared_fragment(tmp_path: Path) -> None:
+    root = tmp_path / "kc"
+    shared = [fragment(root, n, "CONFIG_A=y\n") for n in ("a.config", "b.config")]
+    base = fragment(root, "base/base.config", "CONFIG_B=y\n")
+    own = fragment(root, "small/small.config", "# CONFIG_A is not set\n")
+    (root / "frags" / "small" / "variant.toml").write_text(
+        'include = ["base"]\ndrop = ["a.config"]\n')
+    found = variant_fragments(root / "frags", "small")
+    assert found == (shared[1], base, own)
+
+
+def test_variant_drop_of_unknown_fragment_and_include_cycle(tmp_path: Path) -> None:
+    fragment(tmp_path, "a.config", "CONFIG_A=y\n")
+    fragment(tmp_path, "x/x.config", "CONFIG_B=y\n")
+    fragment(tmp_path, "y/y.config", "CONFIG_B=y\n")
+    frags = tmp_path / "frags"
+    (frags / "x" / "variant.toml").write_text('drop = ["nope.config"]\n')
+    with pytest.raises(UserError, match=r"drops nope\.config"):
+        variant_fragments(frags, "x")
+    (frags / "x" / "variant.toml").write_text('include = ["y"]\n')
+    (frags / "y" / "variant.toml").write_text('include = ["x"]\n')
+    with pytest.raises(UserError, match="include each other: x -> y -> x"):
+        variant_fragments(frags, "x")
+
+
+def test_nocompat_variant_is_lean_without_compat() -> None:
+    lean = merge_fragments(variant_fragments(KERNEL_CONFIG, "lean"))
+    merged = merge_fragments(variant_fragments(KERNEL_CONFIG, "nocompat"))
+    for name in ("IA32_EMULATION", "X86_X32_ABI", "COMPAT"):
+        assert merged[name] == "n", name
+    assert {k: v for k, v in merged.items() if k not in ("IA32_EMULATION", "X86_X32_ABI",
+                                                         "COMPAT")} == \
+        {k: v for k, v in lean.items() if k not in ("IA32_EMULATION", "COMPAT")}

@@ -179,3 +179,32 @@ def test_pre_series_layout_names_the_missing_exports(tmp_path: Path) -> None:
     assert detail.startswith("series absent (the tree has no FUTEX_ROBUST_UNLOCK)")
     assert f"vdso64: export {L64} missing from .dynsym" in detail
     assert "cannot read" not in detail
+
+
+def test_unset_option_gives_the_role_a_reason(tmp_path: Path) -> None:
+    build_image(tmp_path, "vdso64", 64, {L64: P64})
+    result = check(tmp_path, {})
+    assert result.checks[0].verdict == Verdict.PASS
+    assert "needs CONFIG_COMPAT, which is not set" in result.not_applicable["vdso64:list32"]
+    assert "vdso64:list64" not in result.not_applicable
+
+
+def nocompat(build_dir: Path):
+    return check_vdso(VdsoRequest(build_dir, load_expectations("nocompat"), {}))
+
+
+def test_nocompat_proves_list32_absent(tmp_path: Path) -> None:
+    build_image(tmp_path, "vdso64", 64, {L64: P64})
+    result = nocompat(tmp_path)
+    elf64, elf32 = result.checks
+    assert elf64.verdict == Verdict.PASS and elf64.counters["absent"] == 1
+    assert f"absent as required: {L32}" in elf64.detail
+    assert elf32.verdict == Verdict.NOT_APPLICABLE
+    assert "CONFIG_COMPAT" in result.not_applicable["vdso64:list32"]
+
+
+def test_nocompat_list32_export_fails(tmp_path: Path) -> None:
+    build_image(tmp_path, "vdso64", 64, {L64: P64, L32: P32})
+    elf64 = nocompat(tmp_path).checks[0]
+    assert elf64.verdict == Verdict.FAIL
+    assert f"vdso64: {L32} is exported, but must be absent" in elf64.detail

@@ -31,7 +31,10 @@ log = logging.getLogger("harness")
 
 POLL_SECONDS = 1.0
 # Runs on the target: kill a process group (the runner and the test it is running).
-KILL_GROUP = "import os, sys; os.killpg(int(sys.argv[1]), 9)"
+# SIGTERM first: the runner then kills the session of the test it is running (tests run in
+# sessions of their own), and SIGKILL a second later for whatever is left of the group.
+KILL_GROUP = ("import os, sys, time; g = int(sys.argv[1]); os.killpg(g, 15); time.sleep(1); "
+              "os.killpg(g, 9)")
 # Runs on the target: print our process group, then become the guest runner. sshd starts
 # each command in a session of its own, so that group holds the runner and its tests only.
 # The runner's progress lines go to stderr, which comes back over the channel.
