@@ -82,7 +82,10 @@ def _run_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--timeout", type=float, metavar="SECONDS",
                      help="limit for the whole run (default: timeouts.run in settings.toml)")
     run.add_argument("--stress", action="store_true",
-                     help="also run the stress suite, in a second boot (TCG: -singlestep)")
+                     help="also run the stress suites, each in a boot of its own")
+    run.add_argument("--suite", action="append", default=[], metavar="NAME",
+                     help="boot only this suite of settings.toml [suites] (repeatable), "
+                          "for example --suite stress")
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
@@ -162,7 +165,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         variant=args.config_variant,
         backend=BackendConfig(settings, cache_root(), args.accel, args.target, args.ssh_key,
                               args.known_hosts, args.host_key),
-        jobs=args.jobs, stress=args.stress, boot=args.command == "run")
+        jobs=args.jobs, stress=args.stress, boot=args.command == "run",
+        suites=tuple(settings.suite(n).name for n in args.suite))
     limit = args.timeout or settings.timeouts.run
     try:
         with run_limit(limit):

@@ -90,6 +90,12 @@ class Settings:
         """The suites a run boots: the default ones, and with --stress the stress ones."""
         return tuple(s for s in self.suites.values() if stress or not s.with_stress)
 
+    def suite(self, name: str) -> Suite:
+        """The suite called name; an unknown name lists the valid ones."""
+        if name not in self.suites:
+            raise UserError(f"unknown suite '{name}'; choose one of: {', '.join(self.suites)}")
+        return self.suites[name]
+
     def release(self, name: str) -> DebianRelease:
         """The Debian release called name; an unknown name lists the valid ones."""
         if name not in self.releases:

@@ -68,6 +68,9 @@ class RunRequest:
     # Where the guest suites run: a virtme-ng boot, or an SSH target.
     backend: BackendConfig
     stress: bool = False
+    # Boot only these suites (settings.toml [suites]); empty: the default ones, and the
+    # stress ones with --stress.
+    suites: tuple[str, ...] = ()
     # False for the build subcommand: stop after the host-side checks.
     boot: bool = True
 
@@ -199,7 +202,9 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: Revisio
     if shared.backend is None:
         return rev
     built_tree = _BuiltTree(patched.tree, build_dir, elf, windows, expectations, cfg.final)
-    for suite in req.settings.suites_for(req.stress):
+    chosen_suites = ([req.settings.suite(n) for n in req.suites] if req.suites
+                     else req.settings.suites_for(req.stress))
+    for suite in chosen_suites:
         chosen = tuple(t for t in tests if t.suite == suite.name)
         if chosen:
             _run_suite(req, rec, rev, shared.backend, suite.name, chosen, built_tree, logs)

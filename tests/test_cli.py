@@ -79,3 +79,10 @@ def test_ssh_inputs_are_checked_before_the_build(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert re.search(message, err) and "kernel tree" not in err
+
+
+def test_unknown_suite_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["run", "--suite", "nightly", "--kernel-src", str(tmp_path / "nope"),
+            "--run-dir", str(tmp_path / "r")]
+    assert main(argv) == 2
+    assert "unknown suite 'nightly'; choose one of: default, stress" in capsys.readouterr().err
