@@ -4,25 +4,42 @@
 and N times on one known-bad revision, then reports false failures (a pristine check that
 did not pass) and misses (the mutant's Caught-by check that did not fail).
 
-Run on demand, not in CI: N=20 takes about 12 minutes on 2 cores under TCG (lean config).
+With --stress it runs `run --stress` N times on pristine 7.3 instead. A run whose boot died
+before the guest runner started is lost; a check of a stress suite (console included) that
+did not pass is a false failure. Each run's stress counters and the time each stress boot
+took to start its runner are kept and summarised.
+
+Run on demand, not in CI: N=20 takes about 12 minutes on 2 cores under TCG (lean config);
+with --stress about 50 minutes (nice it: it keeps both cores busy).
 
     .venv/bin/python bench/flakiness.py -n 20
+    nice -n 10 .venv/bin/python bench/flakiness.py --stress -n 20
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import statistics
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import data  # noqa: E402
 from harness.patches import caught_by  # noqa: E402
+from harness.protocol import STARTED  # noqa: E402
+from harness.record import Run  # noqa: E402
+from harness.results import suite_check  # noqa: E402
+
+# The counters kept per run of a stress check.
+STRESS_COUNTERS = ("kills", "window_hits", "fixups", "corruptions", "first_corruption_ms")
 
 
 def one_run(run_dir: Path, series: Path | None) -> dict[str, str]:
@@ -49,13 +66,127 @@ def campaign(n: int, out: Path, series: Path | None) -> list[dict[str, str]]:
     return runs
 
 
+def stress_suites() -> dict[str, tuple[str, ...]]:
+    """Each suite that boots only with --stress, with the checks it produces."""
+    tests = data.load_guest_tests()
+    return {suite.name: (*(t.name for t in tests if t.suite == suite.name),
+                         suite_check("console", suite.name))
+            for suite in data.load_settings().suites.values() if suite.with_stress}
+
+
+def stress_run(run_dir: Path, suites: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """One `run --stress` on pristine 7.3: lost or not, verdicts, counters, boot times."""
+    argv = [sys.executable, "-m", "harness", "run", "--stress", "--run-dir", str(run_dir)]
+    start = time.monotonic()
+    subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out: dict[str, Any] = {"run": run_dir.name, "wall_s": round(time.monotonic() - start, 1),
+                           "lost": None}
+    try:
+        rev = Run.from_json(json.loads((run_dir / "results.json").read_text())).revisions[0]
+    except (OSError, ValueError, IndexError):
+        out["lost"] = "no results.json"
+        return out
+    stages = {s.name: s for s in rev.stages}
+    boots = ["boot", *(f"boot-{name}" for name in suites)]
+    died = next((stages[b] for b in boots if b in stages and stages[b].failed), None)
+    missing = [b for b in boots if b not in stages]
+    if died or missing:
+        out["lost"] = f"{died.name}: {died.detail}" if died else f"no {', '.join(missing)}"
+    logs = run_dir / rev.label / "logs"
+    out["boot_s"] = {name: runner_start(logs / f"console-{name}.log") for name in suites}
+    stress_checks = [c for names in suites.values() for c in names]
+    out["verdicts"] = {n: c.verdict.value for n in stress_checks if (c := rev.check(n))}
+    out["other_not_passed"] = sorted(c.name for c in rev.checks
+                                     if c.name not in stress_checks and not c.verdict.ok)
+    out["counters"] = {n: {k: c.counters[k] for k in STRESS_COUNTERS if k in c.counters}
+                       for n in stress_checks if (c := rev.check(n)) and c.counters}
+    for figures in out["counters"].values():
+        if not figures.get("corruptions"):
+            figures.pop("first_corruption_ms", None)  # 0 there means "never"
+    return out
+
+
+def runner_start(console: Path) -> float | None:
+    """Guest uptime when the runner said it started (TCG guest time follows the host's)."""
+    try:
+        text = console.read_text(errors="replace")
+    except OSError:
+        return None
+    found = re.search(r"\[\s*(\d+\.\d+)\][^\n]*" + re.escape(STARTED), text)
+    return round(float(found.group(1)), 1) if found else None
+
+
+def spread(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"min": min(values), "median": round(statistics.median(values), 1),
+            "max": max(values), "total": round(sum(values), 1)}
+
+
+def stress_campaign(n: int, out: Path) -> int:
+    suites = stress_suites()
+    start = time.monotonic()
+    runs = []
+    for i in range(n):
+        runs.append(stress_run(out / f"stress-{i:02d}", suites))
+        r = runs[-1]
+        print(f"  run {i + 1}/{n}: {r['wall_s']:.0f}s  lost={r['lost']}  "
+              f"boot={r.get('boot_s')}  {r.get('counters')}", file=sys.stderr)
+    kept = [r for r in runs if not r["lost"]]
+    names = [c for checks in suites.values() for c in checks]
+    false_failures = Counter(name for r in kept for name in names
+                             if r["verdicts"].get(name) != "PASS")
+    counters = {name: {k: spread([r["counters"][name][k] for r in kept
+                                  if k in r["counters"].get(name, {})])
+                       for k in STRESS_COUNTERS}
+                for name in names}
+    summary: dict[str, Any] = {
+        "counters": {name: {k: v for k, v in c.items() if v} for name, c in counters.items()
+                     if any(c.values())},
+        "boot_s": {name: spread([b for r in runs if (b := r.get("boot_s", {}).get(name))])
+                   for name in suites},
+        "wall_s": spread([r["wall_s"] for r in runs]),
+    }
+    result = {
+        "date": time.strftime("%F"), "n": n, "campaign": "stress",
+        "suites": {s.name: {"cpus": s.cpus, "tcg_qemu_opts": list(s.tcg_qemu_opts)}
+                   for s in data.load_settings().suites.values() if s.name in suites},
+        "lost_runs": sum(1 for r in runs if r["lost"]),
+        "runs_with_a_false_failure": sum(1 for r in kept
+                                         if any(r["verdicts"].get(c) != "PASS" for c in names)),
+        "false_failures_by_check": dict(false_failures),
+        "default_suite_not_passed": dict(Counter(c for r in kept for c in r["other_not_passed"])),
+        "summary": summary,
+        "minutes": round((time.monotonic() - start) / 60, 1),
+        "runs": runs,
+    }
+    print(f"{'campaign':<10} {'runs':>5} {'lost':>5} {'false':>6}  detail")
+    print(f"{'stress':<10} {n:>5} {result['lost_runs']:>5} "
+          f"{result['runs_with_a_false_failure']:>6}  "
+          f"{dict(false_failures) or 'no false failures'}")
+    for name, figures in summary["counters"].items():
+        print(f"  {name}: " + "  ".join(f"{k} {v['min']}..{v['max']} (median {v['median']})"
+                                        for k, v in figures.items()))
+    for name, b in summary["boot_s"].items():
+        if b:
+            print(f"  boot-{name}: runner up after {b['min']}..{b['max']} s "
+                  f"(median {b['median']})")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "flakiness-stress.json").write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20)
     parser.add_argument("--mutant", type=Path,
                         default=ROOT / "patches" / "mutants" / "no-fixup-call.patch")
+    parser.add_argument("--stress", action="store_true",
+                        help="run the stress suite N times on pristine 7.3 instead")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-flakiness")
     args = parser.parse_args()
+    if args.stress:
+        return stress_campaign(args.n, args.out)
     check = caught_by(args.mutant)
     start = time.monotonic()
     pristine = campaign(args.n, args.out, None)
