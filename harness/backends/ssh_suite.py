@@ -88,12 +88,16 @@ def make_workdir(client: paramiko.SSHClient, s: Session) -> str:
 
 
 def upload(sftp: paramiko.SFTPClient, s: Session, workdir: str) -> None:
-    """Copy bin/ (tests and runner) and the plan, moved into workdir, to the target."""
+    """Copy bin/ (tests, their helpers in subdirectories, the runner) and the plan, moved
+    into workdir, to the target."""
     for sub in (protocol.BIN, protocol.RESULTS):
         sftp.mkdir(f"{workdir}/{sub}")
-    for path in sorted((s.suite.plan.rwdir / protocol.BIN).iterdir()):
-        if path.is_file():
-            dest = f"{workdir}/{protocol.BIN}/{path.name}"
+    local = s.suite.plan.rwdir / protocol.BIN
+    for path in sorted(local.rglob("*")):
+        dest = f"{workdir}/{protocol.BIN}/{path.relative_to(local).as_posix()}"
+        if path.is_dir():
+            sftp.mkdir(dest)
+        elif path.is_file():
             sftp.put(str(path), dest)
             sftp.chmod(dest, path.stat().st_mode & 0o777)
             s.journal.note(f"put {path} -> {dest} ({path.stat().st_size} bytes)")
