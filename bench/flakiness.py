@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 from harness import data  # noqa: E402
 from harness.patches import caught_by  # noqa: E402
 from harness.protocol import STARTED  # noqa: E402
-from harness.record import Run  # noqa: E402
-from harness.results import suite_check  # noqa: E402
+from harness.report import load_record  # noqa: E402
+from harness.results import stage_check, suite_check  # noqa: E402
 
 # The counters kept per run of a stress check.
 STRESS_COUNTERS = ("kills", "window_hits", "fixups", "corruptions", "first_corruption_ms")
@@ -48,12 +48,9 @@ def one_run(run_dir: Path, series: Path | None) -> dict[str, str]:
     if series:
         argv += ["--series", str(series), "--no-base"]
     subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    record = json.loads((run_dir / "results.json").read_text())
-    rev = record["revisions"][0]
-    verdicts = {c["name"]: c["verdict"] for c in rev["checks"]}
-    for stage in rev["stages"]:
-        if stage["status"] == "error":
-            verdicts[f"stage-{stage['name']}"] = "ERROR"
+    rev = load_record(run_dir).revisions[0]
+    verdicts = {c.name: c.verdict.value for c in rev.checks}
+    verdicts.update({stage_check(s.name): "ERROR" for s in rev.stages if s.failed})
     return verdicts
 
 
@@ -82,7 +79,7 @@ def stress_run(run_dir: Path, suites: dict[str, tuple[str, ...]]) -> dict[str, A
     out: dict[str, Any] = {"run": run_dir.name, "wall_s": round(time.monotonic() - start, 1),
                            "lost": None}
     try:
-        rev = Run.from_json(json.loads((run_dir / "results.json").read_text())).revisions[0]
+        rev = load_record(run_dir).revisions[0]
     except (OSError, ValueError, IndexError):
         out["lost"] = "no results.json"
         return out
@@ -192,7 +189,7 @@ def main() -> int:
     pristine = campaign(args.n, args.out, None)
     mutant = campaign(args.n, args.out, args.mutant)
     false_failures = Counter(name for run in pristine for name, v in run.items() if v != "PASS")
-    misses = sum(1 for run in mutant if run.get(check) != "FAIL")
+    misses = sum(1 for run in mutant if check is None or run.get(check) != "FAIL")
     result = {
         "date": time.strftime("%F"), "n": args.n, "mutant": args.mutant.name, "caught_by": check,
         "pristine_runs_with_a_false_failure": sum(1 for r in pristine
