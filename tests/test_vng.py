@@ -90,3 +90,16 @@ def test_qemu_that_dies_at_start_is_retried_once(tmp_path: Path, fake_vng: Path,
     result = boot.boot(request(tmp_path, make_plan(tmp_path, {"good": "true\n"})))
     assert len(fake_vng.read_text().splitlines()) == 2
     assert result.returncode == -1 and not result.runner_started
+
+
+def test_exit_255_without_script_ports_is_explained(tmp_path: Path) -> None:
+    console = tmp_path / "console.log"
+    console.write_text("virtme-ng-init: virtme-init: cannot find script I/O ports; make sure "
+                       "virtio-serial is available\nfutex-harness: runner finished\n")
+    booted = boot.BootResult(boot.Accel(False, "TCG requested"), (), console, 255, False, True,
+                             True, 9.0)
+    detail = boot.boot_detail(booted)
+    assert "the runner finished" in detail and "no status came back" in detail
+    plain = boot.boot_detail(boot.BootResult(boot.Accel(False, ""), (), console, 0, False,
+                                             True, True, 9.0))
+    assert plain.endswith("the runner finished; vng exit 0")

@@ -25,6 +25,11 @@ from harness.run import retrying, run
 log = logging.getLogger("harness")
 
 KERNEL_BANNER = "Linux version"
+# virtme-ng's init when the guest has no /dev/virtio-ports/virtme.*: it then runs the script
+# on the console and cannot send its exit status back, and vng returns 255 whatever the
+# script did (virtme/commands/run.py: "special error code 255 in case of unexpected exit").
+NO_SCRIPT_PORTS = "cannot find script I/O ports"
+NO_STATUS = 255
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,16 @@ def boot_detail(b: BootResult) -> str:
     if not b.runner_started:
         return f"the guest runner never started (vng exit {b.returncode}); see {b.console}"
     opts = f" {' '.join(b.qemu_opts)}" if b.qemu_opts else ""
-    return f"{b.accel.name}{opts}, vng exit {b.returncode}"
+    return f"{b.accel.name}{opts}, {_vng_status(b)}"
+
+
+def _vng_status(b: BootResult) -> str:
+    """vng's exit status, said so that a reader can trust it."""
+    finished = "the runner finished" if b.runner_finished else "the runner did not finish"
+    if b.returncode == NO_STATUS and NO_SCRIPT_PORTS in b.console.read_text(errors="replace"):
+        return (f"{finished}; vng exit 255 means no status came back: the guest had no "
+                "virtio script ports, so virtme-ng ran the script on the console")
+    return f"{finished}; vng exit {b.returncode}"
 
 
 class VngBackend:
