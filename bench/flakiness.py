@@ -13,7 +13,7 @@ Run on demand, not in CI: N=20 takes about 12 minutes on 2 cores under TCG (lean
 with --stress about 50 minutes (nice it: it keeps both cores busy).
 
     .venv/bin/python bench/flakiness.py -n 20
-    nice -n 10 .venv/bin/python bench/flakiness.py --stress -n 20
+    nice -n 10 .venv/bin/python bench/flakiness.py --stress -n 20 [--resume]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness import data  # noqa: E402
+from harness.errors import HarnessError  # noqa: E402
 from harness.patches import caught_by  # noqa: E402
 from harness.protocol import STARTED  # noqa: E402
 from harness.report import load_record  # noqa: E402
@@ -71,16 +73,30 @@ def stress_suites() -> dict[str, tuple[str, ...]]:
             for suite in data.load_settings().suites.values() if suite.with_stress}
 
 
-def stress_run(run_dir: Path, suites: dict[str, tuple[str, ...]]) -> dict[str, Any]:
-    """One `run --stress` on pristine 7.3: lost or not, verdicts, counters, boot times."""
-    argv = [sys.executable, "-m", "harness", "run", "--stress", "--run-dir", str(run_dir)]
-    start = time.monotonic()
-    subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    out: dict[str, Any] = {"run": run_dir.name, "wall_s": round(time.monotonic() - start, 1),
-                           "lost": None}
+def finished(run_dir: Path) -> bool:
+    """A run that ended on its own: its record has no stage still running."""
     try:
         rev = load_record(run_dir).revisions[0]
-    except (OSError, ValueError, IndexError):
+    except (HarnessError, IndexError):  # load_record raises UserError
+        return False
+    return bool(rev.stages) and all(s.status != "running" for s in rev.stages)
+
+
+def stress_run(run_dir: Path, suites: dict[str, tuple[str, ...]],
+               resume: bool = False) -> dict[str, Any]:
+    """One `run --stress` on pristine 7.3: lost or not, verdicts, counters, boot times.
+    With resume, a run that already finished in run_dir is read instead of repeated."""
+    argv = [sys.executable, "-m", "harness", "run", "--stress", "--run-dir", str(run_dir)]
+    start = time.monotonic()
+    reused = resume and finished(run_dir)
+    if not reused:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = None if reused else round(time.monotonic() - start, 1)
+    out: dict[str, Any] = {"run": run_dir.name, "wall_s": wall, "lost": None}
+    try:
+        rev = load_record(run_dir).revisions[0]
+    except (HarnessError, IndexError):  # load_record raises UserError
         out["lost"] = "no results.json"
         return out
     stages = {s.name: s for s in rev.stages}
@@ -120,14 +136,15 @@ def spread(values: list[float]) -> dict[str, float] | None:
             "max": max(values), "total": round(sum(values), 1)}
 
 
-def stress_campaign(n: int, out: Path) -> int:
+def stress_campaign(n: int, out: Path, resume: bool) -> int:
     suites = stress_suites()
     start = time.monotonic()
     runs = []
     for i in range(n):
-        runs.append(stress_run(out / f"stress-{i:02d}", suites))
+        runs.append(stress_run(out / f"stress-{i:02d}", suites, resume))
         r = runs[-1]
-        print(f"  run {i + 1}/{n}: {r['wall_s']:.0f}s  lost={r['lost']}  "
+        wall = "reused" if r["wall_s"] is None else f"{r['wall_s']:.0f}s"
+        print(f"  run {i + 1}/{n}: {wall}  lost={r['lost']}  "
               f"boot={r.get('boot_s')}  {r.get('counters')}", file=sys.stderr)
     kept = [r for r in runs if not r["lost"]]
     names = [c for checks in suites.values() for c in checks]
@@ -142,7 +159,7 @@ def stress_campaign(n: int, out: Path) -> int:
                      if any(c.values())},
         "boot_s": {name: spread([b for r in runs if (b := r.get("boot_s", {}).get(name))])
                    for name in suites},
-        "wall_s": spread([r["wall_s"] for r in runs]),
+        "wall_s": spread([r["wall_s"] for r in runs if r["wall_s"] is not None]),
     }
     result = {
         "date": time.strftime("%F"), "n": n, "campaign": "stress",
@@ -180,10 +197,12 @@ def main() -> int:
                         default=ROOT / "patches" / "mutants" / "no-fixup-call.patch")
     parser.add_argument("--stress", action="store_true",
                         help="run the stress suite N times on pristine 7.3 instead")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --stress: keep the runs already finished in --out")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-flakiness")
     args = parser.parse_args()
     if args.stress:
-        return stress_campaign(args.n, args.out)
+        return stress_campaign(args.n, args.out, args.resume)
     check = caught_by(args.mutant)
     start = time.monotonic()
     pristine = campaign(args.n, args.out, None)
