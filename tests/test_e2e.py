@@ -27,17 +27,22 @@ MUTANTS = [p for p in sorted((ROOT / "patches" / "mutants").glob("*.patch"))
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def comparison(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    run_dir = tmp_path_factory.mktemp("e2e") / "run"
-    argv = [sys.executable, "-m", "harness", "run", "--run-dir", str(run_dir)]
-    for patch in MUTANTS:
+def harness_run(run_dir: Path, args: list[str], patches: list[Path],
+                timeout: float) -> dict[str, Any]:
+    """One real harness run, base plus each patch; its record with the exit code and report."""
+    argv = [sys.executable, "-m", "harness", "run", "--run-dir", str(run_dir), *args]
+    for patch in patches:
         argv += ["--series", str(patch)]
-    done = subprocess.run(argv, cwd=ROOT, timeout=85 * 60)
+    done = subprocess.run(argv, cwd=ROOT, timeout=timeout)
     record = json.loads((run_dir / "results.json").read_text())
     record["_exit"] = done.returncode
     record["_report"] = (run_dir / "report.txt").read_text()
-    return record
+    return dict(record)
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return harness_run(tmp_path_factory.mktemp("e2e") / "run", [], MUTANTS, 85 * 60)
 
 
 def revision(record: dict[str, Any], label: str) -> dict[str, dict[str, Any]]:

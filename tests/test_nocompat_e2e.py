@@ -11,13 +11,11 @@ revision is an incremental rebuild plus a TCG boot (3 minutes for base and mutan
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_e2e import harness_run, revision
 
 from harness.data import load_guest_tests
 from harness.kselftest import load_spec
@@ -44,22 +42,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    run_dir = tmp_path_factory.mktemp("e2e-nocompat") / "run"
-    argv = [sys.executable, "-m", "harness", "run", "--run-dir", str(run_dir),
-            "--config-variant", VARIANT, "--expect", VARIANT]
-    for patch in MUTANTS:
-        argv += ["--series", str(patch)]
-    done = subprocess.run(argv, cwd=ROOT, timeout=60 * 60)
-    record = json.loads((run_dir / "results.json").read_text())
-    record["_exit"] = done.returncode
-    record["_report"] = (run_dir / "report.txt").read_text()
-    return record
-
-
-def revision(record: dict[str, Any], label: str) -> dict[str, dict[str, Any]]:
-    rev = next(r for r in record["revisions"] if r["label"] == label)
-    assert all(s["status"] == "ok" for s in rev["stages"]), rev["stages"]
-    return {c["name"]: c for c in rev["checks"]}
+    return harness_run(tmp_path_factory.mktemp("e2e-nocompat") / "run",
+                       ["--config-variant", VARIANT, "--expect", VARIANT], MUTANTS, 60 * 60)
 
 
 def test_there_is_a_nocompat_mutant() -> None:
