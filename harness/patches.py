@@ -7,6 +7,7 @@ Everything is split into single patches first, then applied in order with git ap
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import shutil
@@ -50,6 +51,18 @@ class PatchResult:
     applied: tuple[str, ...]
     # Content hash of the patched tree, when the harness owns it; None for a user tree in place.
     tree_id: str | None
+    # The series' patch files, one per patch, in order (empty for the base).
+    patches: tuple[Path, ...] = ()
+
+    @property
+    def patchset_hash(self) -> str | None:
+        """KCIDB's patchset hash: sha256 over each patch's sha256 (hex, newline-terminated)."""
+        if not self.patches:
+            return None
+        outer = hashlib.sha256()
+        for patch in self.patches:
+            outer.update(hashlib.sha256(patch.read_bytes()).hexdigest().encode() + b"\n")
+        return outer.hexdigest()
 
 
 def subject(patch: Path) -> str:
@@ -188,7 +201,8 @@ def apply_series(req: PatchRequest) -> PatchResult:
     patches = single_patches(req, tree, log_file)
     for patch in patches:
         _apply(tree, patch, req.logs, log_file, req.timeouts.patch)
-    return PatchResult(tree, tuple(subject(p) for p in patches), gittree.tree_id(tree, log_file))
+    return PatchResult(tree, tuple(subject(p) for p in patches), gittree.tree_id(tree, log_file),
+                       tuple(patches))
 
 
 def _apply(tree: Path, patch: Path, logs: Path, log_file: Path, timeout: float) -> None:

@@ -149,6 +149,9 @@ def run_revision(req: RunRequest, revision: Revision, rec: Recorder,
                  shared: _Shared) -> RevisionRecord:
     """Test one revision end to end; returns its record. HarnessError propagates after recording."""
     rev = rec.revision(revision.label)
+    rev.kernel = str(req.kernel_src) if req.kernel_src else req.debian
+    rev.variant = req.variant
+    rev.job = f"{rev.kernel}/{rev.variant}/{revision.series or 'base'}"
     logs = req.run_dir / revision.label / "logs"
     with rec.stage(rev, "source") as st:
         if shared.src is None:
@@ -173,6 +176,7 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: Revisio
             src, revision.series, req.cache, logs, s.timeouts, revision.version,
             copy=any(r.series for r in req.revisions)))
         rev.applied = list(patched.applied)
+        rev.patchset_hash = patched.patchset_hash
         st.detail = f"{len(patched.applied)} applied" if revision.series else "none"
     # One build dir per source tree: Kbuild's O= dir belongs to one srctree.
     tree_key = src.key if patched.tree == src.tree else path_key(patched.tree)

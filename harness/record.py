@@ -7,8 +7,13 @@ results.json (schema 1):
     started      str, ISO 8601 local time
     exit_code    int, 0 all passed, 1 a check failed, 2 an error (written, never read)
     revisions    list, one per column of the report, in order:
-        label          str, "base" or the series' name
+        label          str, "base" or the series' name (plus "@KERNEL-VARIANT" when the
+                       request spans more than one kernel or config variant)
+        job            str, the job id: "KERNEL/VARIANT/REVISION" (see harness/plan.py)
+        kernel         str, the kernel source: a Debian release ("7.3") or the --kernel-src path
+        variant        str, the config variant ("lean", "nocompat", ...)
         origin         str, where the source tree came from
+        patchset_hash  str | null, sha256 over the series' patch files (KCIDB's patchset hash)
         series         str | null, the series as given
         applied        list[str], the subjects of the patches applied
         series_absent  str | null, why the tree predates the series (its checks are N/A)
@@ -18,6 +23,12 @@ results.json (schema 1):
         boots          list of {suite, accel, qemu_opts}
         stages         list of {name, status ("running", "ok", "error"), seconds, detail}
         checks         list of {name, verdict, detail, counters, seconds}
+        bisect         null, or {checks, first_bad, detail, steps: list of
+                       {patch, index, status ("good", "bad", "skip"), detail, seconds, checks}}
+    request      str, a hash of what was asked (kernels, variants, series, expectations),
+                 the same in every shard of one request; merge refuses to mix requests
+    shard        str | null, "I/N" when this run is one shard of a request
+    jobs         list[str], the job ids this run was given, in order
 """
 
 from __future__ import annotations
@@ -69,9 +80,57 @@ class Boot:
 
 
 @dataclass
+class BisectStep:
+    """One step of a bisection: the series applied up to patch `index` (1-based)."""
+
+    patch: str
+    index: int
+    # "good", "bad", or "skip" (the step did not apply or did not build).
+    status: str
+    detail: str = ""
+    seconds: float = 0.0
+    checks: list[Check] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"patch": self.patch, "index": self.index, "status": self.status,
+                "detail": self.detail, "seconds": self.seconds,
+                "checks": [c.to_json() for c in self.checks]}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> BisectStep:
+        return cls(raw["patch"], int(raw["index"]), raw["status"], raw.get("detail", ""),
+                   float(raw.get("seconds", 0.0)),
+                   [Check.from_json(c) for c in raw.get("checks", [])])
+
+
+@dataclass
+class Bisect:
+    """Which patch of a series first broke the checks that pass on the base."""
+
+    checks: list[str] = field(default_factory=list)
+    # "NN/MM subject" of the first bad patch, or None when not found.
+    first_bad: str | None = None
+    detail: str = ""
+    steps: list[BisectStep] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"checks": list(self.checks), "first_bad": self.first_bad, "detail": self.detail,
+                "steps": [s.to_json() for s in self.steps]}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Bisect:
+        return cls(list(raw.get("checks", [])), raw.get("first_bad"), raw.get("detail", ""),
+                   [BisectStep.from_json(s) for s in raw.get("steps", [])])
+
+
+@dataclass
 class Revision:
     label: str
     origin: str = ""
+    job: str = ""
+    kernel: str = ""
+    variant: str = ""
+    patchset_hash: str | None = None
     series: str | None = None
     applied: list[str] = field(default_factory=list)
     series_absent: str | None = None
@@ -81,6 +140,7 @@ class Revision:
     boots: list[Boot] = field(default_factory=list)
     stages: list[Stage] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    bisect: Bisect | None = None
 
     @property
     def failed_stage(self) -> Stage | None:
@@ -90,21 +150,28 @@ class Revision:
         return next((c for c in self.checks if c.name == name), None)
 
     def to_json(self) -> dict[str, Any]:
-        return {"label": self.label, "origin": self.origin, "series": self.series,
+        return {"label": self.label, "job": self.job, "kernel": self.kernel,
+                "variant": self.variant, "origin": self.origin,
+                "patchset_hash": self.patchset_hash, "series": self.series,
                 "applied": list(self.applied), "series_absent": self.series_absent,
                 "accel": self.accel, "accel_reason": self.accel_reason, "target": self.target,
                 "boots": [b.to_json() for b in self.boots],
                 "stages": [s.to_json() for s in self.stages],
-                "checks": [c.to_json() for c in self.checks]}
+                "checks": [c.to_json() for c in self.checks],
+                "bisect": self.bisect.to_json() if self.bisect else None}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Revision:
-        return cls(raw["label"], raw.get("origin", ""), raw.get("series"),
+        bisect = raw.get("bisect")
+        return cls(raw["label"], raw.get("origin", ""), raw.get("job", ""),
+                   raw.get("kernel", ""), raw.get("variant", ""), raw.get("patchset_hash"),
+                   raw.get("series"),
                    list(raw.get("applied", [])), raw.get("series_absent"), raw.get("accel"),
                    raw.get("accel_reason", ""), raw.get("target"),
                    [Boot.from_json(b) for b in raw.get("boots", [])],
                    [Stage.from_json(s) for s in raw.get("stages", [])],
-                   [Check.from_json(c) for c in raw.get("checks", [])])
+                   [Check.from_json(c) for c in raw.get("checks", [])],
+                   Bisect.from_json(bisect) if bisect else None)
 
 
 @dataclass
@@ -112,10 +179,14 @@ class Run:
     command: str = ""
     started: str = ""
     revisions: list[Revision] = field(default_factory=list)
+    request: str = ""
+    shard: str | None = None
+    jobs: list[str] = field(default_factory=list)
 
     def to_json(self, exit_code: int) -> dict[str, Any]:
         return {"schema": SCHEMA, "command": self.command, "started": self.started,
-                "exit_code": exit_code, "revisions": [r.to_json() for r in self.revisions]}
+                "exit_code": exit_code, "request": self.request, "shard": self.shard,
+                "jobs": list(self.jobs), "revisions": [r.to_json() for r in self.revisions]}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any], origin: str = "results.json") -> Run:
@@ -124,4 +195,5 @@ class Run:
             raise UserError(f"{origin} has results schema {schema}; this harness reads up to "
                             f"{SCHEMA}: update the harness")
         return cls(raw.get("command", ""), raw.get("started", ""),
-                   [Revision.from_json(r) for r in raw.get("revisions", [])])
+                   [Revision.from_json(r) for r in raw.get("revisions", [])],
+                   raw.get("request", ""), raw.get("shard"), list(raw.get("jobs", [])))
