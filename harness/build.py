@@ -21,6 +21,9 @@ _OBJECT = re.compile(r"^\s+(CC|AS|LD|AR|HOSTCC|CC \[M\])\s")
 _ERROR = re.compile(r"(^\S+:\d+:(\d+:)? (fatal )?error:|^make\[\d+\]: \*\*\*|Error \d+$)")
 PROGRESS_SECONDS = 30.0
 STAMP = ".harness-stamp"
+# How a compile failure's message starts: KCIDB tells it (FAIL) from a build that could not
+# run or finish (ERROR).
+FAILED = "kernel build failed"
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def build(req: BuildRequest) -> BuildResult:
         raise
     except CommandError as exc:
         errors = first_errors(log_file)
-        raise UserError(f"kernel build failed (log: {log_file}):\n{errors}") from exc
+        raise UserError(f"{FAILED} (log: {log_file}):\n{errors}") from exc
     if stamp:
         stamp_file.write_text(stamp)
     log.info("build: %d objects in %.0fs", progress.objects, done.seconds)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness import data, kconfig, pipeline, report, source, vdso
+from harness import data, kcidb, kconfig, pipeline, report, source, vdso
 from harness.backends import BackendConfig
 from harness.backends.ssh_connect import parse_target
 from harness.errors import HarnessError, RunTimeout, UserError
@@ -86,6 +86,9 @@ def _run_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--suite", action="append", default=[], metavar="NAME",
                      help="boot only this suite of settings.toml [suites] (repeatable), "
                           "for example --suite stress")
+    run.add_argument("--kcidb-origin", default=kcidb.default_origin(), metavar="NAME",
+                     help="the CI system named in kcidb.json (default: "
+                          f"${kcidb.ORIGIN_ENV}, else {kcidb.spec().origin})")
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
@@ -149,11 +152,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_dir = (args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")).resolve()
     if args.kernel_src and args.debian:
         raise UserError("--kernel-src and --debian choose the tree two ways; give one")
+    origin = kcidb.check_origin(args.kcidb_origin)
     command = shlex.join(["futex-harness", *sys.argv[1:]])
     _setup_logging(args.verbose, run_dir / "harness.log")
     log.info("reproduce: %s", command)
     log.info("run directory: %s", run_dir)
-    rec = pipeline.Recorder(run_dir, Run(command, time.strftime("%FT%T%z")))
+    rec = pipeline.Recorder(run_dir, Run(command, time.strftime("%FT%T%z")), origin)
     if args.target:
         parse_target(args.target)  # a bad URL is the user's error before anything else
     req = pipeline.RunRequest(

@@ -86,6 +86,8 @@ class Recorder:
 
     run_dir: Path
     record: Run = field(default_factory=Run)
+    # The KCIDB origin of kcidb.json; None: the environment's or data/kcidb.toml's.
+    kcidb_origin: str | None = None
 
     def revision(self, label: str) -> RevisionRecord:
         rev = RevisionRecord(label)
@@ -94,7 +96,7 @@ class Recorder:
         return rev
 
     def flush(self) -> None:
-        report.write_reports(self.run_dir, self.record)
+        report.write_reports(self.run_dir, self.record, self.kcidb_origin)
 
     @contextlib.contextmanager
     def stage(self, rev: RevisionRecord, name: str) -> Iterator[Stage]:

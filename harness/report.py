@@ -9,8 +9,10 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from harness import kcidb
 from harness.data import ReportSpec, load_guest_suite
-from harness.errors import InfraError, UserError
+from harness.errors import UserError
+from harness.files import write_atomic
 from harness.record import Revision, Run
 from harness.results import Check, Verdict, stage_check
 
@@ -117,24 +119,15 @@ def render_junit(run: Run) -> bytes:
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a whole file or leave the old one; a full disk is the machine's fault."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InfraError(f"cannot write {path}: {exc.strerror}") from exc
-
-
-def write_reports(run_dir: Path, run: Run) -> None:
-    """results.json, junit.xml and report.txt, each replaced whole so none is ever half-written."""
+def write_reports(run_dir: Path, run: Run, kcidb_origin: str | None = None) -> None:
+    """results.json, junit.xml, report.txt and kcidb.json, each replaced whole so none is ever
+    half-written. kcidb_origin None: $FUTEX_HARNESS_KCIDB_ORIGIN or data/kcidb.toml's."""
     run_dir.mkdir(parents=True, exist_ok=True)
     raw = run.to_json(exit_code(run))
     write_atomic(run_dir / "results.json", (json.dumps(raw, indent=1) + "\n").encode())
     write_atomic(run_dir / "junit.xml", render_junit(run))
     write_atomic(run_dir / "report.txt", render_table(run).encode())
+    kcidb.write_kcidb(run_dir, run, kcidb_origin or kcidb.default_origin())
 
 
 def load_record(run_dir: Path) -> Run:
