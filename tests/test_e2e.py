@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import kcidb_io
 import pytest
 
+from harness.kcidb import check_path
 from harness.kselftest import load_spec
 from harness.patches import caught_by, mutant_variant
 
@@ -37,6 +39,7 @@ def harness_run(run_dir: Path, args: list[str], patches: list[Path],
     record = json.loads((run_dir / "results.json").read_text())
     record["_exit"] = done.returncode
     record["_report"] = (run_dir / "report.txt").read_text()
+    record["_kcidb"] = json.loads((run_dir / "kcidb.json").read_text())
     return dict(record)
 
 
@@ -97,3 +100,18 @@ def test_new_checks_report_their_counters(comparison: dict[str, Any]) -> None:
 
 def test_exit_code_says_a_check_failed(comparison: dict[str, Any]) -> None:
     assert comparison["_exit"] == 1
+
+
+def test_kcidb_json_validates(comparison: dict[str, Any]) -> None:
+    """kcidb.json of the real run: valid KCIDB v5.3, a build per revision, a test per check,
+    and each mutant's check FAIL there too."""
+    doc = comparison["_kcidb"]
+    kcidb_io.schema.LATEST.validate(doc)
+    assert len(doc["builds"]) == len(comparison["revisions"])
+    assert {b["status"] for b in doc["builds"]} == {"PASS"}
+    assert len(doc["tests"]) == sum(len(r["checks"]) for r in comparison["revisions"])
+    for patch in MUTANTS:
+        build = next(b for b in doc["builds"] if b["misc"]["label"] == patch.stem)
+        failed = {t["path"] for t in doc["tests"]
+                  if t["build_id"] == build["id"] and t["status"] == "FAIL"}
+        assert check_path(str(caught_by(patch))) in failed, patch.name
