@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from harness.data import (
 )
 from harness.errors import HarnessError, InfraError, RunTimeout
 from harness.paths import cache_lock, path_key
+from harness.plan import Job, Kernel
 from harness.record import Boot, Run, Stage
 from harness.record import Revision as RevisionRecord
 from harness.results import Check, suite_check
@@ -43,28 +44,16 @@ log = logging.getLogger("harness")
 
 
 @dataclass(frozen=True)
-class Revision:
-    """One column of the report: the base tree, or the base plus one series."""
-
-    label: str
-    series: str | None = None
-    # The revision of a thread mbox to pick.
-    version: int | None = None
-
-
-@dataclass(frozen=True)
 class RunRequest:
     settings: Settings
     run_dir: Path
     cache: Path
-    kernel_src: Path | None
-    debian: str
-    revisions: tuple[Revision, ...]
+    # The jobs to run, in order (harness/plan.py): revisions on kernels and config variants.
+    jobs: tuple[Job, ...]
     expect: str
-    fragments: tuple[Path, ...]
-    jobs: int
-    # The config variant; each has its own build dir so switching never rebuilds all.
-    variant: str
+    # Each config variant's fragments; each variant has its own build dir.
+    fragments: Mapping[str, tuple[Path, ...]]
+    make_jobs: int
     # Where the guest suites run: a virtme-ng boot, or an SSH target.
     backend: BackendConfig
     stress: bool = False
@@ -120,72 +109,76 @@ class Recorder:
 
 @dataclass
 class _Shared:
-    """What every revision of a run shares: the source tree, prepared once, and its lock,
-    held until the run ends so that no other run resets the tree between two revisions;
-    and the backend that runs the guest suites."""
+    """What every job of a run shares: each source tree, prepared once, and its lock, held
+    until the run ends so that no other run resets the tree between two revisions; and the
+    backend that runs the guest suites."""
 
     held: contextlib.ExitStack
     backend: Backend | None
-    src: source.SourceResult | None = None
+    sources: dict[Kernel, source.SourceResult] = field(default_factory=dict)
 
 
 def run_all(req: RunRequest, rec: Recorder) -> None:
-    """Test every revision in order. A stage error ends that revision only; it is recorded."""
+    """Run every job in order. A stage error ends that job only; it is recorded."""
     # Bad names and bad SSH inputs fail before anything is downloaded or built.
     load_expectations(req.expect)
     backend = get_backend(req.backend) if req.boot else None
     with contextlib.ExitStack() as held:
         shared = _Shared(held, backend)
-        for revision in req.revisions:
+        for job in req.jobs:
             try:
-                run_revision(req, revision, rec, shared)
+                run_job(req, job, rec, shared)
             except RunTimeout:
                 raise
             except HarnessError as exc:
-                log.error("%s: %s", revision.label, exc)
+                log.error("%s: %s", job.label, exc)
 
 
-def run_revision(req: RunRequest, revision: Revision, rec: Recorder,
-                 shared: _Shared) -> RevisionRecord:
-    """Test one revision end to end; returns its record. HarnessError propagates after recording."""
-    rev = rec.revision(revision.label)
-    rev.kernel = str(req.kernel_src) if req.kernel_src else req.debian
-    rev.variant = req.variant
-    rev.job = f"{rev.kernel}/{rev.variant}/{revision.series or 'base'}"
-    logs = req.run_dir / revision.label / "logs"
+def run_job(req: RunRequest, job: Job, rec: Recorder, shared: _Shared) -> RevisionRecord:
+    """Test one job end to end; returns its record. HarnessError propagates after recording."""
+    rev = rec.revision(job.label)
+    rev.job, rev.kernel, rev.variant = job.id, job.kernel.name, job.variant
+    logs = req.run_dir / job.label / "logs"
     with rec.stage(rev, "source") as st:
-        if shared.src is None:
-            shared.src = source.prepare_source(source.SourceRequest(
-                req.kernel_src, req.debian, req.cache, logs), req.settings)
-            # One run at a time per source tree: they share its work tree and build dir.
-            shared.held.enter_context(cache_lock(req.cache / "locks" / f"{shared.src.key}.lock",
-                                                 "on the same tree"))
-        rev.origin = st.detail = shared.src.origin
-    return _run_locked(req, revision, rec, rev, shared, logs)
+        src = _source(req, job.kernel, shared, logs)
+        rev.origin = st.detail = src.origin
+    return _run_locked(req, job, rec, rev, src, shared, logs)
 
 
-def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: RevisionRecord,
-                shared: _Shared, logs: Path) -> RevisionRecord:
-    assert shared.src is not None
-    src, s = shared.src, req.settings
+def _source(req: RunRequest, kernel: Kernel, shared: _Shared,
+            logs: Path) -> source.SourceResult:
+    """The kernel's tree, prepared and locked on first use."""
+    if kernel not in shared.sources:
+        src = source.prepare_source(source.SourceRequest(
+            kernel.tree, kernel.debian, req.cache, logs), req.settings)
+        # One run at a time per source tree: they share its work tree and build dir.
+        shared.held.enter_context(cache_lock(req.cache / "locks" / f"{src.key}.lock",
+                                             "on the same tree"))
+        shared.sources[kernel] = src
+    return shared.sources[kernel]
+
+
+def _run_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
+                src: source.SourceResult, shared: _Shared, logs: Path) -> RevisionRecord:
+    s, revision = req.settings, job.revision
     expectations = load_expectations(req.expect)
     tests = load_guest_tests()
     with rec.stage(rev, "patches") as st:
         rev.series = revision.series
         patched = patches.apply_series(patches.PatchRequest(
             src, revision.series, req.cache, logs, s.timeouts, revision.version,
-            copy=any(r.series for r in req.revisions)))
+            copy=any(j.revision.series for j in req.jobs if j.kernel == job.kernel)))
         rev.applied = list(patched.applied)
         rev.patchset_hash = patched.patchset_hash
         st.detail = f"{len(patched.applied)} applied" if revision.series else "none"
     # One build dir per source tree: Kbuild's O= dir belongs to one srctree.
     tree_key = src.key if patched.tree == src.tree else path_key(patched.tree)
-    build_dir = build_dir_for(req.cache, tree_key, req.variant)
+    build_dir = build_dir_for(req.cache, tree_key, job.variant)
     with rec.stage(rev, "config") as st:
         cfg = kconfig.configure(kconfig.ConfigRequest(
-            patched.tree, build_dir, req.fragments, s.defconfig, s.arch, logs,
+            patched.tree, build_dir, req.fragments[job.variant], s.defconfig, s.arch, logs,
             s.timeouts.config, s.timeouts.config_tool, expectations.kconfig))
-        st.detail = f"{req.variant} config, {len(cfg.requested)} options checked"
+        st.detail = f"{job.variant} config, {len(cfg.requested)} options checked"
         st.detail += ", changed" if cfg.changed else ", unchanged"
         if cfg.absent:
             rev.series_absent = f"the tree has no {', '.join(cfg.absent)}"
@@ -194,7 +187,7 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: Revisio
     with rec.stage(rev, "build") as st:
         built = build.build(build.BuildRequest(
             patched.tree, build_dir, s.targets, patched.tree_id, logs, req.cache / "ccache",
-            s.timeouts.build, req.jobs))
+            s.timeouts.build, req.make_jobs))
         st.detail = "up to date" if built.skipped else f"{built.objects} objects built"
     with rec.stage(rev, "vdso"):
         elf = vdso.check_vdso(vdso.VdsoRequest(build_dir, expectations, cfg.final,

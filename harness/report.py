@@ -32,7 +32,10 @@ def revision_exit(rev: Revision) -> int:
 
 
 def exit_code(run: Run) -> int:
-    return max((revision_exit(r) for r in run.revisions), default=EXIT_ERROR)
+    """The worst revision's; a run with no revision is an error, unless it is a shard the
+    split left without jobs."""
+    empty = EXIT_PASS if run.shard and not run.jobs else EXIT_ERROR
+    return max((revision_exit(r) for r in run.revisions), default=empty)
 
 
 def verdict_word(code: int) -> str:
@@ -134,7 +137,13 @@ def write_reports(run_dir: Path, run: Run) -> None:
     raw = run.to_json(exit_code(run))
     write_atomic(run_dir / "results.json", (json.dumps(raw, indent=1) + "\n").encode())
     write_atomic(run_dir / "junit.xml", render_junit(run))
-    write_atomic(run_dir / "report.txt", render_table(run).encode())
+    write_atomic(run_dir / "report.txt", render_text(run).encode())
+
+
+def render_text(run: Run) -> str:
+    """The table, and the comparison when there is more than one column."""
+    text = render_table(run)
+    return text + render_comparison(run) if len(run.revisions) > 1 else text
 
 
 def load_record(run_dir: Path) -> Run:
