@@ -99,6 +99,9 @@ def _run_args(run: argparse.ArgumentParser) -> None:
                      help="limit for the whole run (default: timeouts.run in settings.toml)")
     run.add_argument("--stress", action="store_true",
                      help="also run the stress suites, each in a boot of its own")
+    run.add_argument("--bisect", action="store_true",
+                     help="for a series that breaks what passes on the base, find the first "
+                          "bad patch (an incremental rebuild and the broken checks per step)")
     run.add_argument("--suite", action="append", default=[], metavar="NAME",
                      help="boot only this suite of settings.toml [suites] (repeatable), "
                           "for example --suite stress")
@@ -208,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                    for v in {j.variant for j in jobs}},
         backend=BackendConfig(settings, cache_root(), args.accel, args.target, args.ssh_key,
                               args.known_hosts, args.host_key),
-        make_jobs=args.jobs, stress=args.stress, boot=args.command == "run",
+        make_jobs=args.jobs, stress=args.stress, boot=args.command == "run", bisect=args.bisect,
         suites=tuple(settings.suite(n).name for n in args.suite))
     limit = args.timeout or settings.timeouts.run
     try:

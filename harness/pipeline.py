@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import (
+    bisect,
     build,
     console,
     disasm,
@@ -36,9 +37,9 @@ from harness.data import (
 from harness.errors import HarnessError, InfraError, RunTimeout
 from harness.paths import cache_lock, path_key
 from harness.plan import Job, Kernel
-from harness.record import Boot, Run, Stage
+from harness.record import Bisect, BisectStep, Boot, Run, Stage
 from harness.record import Revision as RevisionRecord
-from harness.results import Check, suite_check
+from harness.results import Check, stage_check, suite_check
 
 log = logging.getLogger("harness")
 
@@ -62,6 +63,8 @@ class RunRequest:
     suites: tuple[str, ...] = ()
     # False for the build subcommand: stop after the host-side checks.
     boot: bool = True
+    # Find the first bad patch of a series that breaks what passes on its base.
+    bisect: bool = False
 
 
 def build_dir_for(cache: Path, tree_key: str, variant: str) -> Path:
@@ -116,6 +119,8 @@ class _Shared:
     held: contextlib.ExitStack
     backend: Backend | None
     sources: dict[Kernel, source.SourceResult] = field(default_factory=dict)
+    # Each (kernel, variant)'s base record, which a bisection compares with.
+    bases: dict[tuple[Kernel, str], RevisionRecord] = field(default_factory=dict)
 
 
 def run_all(req: RunRequest, rec: Recorder) -> None:
@@ -132,6 +137,11 @@ def run_all(req: RunRequest, rec: Recorder) -> None:
                 raise
             except HarnessError as exc:
                 log.error("%s: %s", job.label, exc)
+            rev = rec.record.revisions[-1]
+            if job.is_base:
+                shared.bases[(job.kernel, job.variant)] = rev
+            elif req.bisect:
+                bisect_job(req, job, rec, rev, shared)
 
 
 def run_job(req: RunRequest, job: Job, rec: Recorder, shared: _Shared) -> RevisionRecord:
@@ -159,7 +169,10 @@ def _source(req: RunRequest, kernel: Kernel, shared: _Shared,
 
 
 def _run_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
-                src: source.SourceResult, shared: _Shared, logs: Path) -> RevisionRecord:
+                src: source.SourceResult, shared: _Shared, logs: Path,
+                upto: int | None = None, only: tuple[str, ...] | None = None) -> RevisionRecord:
+    """The stages after the source. A bisection step applies only the first `upto` patches
+    and runs only the guest tests behind the checks in `only` (None: every test)."""
     s, revision = req.settings, job.revision
     expectations = load_expectations(req.expect)
     tests = load_guest_tests()
@@ -167,7 +180,7 @@ def _run_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
         rev.series = revision.series
         patched = patches.apply_series(patches.PatchRequest(
             src, revision.series, req.cache, logs, s.timeouts, revision.version,
-            copy=any(j.revision.series for j in req.jobs if j.kernel == job.kernel)))
+            copy=any(j.revision.series for j in req.jobs if j.kernel == job.kernel), upto=upto))
         rev.applied = list(patched.applied)
         rev.patchset_hash = patched.patchset_hash
         st.detail = f"{len(patched.applied)} applied" if revision.series else "none"
@@ -202,10 +215,90 @@ def _run_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
     chosen_suites = ([req.settings.suite(n) for n in req.suites] if req.suites
                      else req.settings.suites_for(req.stress))
     for suite in chosen_suites:
-        chosen = tuple(t for t in tests if t.suite == suite.name)
+        chosen = tuple(t for t in tests if t.suite == suite.name
+                       and (only is None or _behind(t, suite.name, only)))
         if chosen:
             _run_suite(req, rec, rev, shared.backend, suite.name, chosen, built_tree, logs)
     return rev
+
+
+def _behind(test: GuestTest, suite: str, checks: tuple[str, ...]) -> bool:
+    """Whether the test produces one of the checks (its own, a subtest, or its boot's console)."""
+    console = suite_check("console", suite)
+    return any(c in (test.name, console) or c.startswith(test.name + "/") for c in checks)
+
+
+def bisect_job(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
+               shared: _Shared) -> None:
+    """Find the series' first bad patch when it broke what passes on its base."""
+    base = shared.bases.get((job.kernel, job.variant))
+    target = bisect.regression(base, rev) if base else None
+    if target is None:
+        if base is None:
+            log.warning("%s: no base in this run to bisect against", job.label)
+        return
+    rev.bisect = Bisect(list(target.checks) or [stage_check(target.stage or "")])
+    total = len(rev.applied)
+    if total == 0:
+        rev.bisect.detail = "nothing to bisect: the series' patches were never applied"
+        return
+    log.info("%s: bisecting %d patches for %s", job.label, total, target.describe())
+
+    def step(k: int) -> str:
+        return _bisect_step(req, job, rec, rev, shared, target, k)
+
+    try:
+        found = bisect.search(total, step)
+    except RunTimeout:
+        rev.bisect.detail = "stopped at the run's time limit"
+        rec.flush()
+        raise
+    _bisect_result(rev, found, total)
+    rec.flush()
+
+
+def _bisect_step(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
+                 shared: _Shared, target: bisect.Target, k: int) -> str:
+    """Test the base plus the first k patches; good, bad or skip."""
+    assert rev.bisect is not None
+    total = len(rev.applied)
+    name = bisect.patch_name(k, total, rev.applied[k - 1])
+    log.info("%s: bisect step %s", job.label, name)
+    step_rev = RevisionRecord(f"{job.label}-bisect-{k}")
+    logs = req.run_dir / job.label / "bisect" / f"{k:02d}" / "logs"
+    host_only = target.stage in ("patches", "config", "build", "vdso", "disasm")
+    start = time.monotonic()
+    try:
+        _run_locked(req, job, rec, step_rev, shared.sources[job.kernel], shared, logs,
+                    upto=k, only=() if host_only else target.checks or None)
+    except RunTimeout:
+        raise
+    except HarnessError as exc:
+        log.info("%s: bisect step %d stopped: %s", job.label, k, exc)
+    failed = step_rev.failed_stage
+    status = bisect.step_status(target, failed.name if failed else None, step_rev.checks)
+    detail = (f"stage {failed.name}: {failed.detail.splitlines()[0][:200]}" if failed
+              else ", ".join(f"{c.name} {c.verdict.value}" for c in step_rev.checks
+                             if c.name in target.checks))
+    rev.bisect.steps.append(BisectStep(name, k, status, detail,
+                                       round(time.monotonic() - start, 1),
+                                       [c for c in step_rev.checks if c.name in target.checks]))
+    rec.flush()
+    return status
+
+
+def _bisect_result(rev: RevisionRecord, found: bisect.Outcome, total: int) -> None:
+    assert rev.bisect is not None
+    names = {s.index: s.patch for s in rev.bisect.steps}
+    if found.first_bad is not None:
+        rev.bisect.first_bad = names.get(found.first_bad) or bisect.patch_name(
+            found.first_bad, total, rev.applied[found.first_bad - 1])
+        rev.bisect.detail = f"first bad: {rev.bisect.first_bad}"
+    else:
+        rev.bisect.detail = ("skipped patches hide the first bad one; it is one of: "
+                             + "; ".join(names.get(k) or bisect.patch_name(
+                                 k, total, rev.applied[k - 1]) for k in found.candidates))
+    log.info("%s: %s", rev.label, rev.bisect.detail)
 
 
 @dataclass(frozen=True)

@@ -64,9 +64,22 @@ def render_table(run: Run) -> str:
             detail = " ".join(x for x in (shown, extra) if x)
             out.append(f"   {c.name:<{width}} {c.verdict.value:<13} {c.seconds:>6.1f}s  "
                        f"{detail}".rstrip())
+        out += _bisect_lines(rev)
         out.append(f"   verdict: {verdict_word(revision_exit(rev))}")
     out.append(f"overall: {verdict_word(exit_code(run))} (exit {exit_code(run)})")
     return "\n".join(out) + "\n"
+
+
+def _bisect_lines(rev: Revision) -> list[str]:
+    """The bisection's result, then each step in the order it ran."""
+    if rev.bisect is None:
+        return []
+    b = rev.bisect
+    seconds = sum(s.seconds for s in b.steps)
+    out = [f"   bisect ({', '.join(b.checks)}): {b.detail}"
+           + (f" [{len(b.steps)} steps, {seconds:.0f}s]" if b.steps else "")]
+    out += [f"     step {s.patch}: {s.status}  {s.detail}".rstrip() for s in b.steps]
+    return out
 
 
 def _revision_head(rev: Revision) -> list[str]:
