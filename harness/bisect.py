@@ -7,6 +7,7 @@ runs, and what counts as bad, is the pipeline's business (harness/pipeline.py)."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from harness.record import Revision
 from harness.results import Check
 
 GOOD, BAD, SKIP = "good", "bad", "skip"
+_TAG = re.compile(r"^\[[^\]]*\]\s*")
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,6 @@ def search(total: int, step: Callable[[int], str]) -> Outcome:
 
 
 def patch_name(index: int, total: int, subject: str) -> str:
-    """"09/14 subject", as a series numbers its patches."""
+    """"09/14 subject", as a series numbers its patches (without its own [PATCH m/n] tag)."""
     width = len(str(total))
-    return f"{index:0{width}d}/{total} {subject}"
+    return f"{index:0{width}d}/{total} {_TAG.sub('', subject)}"

@@ -100,7 +100,7 @@ def test_bisect_run_names_the_patch_that_broke_the_build(
     record = report.load_record(tmp_path / "run")
     bisect = record.revisions[1].bisect
     assert bisect is not None and bisect.checks == ["stage-build"]
-    assert bisect.first_bad == "2/3 [PATCH 2/3] breaks the build"
+    assert bisect.first_bad == "2/3 breaks the build"
     assert [(s.index, s.status) for s in bisect.steps] == [(1, GOOD), (2, BAD)]
     assert (tmp_path / "run" / "series" / "bisect" / "02" / "logs").is_dir()
-    assert "first bad: 2/3 [PATCH 2/3] breaks the build" in capsys.readouterr().out
+    assert "first bad: 2/3 breaks the build" in capsys.readouterr().out
