@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.metadata
+import json
 import logging
 import os
 import shlex
@@ -15,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness import data, kcidb, kconfig, pipeline, report, source, vdso
+from harness import data, kcidb, kconfig, merge, pipeline, plan, report, source, vdso
 from harness.backends import BackendConfig
 from harness.backends.ssh_connect import parse_target
 from harness.errors import HarnessError, RunTimeout, UserError
@@ -34,9 +35,16 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="build, check, boot and test one kernel")
     _run_args(run)
+    _kcidb_args(run)
+    pln = sub.add_parser("plan", help="print the jobs a run would do, and their shards")
+    _run_args(pln)
+    pln.add_argument("--shards", type=int, default=1, metavar="N",
+                     help="show the split into N shards (as run --shard I/N does it)")
+    pln.add_argument("--format", choices=("table", "json"), default="table")
     build = sub.add_parser("build", help="source, patches, config, build and the vDSO "
                                          "checks of every revision; no boot")
     _run_args(build)
+    _kcidb_args(build)
 
     src = sub.add_parser("source", help="fetch or check the kernel tree and print its path")
     _source_args(src)
@@ -45,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("build_dir", type=Path)
     chk.add_argument("--expect", default="upstream")
 
+    mrg = sub.add_parser("merge", help="merge the run dirs of a request's shards into one")
+    mrg.add_argument("dirs", type=Path, nargs="+", metavar="DIR")
+    mrg.add_argument("--run-dir", type=Path, required=True, help="where the merged run goes")
+    _kcidb_args(mrg)
+
     rep = sub.add_parser("report", help="print the report of a finished run from its files")
     rep.add_argument("run_dir", type=Path)
     return p
@@ -52,7 +65,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run_args(run: argparse.ArgumentParser) -> None:
     """The options of run and build."""
-    _source_args(run)
+    run.add_argument("--kernel-src", type=Path, help="your kernel tree (never written to)")
+    run.add_argument("--debian", action="append", default=[], metavar="RELEASE",
+                     help=f"Debian linux-source release (default: "
+                          f"{data.load_settings().debian_default}); repeat to test each")
+    run.add_argument("--shard", metavar="I/N",
+                     help="only the I-th of N shares of the jobs (see the plan command)")
     run.add_argument("--series", action="append", default=[], metavar="SERIES",
                      help="a patch, mbox, thread mbox, quilt directory or git range A..B; "
                           "repeat to compare revisions (the base is always tested too)")
@@ -64,10 +82,11 @@ def _run_args(run: argparse.ArgumentParser) -> None:
                      help="expectations file in data/expectations/ (default: upstream)")
     run.add_argument("--config-dir", type=Path, default=data.KERNEL_CONFIG,
                      help="directory of *.config fragments (default: kernel-config/)")
-    run.add_argument("--config-variant", default=data.load_settings().config_variant,
-                     help="lean (the default: kernel-config/lean/ trims virtme-ng's base), "
-                          "vng (virtme-ng's full base config), or any subdirectory of the "
-                          "fragment directory whose fragments are added")
+    run.add_argument("--config-variant", action="append", default=[], metavar="VARIANT",
+                     help=f"{data.load_settings().config_variant} (the default), vng "
+                          "(virtme-ng's full base config), or any subdirectory of the "
+                          "fragment directory whose fragments are added; repeat to test "
+                          "each variant")
     run.add_argument("--accel", choices=("auto", "kvm", "tcg"),
                      default=os.environ.get("FUTEX_HARNESS_ACCEL", "auto"))
     run.add_argument("--run-dir", type=Path, help="where logs and results go (default: runs/TIME)")
@@ -83,12 +102,19 @@ def _run_args(run: argparse.ArgumentParser) -> None:
                      help="limit for the whole run (default: timeouts.run in settings.toml)")
     run.add_argument("--stress", action="store_true",
                      help="also run the stress suites, each in a boot of its own")
+    run.add_argument("--bisect", action="store_true",
+                     help="for a series that breaks what passes on the base, find the first "
+                          "bad patch (an incremental rebuild and the broken checks per step)")
     run.add_argument("--suite", action="append", default=[], metavar="NAME",
                      help="boot only this suite of settings.toml [suites] (repeatable), "
                           "for example --suite stress")
-    run.add_argument("--kcidb-origin", default=kcidb.default_origin(), metavar="NAME",
-                     help="the CI system named in kcidb.json (default: "
-                          f"${kcidb.ORIGIN_ENV}, else {kcidb.spec().origin})")
+
+
+def _kcidb_args(p: argparse.ArgumentParser) -> None:
+    """The option of the commands that write kcidb.json."""
+    p.add_argument("--kcidb-origin", default=kcidb.default_origin(), metavar="NAME",
+                   help="the CI system named in kcidb.json (default: "
+                        f"${kcidb.ORIGIN_ENV}, else {kcidb.spec().origin})")
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
@@ -131,45 +157,72 @@ def run_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def revisions(series: list[str], version: int | None,
-              base: bool = True) -> tuple[pipeline.Revision, ...]:
-    """The base, then one revision per series, each with a unique label."""
-    out = [pipeline.Revision("base")]
-    for raw in series:
-        name = Path(raw.rstrip("/")).name
-        stem = name.removesuffix(".patch").removesuffix(".mbx").removesuffix(".mbox") or raw
-        label = stem + (f"-v{version}" if version else "")
-        taken = {r.label for r in out}
-        n = 2
-        while label in taken:
-            label, n = f"{stem}-{n}", n + 1
-        out.append(pipeline.Revision(label, raw, version))
-    return tuple(out if base or not series else out[1:])
+def _plan(args: argparse.Namespace) -> plan.Plan:
+    """The jobs the run and plan options ask for."""
+    settings = data.load_settings()
+    if args.kernel_src and args.debian:
+        raise UserError("--kernel-src and --debian choose the tree two ways; give one")
+    kernels = ((plan.Kernel(settings.debian_default, args.kernel_src),) if args.kernel_src
+               else tuple(plan.Kernel(d) for d in _unique(args.debian
+                                                          or [settings.debian_default])))
+    variants = tuple(_unique(args.config_variant or [settings.config_variant]))
+    for variant in variants:  # an unknown variant is the user's error before anything runs
+        kconfig.variant_fragments(args.config_dir, variant)
+    options = (("expect", args.expect), ("suites", ",".join(args.suite)),
+               ("stress", str(args.stress)), ("config_dir", str(args.config_dir)))
+    return plan.make_plan(plan.PlanRequest(
+        kernels, variants, plan.revisions(args.series, args.rev_version, not args.no_base),
+        options))
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    planned = _plan(args)
+    total = plan.parse_shard(f"1/{args.shards}")[1]
+    if args.shard:
+        index, total = plan.parse_shard(args.shard)
+        jobs = planned.shard(index, total)
+        if args.format == "json":
+            print(json.dumps([j.to_json() for j in jobs], indent=1))
+        else:
+            print("\n".join(j.id for j in jobs))
+        return 0
+    if args.format == "json":
+        print(json.dumps(planned.to_json(total), indent=1))
+    else:
+        sys.stdout.write(plan.render_table(planned, total))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = data.load_settings()
     run_dir = (args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")).resolve()
-    if args.kernel_src and args.debian:
-        raise UserError("--kernel-src and --debian choose the tree two ways; give one")
     origin = kcidb.check_origin(args.kcidb_origin)
+    planned = _plan(args)
+    index, total = plan.parse_shard(args.shard) if args.shard else (1, 1)
+    jobs = planned.shard(index, total)
     command = shlex.join(["futex-harness", *sys.argv[1:]])
     _setup_logging(args.verbose, run_dir / "harness.log")
     log.info("reproduce: %s", command)
     log.info("run directory: %s", run_dir)
-    rec = pipeline.Recorder(run_dir, Run(command, time.strftime("%FT%T%z")), origin)
+    rec = pipeline.Recorder(run_dir, Run(
+        command, time.strftime("%FT%T%z"), request=planned.request,
+        shard=args.shard and f"{index}/{total}", jobs=[j.id for j in jobs],
+        plan=[j.id for j in planned.jobs]), origin)
     if args.target:
         parse_target(args.target)  # a bad URL is the user's error before anything else
+    if args.shard:
+        log.info("shard %d/%d: %s", index, total, ", ".join(j.id for j in jobs) or "no jobs")
     req = pipeline.RunRequest(
-        settings=settings, run_dir=run_dir, cache=cache_root(), kernel_src=args.kernel_src,
-        debian=args.debian or settings.debian_default,
-        revisions=revisions(args.series, args.rev_version, not args.no_base),
-        expect=args.expect,
-        fragments=kconfig.variant_fragments(args.config_dir, args.config_variant),
-        variant=args.config_variant,
+        settings=settings, run_dir=run_dir, cache=cache_root(), jobs=jobs, expect=args.expect,
+        fragments={v: kconfig.variant_fragments(args.config_dir, v)
+                   for v in {j.variant for j in jobs}},
         backend=BackendConfig(settings, cache_root(), args.accel, args.target, args.ssh_key,
                               args.known_hosts, args.host_key),
-        jobs=args.jobs, stress=args.stress, boot=args.command == "run",
+        make_jobs=args.jobs, stress=args.stress, boot=args.command == "run", bisect=args.bisect,
         suites=tuple(settings.suite(n).name for n in args.suite))
     limit = args.timeout or settings.timeouts.run
     try:
@@ -177,11 +230,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             pipeline.run_all(req, rec)
     finally:
         rec.flush()
-        sys.stdout.write(report.render_table(rec.record))
-        if len(rec.record.revisions) > 1:
-            sys.stdout.write(report.render_comparison(rec.record))
+        sys.stdout.write(report.render_text(rec.record))
         log.info("results: %s", run_dir / "results.json")
     return report.exit_code(rec.record)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    origin = kcidb.check_origin(args.kcidb_origin)
+    _setup_logging(args.verbose, args.run_dir / "harness.log")
+    command = shlex.join(["futex-harness", *sys.argv[1:]])
+    log.info("reproduce: %s", command)
+    merged = merge.merge_dirs(args.dirs, args.run_dir, command, origin)
+    sys.stdout.write(report.render_text(merged))
+    log.info("results: %s", args.run_dir / "results.json")
+    return report.exit_code(merged)
 
 
 def cmd_source(args: argparse.Namespace) -> int:
@@ -216,8 +278,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     return report.exit_code(record)
 
 
-COMMANDS = {"run": cmd_run, "build": cmd_run, "source": cmd_source, "check-vdso": cmd_check_vdso,
-            "report": cmd_report}
+COMMANDS = {"run": cmd_run, "build": cmd_run, "plan": cmd_plan, "merge": cmd_merge,
+            "source": cmd_source, "check-vdso": cmd_check_vdso, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,8 @@ class PatchRequest:
     version: int | None = None
     # Work on the harness's copy even without a series, so all revisions share one build.
     copy: bool = False
+    # Apply only the first `upto` patches of the series (a bisection step).
+    upto: int | None = None
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ def apply_series(req: PatchRequest) -> PatchResult:
         gittree.sync_copy(req.source.tree, tree, log_file, req.timeouts.tree_copy)
     else:
         return PatchResult(req.source.tree, (), None)
-    patches = single_patches(req, tree, log_file)
+    patches = single_patches(req, tree, log_file)[:req.upto]
     for patch in patches:
         _apply(tree, patch, req.logs, log_file, req.timeouts.patch)
     return PatchResult(tree, tuple(subject(p) for p in patches), gittree.tree_id(tree, log_file),

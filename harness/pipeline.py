@@ -10,11 +10,12 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import (
+    bisect,
     build,
     console,
     disasm,
@@ -35,21 +36,12 @@ from harness.data import (
 )
 from harness.errors import HarnessError, InfraError, RunTimeout
 from harness.paths import cache_lock, path_key
-from harness.record import Boot, Run, Stage
+from harness.plan import Job, Kernel
+from harness.record import Bisect, BisectStep, Boot, Run, Stage
 from harness.record import Revision as RevisionRecord
-from harness.results import Check, suite_check
+from harness.results import Check, stage_check, suite_check
 
 log = logging.getLogger("harness")
-
-
-@dataclass(frozen=True)
-class Revision:
-    """One column of the report: the base tree, or the base plus one series."""
-
-    label: str
-    series: str | None = None
-    # The revision of a thread mbox to pick.
-    version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,14 +49,12 @@ class RunRequest:
     settings: Settings
     run_dir: Path
     cache: Path
-    kernel_src: Path | None
-    debian: str
-    revisions: tuple[Revision, ...]
+    # The jobs to run, in order (harness/plan.py): revisions on kernels and config variants.
+    jobs: tuple[Job, ...]
     expect: str
-    fragments: tuple[Path, ...]
-    jobs: int
-    # The config variant; each has its own build dir so switching never rebuilds all.
-    variant: str
+    # Each config variant's fragments; each variant has its own build dir.
+    fragments: Mapping[str, tuple[Path, ...]]
+    make_jobs: int
     # Where the guest suites run: a virtme-ng boot, or an SSH target.
     backend: BackendConfig
     stress: bool = False
@@ -73,6 +63,8 @@ class RunRequest:
     suites: tuple[str, ...] = ()
     # False for the build subcommand: stop after the host-side checks.
     boot: bool = True
+    # Find the first bad patch of a series that breaks what passes on its base.
+    bisect: bool = False
 
 
 def build_dir_for(cache: Path, tree_key: str, variant: str) -> Path:
@@ -122,72 +114,86 @@ class Recorder:
 
 @dataclass
 class _Shared:
-    """What every revision of a run shares: the source tree, prepared once, and its lock,
-    held until the run ends so that no other run resets the tree between two revisions;
-    and the backend that runs the guest suites."""
+    """What every job of a run shares: each source tree, prepared once, and its lock, held
+    until the run ends so that no other run resets the tree between two revisions; and the
+    backend that runs the guest suites."""
 
     held: contextlib.ExitStack
     backend: Backend | None
-    src: source.SourceResult | None = None
+    sources: dict[Kernel, source.SourceResult] = field(default_factory=dict)
+    # Each (kernel, variant)'s base record, which a bisection compares with.
+    bases: dict[tuple[Kernel, str], RevisionRecord] = field(default_factory=dict)
 
 
 def run_all(req: RunRequest, rec: Recorder) -> None:
-    """Test every revision in order. A stage error ends that revision only; it is recorded."""
+    """Run every job in order. A stage error ends that job only; it is recorded."""
     # Bad names and bad SSH inputs fail before anything is downloaded or built.
     load_expectations(req.expect)
     backend = get_backend(req.backend) if req.boot else None
     with contextlib.ExitStack() as held:
         shared = _Shared(held, backend)
-        for revision in req.revisions:
+        for job in req.jobs:
             try:
-                run_revision(req, revision, rec, shared)
+                run_job(req, job, rec, shared)
             except RunTimeout:
                 raise
             except HarnessError as exc:
-                log.error("%s: %s", revision.label, exc)
+                log.error("%s: %s", job.label, exc)
+            rev = rec.record.revisions[-1]
+            if job.is_base:
+                shared.bases[(job.kernel, job.variant)] = rev
+            elif req.bisect:
+                bisect_job(req, job, rec, rev, shared)
 
 
-def run_revision(req: RunRequest, revision: Revision, rec: Recorder,
-                 shared: _Shared) -> RevisionRecord:
-    """Test one revision end to end; returns its record. HarnessError propagates after recording."""
-    rev = rec.revision(revision.label)
-    rev.kernel = str(req.kernel_src) if req.kernel_src else req.debian
-    rev.variant = req.variant
-    rev.job = f"{rev.kernel}/{rev.variant}/{revision.series or 'base'}"
-    logs = req.run_dir / revision.label / "logs"
+def run_job(req: RunRequest, job: Job, rec: Recorder, shared: _Shared) -> RevisionRecord:
+    """Test one job end to end; returns its record. HarnessError propagates after recording."""
+    rev = rec.revision(job.label)
+    rev.job, rev.kernel, rev.variant = job.id, job.kernel.name, job.variant
+    logs = req.run_dir / job.label / "logs"
     with rec.stage(rev, "source") as st:
-        if shared.src is None:
-            shared.src = source.prepare_source(source.SourceRequest(
-                req.kernel_src, req.debian, req.cache, logs), req.settings)
-            # One run at a time per source tree: they share its work tree and build dir.
-            shared.held.enter_context(cache_lock(req.cache / "locks" / f"{shared.src.key}.lock",
-                                                 "on the same tree"))
-        rev.origin = st.detail = shared.src.origin
-    return _run_locked(req, revision, rec, rev, shared, logs)
+        src = _source(req, job.kernel, shared, logs)
+        rev.origin = st.detail = src.origin
+    return _run_locked(req, job, rec, rev, src, shared, logs)
 
 
-def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: RevisionRecord,
-                shared: _Shared, logs: Path) -> RevisionRecord:
-    assert shared.src is not None
-    src, s = shared.src, req.settings
+def _source(req: RunRequest, kernel: Kernel, shared: _Shared,
+            logs: Path) -> source.SourceResult:
+    """The kernel's tree, prepared and locked on first use."""
+    if kernel not in shared.sources:
+        src = source.prepare_source(source.SourceRequest(
+            kernel.tree, kernel.debian, req.cache, logs), req.settings)
+        # One run at a time per source tree: they share its work tree and build dir.
+        shared.held.enter_context(cache_lock(req.cache / "locks" / f"{src.key}.lock",
+                                             "on the same tree"))
+        shared.sources[kernel] = src
+    return shared.sources[kernel]
+
+
+def _run_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
+                src: source.SourceResult, shared: _Shared, logs: Path,
+                upto: int | None = None, only: tuple[str, ...] | None = None) -> RevisionRecord:
+    """The stages after the source. A bisection step applies only the first `upto` patches
+    and runs only the guest tests behind the checks in `only` (None: every test)."""
+    s, revision = req.settings, job.revision
     expectations = load_expectations(req.expect)
     tests = load_guest_tests()
     with rec.stage(rev, "patches") as st:
         rev.series = revision.series
         patched = patches.apply_series(patches.PatchRequest(
             src, revision.series, req.cache, logs, s.timeouts, revision.version,
-            copy=any(r.series for r in req.revisions)))
+            copy=any(j.revision.series for j in req.jobs if j.kernel == job.kernel), upto=upto))
         rev.applied = list(patched.applied)
         rev.patchset_hash = patched.patchset_hash
         st.detail = f"{len(patched.applied)} applied" if revision.series else "none"
     # One build dir per source tree: Kbuild's O= dir belongs to one srctree.
     tree_key = src.key if patched.tree == src.tree else path_key(patched.tree)
-    build_dir = build_dir_for(req.cache, tree_key, req.variant)
+    build_dir = build_dir_for(req.cache, tree_key, job.variant)
     with rec.stage(rev, "config") as st:
         cfg = kconfig.configure(kconfig.ConfigRequest(
-            patched.tree, build_dir, req.fragments, s.defconfig, s.arch, logs,
+            patched.tree, build_dir, req.fragments[job.variant], s.defconfig, s.arch, logs,
             s.timeouts.config, s.timeouts.config_tool, expectations.kconfig))
-        st.detail = f"{req.variant} config, {len(cfg.requested)} options checked"
+        st.detail = f"{job.variant} config, {len(cfg.requested)} options checked"
         st.detail += ", changed" if cfg.changed else ", unchanged"
         if cfg.absent:
             rev.series_absent = f"the tree has no {', '.join(cfg.absent)}"
@@ -196,7 +202,7 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: Revisio
     with rec.stage(rev, "build") as st:
         built = build.build(build.BuildRequest(
             patched.tree, build_dir, s.targets, patched.tree_id, logs, req.cache / "ccache",
-            s.timeouts.build, req.jobs))
+            s.timeouts.build, req.make_jobs))
         st.detail = "up to date" if built.skipped else f"{built.objects} objects built"
     with rec.stage(rev, "vdso"):
         elf = vdso.check_vdso(vdso.VdsoRequest(build_dir, expectations, cfg.final,
@@ -211,10 +217,90 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: Revisio
     chosen_suites = ([req.settings.suite(n) for n in req.suites] if req.suites
                      else req.settings.suites_for(req.stress))
     for suite in chosen_suites:
-        chosen = tuple(t for t in tests if t.suite == suite.name)
+        chosen = tuple(t for t in tests if t.suite == suite.name
+                       and (only is None or _behind(t, suite.name, only)))
         if chosen:
             _run_suite(req, rec, rev, shared.backend, suite.name, chosen, built_tree, logs)
     return rev
+
+
+def _behind(test: GuestTest, suite: str, checks: tuple[str, ...]) -> bool:
+    """Whether the test produces one of the checks (its own, a subtest, or its boot's console)."""
+    console = suite_check("console", suite)
+    return any(c in (test.name, console) or c.startswith(test.name + "/") for c in checks)
+
+
+def bisect_job(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
+               shared: _Shared) -> None:
+    """Find the series' first bad patch when it broke what passes on its base."""
+    base = shared.bases.get((job.kernel, job.variant))
+    target = bisect.regression(base, rev) if base else None
+    if target is None:
+        if base is None:
+            log.warning("%s: no base in this run to bisect against", job.label)
+        return
+    rev.bisect = Bisect(list(target.checks) or [stage_check(target.stage or "")])
+    total = len(rev.applied)
+    if total == 0:
+        rev.bisect.detail = "nothing to bisect: the series' patches were never applied"
+        return
+    log.info("%s: bisecting %d patches for %s", job.label, total, target.describe())
+
+    def step(k: int) -> str:
+        return _bisect_step(req, job, rec, rev, shared, target, k)
+
+    try:
+        found = bisect.search(total, step)
+    except RunTimeout:
+        rev.bisect.detail = "stopped at the run's time limit"
+        rec.flush()
+        raise
+    _bisect_result(rev, found, total)
+    rec.flush()
+
+
+def _bisect_step(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
+                 shared: _Shared, target: bisect.Target, k: int) -> str:
+    """Test the base plus the first k patches; good, bad or skip."""
+    assert rev.bisect is not None
+    total = len(rev.applied)
+    name = bisect.patch_name(k, total, rev.applied[k - 1])
+    log.info("%s: bisect step %s", job.label, name)
+    step_rev = RevisionRecord(f"{job.label}-bisect-{k}")
+    logs = req.run_dir / job.label / "bisect" / f"{k:02d}" / "logs"
+    host_only = target.stage in ("patches", "config", "build", "vdso", "disasm")
+    start = time.monotonic()
+    try:
+        _run_locked(req, job, rec, step_rev, shared.sources[job.kernel], shared, logs,
+                    upto=k, only=() if host_only else target.checks or None)
+    except RunTimeout:
+        raise
+    except HarnessError as exc:
+        log.info("%s: bisect step %d stopped: %s", job.label, k, exc)
+    failed = step_rev.failed_stage
+    status = bisect.step_status(target, failed.name if failed else None, step_rev.checks)
+    detail = (f"stage {failed.name}: {failed.detail.splitlines()[0][:200]}" if failed
+              else ", ".join(f"{c.name} {c.verdict.value}" for c in step_rev.checks
+                             if c.name in target.checks))
+    rev.bisect.steps.append(BisectStep(name, k, status, detail,
+                                       round(time.monotonic() - start, 1),
+                                       [c for c in step_rev.checks if c.name in target.checks]))
+    rec.flush()
+    return status
+
+
+def _bisect_result(rev: RevisionRecord, found: bisect.Outcome, total: int) -> None:
+    assert rev.bisect is not None
+    names = {s.index: s.patch for s in rev.bisect.steps}
+    if found.first_bad is not None:
+        rev.bisect.first_bad = names.get(found.first_bad) or bisect.patch_name(
+            found.first_bad, total, rev.applied[found.first_bad - 1])
+        rev.bisect.detail = f"first bad: {rev.bisect.first_bad}"
+    else:
+        rev.bisect.detail = ("skipped patches hide the first bad one; it is one of: "
+                             + "; ".join(names.get(k) or bisect.patch_name(
+                                 k, total, rev.applied[k - 1]) for k in found.candidates))
+    log.info("%s: %s", rev.label, rev.bisect.detail)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ results.json (schema 1):
                  the same in every shard of one request; merge refuses to mix requests
     shard        str | null, "I/N" when this run is one shard of a request
     jobs         list[str], the job ids this run was given, in order
+    plan         list[str], every job id of the request, in order (a shard runs a share)
 """
 
 from __future__ import annotations
@@ -182,11 +183,13 @@ class Run:
     request: str = ""
     shard: str | None = None
     jobs: list[str] = field(default_factory=list)
+    plan: list[str] = field(default_factory=list)
 
     def to_json(self, exit_code: int) -> dict[str, Any]:
         return {"schema": SCHEMA, "command": self.command, "started": self.started,
                 "exit_code": exit_code, "request": self.request, "shard": self.shard,
-                "jobs": list(self.jobs), "revisions": [r.to_json() for r in self.revisions]}
+                "jobs": list(self.jobs), "plan": list(self.plan),
+                "revisions": [r.to_json() for r in self.revisions]}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any], origin: str = "results.json") -> Run:
@@ -196,4 +199,5 @@ class Run:
                             f"{SCHEMA}: update the harness")
         return cls(raw.get("command", ""), raw.get("started", ""),
                    [Revision.from_json(r) for r in raw.get("revisions", [])],
-                   raw.get("request", ""), raw.get("shard"), list(raw.get("jobs", [])))
+                   raw.get("request", ""), raw.get("shard"), list(raw.get("jobs", [])),
+                   list(raw.get("plan", [])))

@@ -34,7 +34,10 @@ def revision_exit(rev: Revision) -> int:
 
 
 def exit_code(run: Run) -> int:
-    return max((revision_exit(r) for r in run.revisions), default=EXIT_ERROR)
+    """The worst revision's; a run with no revision is an error, unless it is a shard the
+    split left without jobs."""
+    empty = EXIT_PASS if run.shard and not run.jobs else EXIT_ERROR
+    return max((revision_exit(r) for r in run.revisions), default=empty)
 
 
 def verdict_word(code: int) -> str:
@@ -63,9 +66,22 @@ def render_table(run: Run) -> str:
             detail = " ".join(x for x in (shown, extra) if x)
             out.append(f"   {c.name:<{width}} {c.verdict.value:<13} {c.seconds:>6.1f}s  "
                        f"{detail}".rstrip())
+        out += _bisect_lines(rev)
         out.append(f"   verdict: {verdict_word(revision_exit(rev))}")
     out.append(f"overall: {verdict_word(exit_code(run))} (exit {exit_code(run)})")
     return "\n".join(out) + "\n"
+
+
+def _bisect_lines(rev: Revision) -> list[str]:
+    """The bisection's result, then each step in the order it ran."""
+    if rev.bisect is None:
+        return []
+    b = rev.bisect
+    seconds = sum(s.seconds for s in b.steps)
+    out = [f"   bisect ({', '.join(b.checks)}): {b.detail}"
+           + (f" [{len(b.steps)} steps, {seconds:.0f}s]" if b.steps else "")]
+    out += [f"     step {s.patch}: {s.status}  {s.detail}".rstrip() for s in b.steps]
+    return out
 
 
 def _revision_head(rev: Revision) -> list[str]:
@@ -126,8 +142,14 @@ def write_reports(run_dir: Path, run: Run, kcidb_origin: str | None = None) -> N
     raw = run.to_json(exit_code(run))
     write_atomic(run_dir / "results.json", (json.dumps(raw, indent=1) + "\n").encode())
     write_atomic(run_dir / "junit.xml", render_junit(run))
-    write_atomic(run_dir / "report.txt", render_table(run).encode())
+    write_atomic(run_dir / "report.txt", render_text(run).encode())
     kcidb.write_kcidb(run_dir, run, kcidb_origin or kcidb.default_origin())
+
+
+def render_text(run: Run) -> str:
+    """The table, and the comparison when there is more than one column."""
+    text = render_table(run)
+    return text + render_comparison(run) if len(run.revisions) > 1 else text
 
 
 def load_record(run_dir: Path) -> Run:

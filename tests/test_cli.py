@@ -56,7 +56,7 @@ def test_run_with_missing_tree_is_a_user_error(tmp_path: Path,
 
 
 def test_revision_labels_are_unique_and_base_comes_first() -> None:
-    from harness.cli import revisions
+    from harness.plan import revisions
 
     revs = revisions(["patches/a.patch", "v3/", "other/a.mbx", "v7.3..robust"], None)
     assert [r.label for r in revs] == ["base", "a", "v3", "a-2", "v7.3..robust"]

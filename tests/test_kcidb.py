@@ -323,3 +323,26 @@ def test_real_build_and_compile_error(world: dict[str, Path]) -> None:
     assert doc["builds"][0]["status"] == "FAIL" and doc["tests"] == []
     assert "error:" in doc["builds"][0]["log_excerpt"]
     assert Path(doc["builds"][0]["log_url"].removeprefix("file://")).is_file()
+
+
+def test_cli_merge_writes_kcidb_json_with_its_origin(tmp_path: Path) -> None:
+    plan = ["7.3:lean:base", "7.3:lean:a"]
+    for index, label in ((1, "base"), (2, "a")):
+        revision = rev(label, None if label == "base" else "a.patch",
+                       checks=[Check("elf-vdso64", Verdict.PASS)])
+        revision.job = plan[index - 1]
+        shard = Run("cmd", f"2026-11-30T0{index}:00:00+0100", [revision], "req1",
+                    f"{index}/2", [revision.job], plan)
+        write_reports(tmp_path / f"s{index}", shard)
+        (tmp_path / f"s{index}" / label / "logs").mkdir(parents=True)
+        (tmp_path / f"s{index}" / label / "logs" / "build.log").write_text("  CC a.o\n")
+    out = tmp_path / "merged"
+    assert main(["merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--run-dir", str(out),
+                 "--kcidb-origin", "merged_lab"]) == 0
+    doc = valid(json.loads((out / "kcidb.json").read_text()))
+    assert {b["origin"] for b in doc["builds"]} == {"merged_lab"}
+    assert [b["misc"]["job"] for b in doc["builds"]] == plan
+    # The merge copies each shard's logs, so the links point into the merged run dir.
+    assert [b["log_url"] for b in doc["builds"]] == [
+        (out / label / "logs" / "build.log").as_uri() for label in ("base", "a")]
+    assert doc["checkouts"][0]["start_time"] == "2026-11-30T01:00:00+01:00"
