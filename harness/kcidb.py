@@ -321,7 +321,7 @@ def _test(test_id: str, build_id: str, origin: str, check: Check,
           status: str) -> dict[str, Any]:
     out: dict[str, Any] = {"id": test_id, "origin": origin, "build_id": build_id,
                            "path": check_path(check.name), "status": status,
-                           "duration": check.seconds}
+                           "duration": round(check.seconds, 2)}
     if check.detail:
         out["comment"] = _text(check.detail)
         if status != "PASS":
