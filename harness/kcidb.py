@@ -153,16 +153,18 @@ def to_kcidb(run: Run, origin: str, run_dir: Path | None = None) -> dict[str, An
     groups: dict[tuple[str, str | None], list[Revision]] = {}
     for rev in run.revisions:
         groups.setdefault((_kernel(rev), rev.series), []).append(rev)
-    checkouts, builds, tests = [], [], []
-    for (kernel, series), revs in groups.items():
-        checkout_id = _unique(f"{prefix}/{kernel}/{series or 'base'}", taken)
-        checkouts.append(_checkout(checkout_id, origin, run, revs, s, run_dir))
-        for rev in revs:
-            build_id = _unique(f"{prefix}/{rev.job or rev.label}", taken)
-            builds.append(_build(build_id, checkout_id, origin, rev, s, run_dir))
-            # Every test names a build of this document, also when that build failed or
-            # never ran (its status says so); a failed build has no checks in practice.
-            tests += _tests(build_id, origin, rev, s, taken)
+    checkout_ids = {key: _unique(f"{prefix}/{key[0]}/{key[1] or 'base'}", taken)
+                    for key in groups}
+    checkouts = [_checkout(checkout_ids[key], origin, run, revs, s, run_dir)
+                 for key, revs in groups.items()]
+    builds, tests = [], []
+    for rev in run.revisions:
+        build_id = _unique(f"{prefix}/{rev.job or rev.label}", taken)
+        checkout_id = checkout_ids[(_kernel(rev), rev.series)]
+        builds.append(_build(build_id, checkout_id, origin, rev, s, run_dir))
+        # Every test names a build of this document, also when that build failed or never
+        # ran (its status says so); a failed build has no checks in practice.
+        tests += _tests(build_id, origin, rev, s, taken)
     return {"version": {"major": s.major, "minor": s.minor},
             "checkouts": checkouts, "builds": builds, "tests": tests}
 

@@ -193,6 +193,7 @@ def test_two_kernels_by_two_variants() -> None:
         r.checks = [Check("elf-vdso64", Verdict.PASS), Check("vdso-mremap", Verdict.PASS)]
     doc = valid(kcidb.to_kcidb(run_of(*revs), "futex_harness"))
     assert len(doc["checkouts"]) == 4 and len(doc["builds"]) == 8 and len(doc["tests"]) == 16
+    assert [b["misc"]["label"] for b in doc["builds"]] == [r.label for r in revs]
     # Both variants of one kernel and series are builds of one checkout.
     per_checkout: dict[str, set[str]] = {}
     for b in doc["builds"]:
