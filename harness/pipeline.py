@@ -21,6 +21,7 @@ from harness import (
     guest,
     kconfig,
     patches,
+    rangediff,
     report,
     source,
     vdso,
@@ -127,6 +128,8 @@ class _Shared:
     held: contextlib.ExitStack
     backend: Backend | None
     src: source.SourceResult | None = None
+    # Each revision's patch files by label, for the range-diff against the next one.
+    patch_files: dict[str, tuple[Path, ...]] = field(default_factory=dict)
 
 
 def run_all(req: RunRequest, rec: Recorder) -> None:
@@ -178,6 +181,7 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: Revisio
         rev.applied = list(patched.applied)
         rev.patchset_hash = patched.patchset_hash
         st.detail = f"{len(patched.applied)} applied" if revision.series else "none"
+    _note_changes(rev, patched, shared, rec, logs, s.timeouts.patch)
     # One build dir per source tree: Kbuild's O= dir belongs to one srctree.
     tree_key = src.key if patched.tree == src.tree else path_key(patched.tree)
     build_dir = build_dir_for(req.cache, tree_key, req.variant)
@@ -213,6 +217,14 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: Revisio
         if chosen:
             _run_suite(req, rec, rev, shared.backend, suite.name, chosen, built_tree, logs)
     return rev
+
+
+def _note_changes(rev: RevisionRecord, patched: patches.PatchResult, shared: _Shared,
+                  rec: Recorder, logs: Path, timeout: float) -> None:
+    """What changed in the series since the previous revision's (git range-diff); never fatal."""
+    shared.patch_files[rev.label] = patched.patches
+    rev.changes = rangediff.against_previous(rec.record.revisions, rev, shared.patch_files,
+                                             patched.tree, logs, timeout)
 
 
 @dataclass(frozen=True)
