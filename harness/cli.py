@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness import data, kconfig, pipeline, report, source, vdso
+from harness import data, kconfig, lore, pipeline, report, source, vdso
 from harness.backends import BackendConfig
 from harness.backends.ssh_connect import parse_target
 from harness.errors import HarnessError, RunTimeout, UserError
@@ -54,12 +54,18 @@ def _run_args(run: argparse.ArgumentParser) -> None:
     """The options of run and build."""
     _source_args(run)
     run.add_argument("--series", action="append", default=[], metavar="SERIES",
-                     help="a patch, mbox, thread mbox, quilt directory or git range A..B; "
-                          "repeat to compare revisions (the base is always tested too)")
+                     help="a patch, mbox, thread mbox, quilt directory, git range A..B, "
+                          "msgid:<message-id> or lore URL (fetched with b4 am); repeat to "
+                          "compare revisions (the base is always tested too)")
+    run.add_argument("--mbox", type=Path, metavar="FILE",
+                     help="a local mbox holding the thread of a msgid: series; b4 reads it "
+                          "(b4 am -m) instead of lore, offline")
     run.add_argument("--no-base", action="store_true",
                      help="skip the unpatched base column (for repeated runs of one series)")
     run.add_argument("-v", "--revision", dest="rev_version", type=int, metavar="N",
-                     help="the revision to pick from a thread mbox (as b4 am -v N)")
+                     action="append", default=[],
+                     help="the revision to pick from a thread mbox or message-id (as b4 am "
+                          "-v N); repeat to test several revisions of each, side by side")
     run.add_argument("--expect", default="upstream",
                      help="expectations file in data/expectations/ (default: upstream)")
     run.add_argument("--config-dir", type=Path, default=data.KERNEL_CONFIG,
@@ -128,20 +134,31 @@ def run_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def revisions(series: list[str], version: int | None,
+def revisions(series: list[str], versions: int | list[int] | None,
               base: bool = True) -> tuple[pipeline.Revision, ...]:
-    """The base, then one revision per series, each with a unique label."""
+    """The base, then one revision per series and picked version, each with a unique label."""
+    picks: list[int | None] = ([versions] if isinstance(versions, int)
+                               else list(versions or []) or [None])
     out = [pipeline.Revision("base")]
     for raw in series:
-        name = Path(raw.rstrip("/")).name
-        stem = name.removesuffix(".patch").removesuffix(".mbx").removesuffix(".mbox") or raw
-        label = stem + (f"-v{version}" if version else "")
-        taken = {r.label for r in out}
-        n = 2
-        while label in taken:
-            label, n = f"{stem}-{n}", n + 1
-        out.append(pipeline.Revision(label, raw, version))
+        for version in picks:
+            stem = _stem(raw)
+            label = stem + (f"-v{version}" if version else "")
+            taken = {r.label for r in out}
+            n = 2
+            while label in taken:
+                label, n = f"{stem}-{n}", n + 1
+            out.append(pipeline.Revision(label, raw, version))
     return tuple(out if base or not series else out[1:])
+
+
+def _stem(series: str) -> str:
+    """A series' name in labels: its file or directory name, or its message-id's."""
+    msgid = lore.message_id(series)
+    if msgid:
+        return lore.label(msgid)
+    name = Path(series.rstrip("/")).name
+    return name.removesuffix(".patch").removesuffix(".mbx").removesuffix(".mbox") or series
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -156,6 +173,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     rec = pipeline.Recorder(run_dir, Run(command, time.strftime("%FT%T%z")))
     if args.target:
         parse_target(args.target)  # a bad URL is the user's error before anything else
+    if args.mbox and not any(lore.message_id(s) for s in args.series):
+        raise UserError("--mbox FILE is where b4 finds a msgid: series; no --series names one")
     req = pipeline.RunRequest(
         settings=settings, run_dir=run_dir, cache=cache_root(), kernel_src=args.kernel_src,
         debian=args.debian or settings.debian_default,
@@ -166,7 +185,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         backend=BackendConfig(settings, cache_root(), args.accel, args.target, args.ssh_key,
                               args.known_hosts, args.host_key),
         jobs=args.jobs, stress=args.stress, boot=args.command == "run",
-        suites=tuple(settings.suite(n).name for n in args.suite))
+        suites=tuple(settings.suite(n).name for n in args.suite),
+        mbox=args.mbox.resolve() if args.mbox else None)
     limit = args.timeout or settings.timeouts.run
     try:
         with run_limit(limit):
@@ -209,6 +229,8 @@ def cmd_check_vdso(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     record = report.load_record(args.run_dir)
     sys.stdout.write(report.render_table(record))
+    if len(record.revisions) > 1:
+        sys.stdout.write(report.render_comparison(record))
     return report.exit_code(record)
 
 

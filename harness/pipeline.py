@@ -74,6 +74,8 @@ class RunRequest:
     suites: tuple[str, ...] = ()
     # False for the build subcommand: stop after the host-side checks.
     boot: bool = True
+    # A local mbox in which b4 finds the message-id series (--mbox), instead of lore.
+    mbox: Path | None = None
 
 
 def build_dir_for(cache: Path, tree_key: str, variant: str) -> Path:
@@ -177,7 +179,7 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: Revisio
         rev.series = revision.series
         patched = patches.apply_series(patches.PatchRequest(
             src, revision.series, req.cache, logs, s.timeouts, revision.version,
-            copy=any(r.series for r in req.revisions)))
+            copy=any(r.series for r in req.revisions), mbox=req.mbox))
         rev.applied = list(patched.applied)
         rev.patchset_hash = patched.patchset_hash
         st.detail = f"{len(patched.applied)} applied" if revision.series else "none"
