@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness import data, kconfig, lore, pipeline, report, source, vdso
+from harness import data, email_report, gittree, kconfig, lore, pipeline, report, source, vdso
 from harness.backends import BackendConfig
 from harness.backends.ssh_connect import parse_target
 from harness.errors import HarnessError, RunTimeout, UserError
@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="print the report of a finished run from its files")
     rep.add_argument("run_dir", type=Path)
+    rep.add_argument("--format", choices=("table", "email"), default="table",
+                     help="table (default), or email: a plain-text reply for the mailing list")
     return p
 
 
@@ -228,6 +230,12 @@ def cmd_check_vdso(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     record = report.load_record(args.run_dir)
+    if args.format == "email":
+        tester = None
+        if report.exit_code(record) == report.EXIT_PASS:
+            tester = gittree.user_identity(cache_root() / "logs" / "report.log")
+        sys.stdout.write(email_report.render_email(record, tester))
+        return report.exit_code(record)
     sys.stdout.write(report.render_table(record))
     if len(record.revisions) > 1:
         sys.stdout.write(report.render_comparison(record))
