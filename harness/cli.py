@@ -144,23 +144,24 @@ def revisions(series: list[str], versions: int | list[int] | None,
     out = [pipeline.Revision("base")]
     for raw in series:
         for version in picks:
-            stem = _stem(raw)
-            label = stem + (f"-v{version}" if version else "")
+            label = first = _label(raw, version)
             taken = {r.label for r in out}
             n = 2
             while label in taken:
-                label, n = f"{stem}-{n}", n + 1
+                label, n = f"{first}-{n}", n + 1
             out.append(pipeline.Revision(label, raw, version))
     return tuple(out if base or not series else out[1:])
 
 
-def _stem(series: str) -> str:
-    """A series' name in labels: its file or directory name, or its message-id's."""
+def _label(series: str, version: int | None) -> str:
+    """A series' column: its file or directory name (plus -vN), or for a message-id
+    series vN (what the thread calls it), else the message-id's own name."""
     msgid = lore.message_id(series)
     if msgid:
-        return lore.label(msgid)
+        return f"v{version}" if version else lore.label(msgid)
     name = Path(series.rstrip("/")).name
-    return name.removesuffix(".patch").removesuffix(".mbx").removesuffix(".mbox") or series
+    stem = name.removesuffix(".patch").removesuffix(".mbx").removesuffix(".mbox") or series
+    return stem + (f"-v{version}" if version else "")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

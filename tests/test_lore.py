@@ -91,11 +91,13 @@ def test_missing_mbox(tmp_path: Path) -> None:
 
 def test_labels_of_message_id_series_and_several_versions() -> None:
     revs = revisions([f"msgid:{V1_MSGID}"], [1, 2])
-    assert [r.label for r in revs] == ["base", "20261102100000.0-robust-v1-v1",
-                                       "20261102100000.0-robust-v1-v2"]
+    assert [r.label for r in revs] == ["base", "v1", "v2"]
     assert [r.version for r in revs] == [None, 1, 2]
     assert revs[1].series == revs[2].series == f"msgid:{V1_MSGID}"
-    assert [r.label for r in revisions(["t.mbox"], [])] == ["base", "t"]
+    assert [r.label for r in revisions([f"msgid:{V1_MSGID}"], [])] == \
+        ["base", "20261102100000.0-robust-v1"]
+    assert [r.label for r in revisions(["t.mbox", "msgid:a@b"], [2])] == ["base", "t-v2", "v2"]
+    assert [r.label for r in revisions(["msgid:a@b", "msgid:c@d"], 2)] == ["base", "v2", "v2-2"]
 
 
 @pytest.fixture
@@ -141,13 +143,13 @@ def test_two_revisions_by_message_id_side_by_side(world: dict[str, Path],
     assert code == 1
     saved = json.loads((world["run"] / "results.json").read_text())
     labels = [r["label"] for r in saved["revisions"]]
-    assert labels == ["base", "20261102100000.0-robust-v1-v1", "20261102100000.0-robust-v1-v2"]
+    assert labels == ["base", "v1", "v2"]
     v1, v2 = saved["revisions"][1:]
     assert v1["changes"] is None and len(v1["applied"]) == 3
     assert v2["changes"]["against"] == labels[1] and v2["changes"]["error"] == ""
     assert [p["kind"] for p in v2["changes"]["patches"]] == ["!", "=", "<", ">"]
     out = capsys.readouterr().out
-    assert f"   {labels[1]} -> {labels[2]}: 1 changed, 1 added, 1 dropped, 1 unchanged" in out
+    assert "   v1 -> v2: 1 changed, 1 added, 1 dropped, 1 unchanged" in out
     assert "     > 3/3 Documentation: the robust unlock" in out
     for label in labels[1:]:
         assert (world["run"] / label / "series.mbx").is_file()
