@@ -195,3 +195,31 @@ def test_report_format_email(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "Tested-by" not in out and "first bad patch: 2/3" in out
     assert main(["report", str(tmp_path / "bad")]) == 1
     assert "== comparison" in capsys.readouterr().out
+
+
+GOLDEN = Path(__file__).parent / "data" / "email" / "session.txt"
+
+
+def session() -> Run:
+    """The README's maintainer session: v1 and v2 of a thread, v2 bisected to a patch."""
+    from harness.record import Changes, PatchChange
+
+    v1 = revision("v1", passing(), series=f"msgid:{COMMAND.split('msgid:')[1].split()[0]}")
+    v2 = mutant()
+    v2.series = v1.series
+    v2.changes = Changes("v1", (
+        PatchChange("!", "1/3 futex: robust unlock in the vDSO",
+                    "1/3 futex: robust unlock in the vDSO"),
+        PatchChange("!", "2/3 x86/entry: fix up the robust unlock",
+                    "2/3 x86/entry: skip the robust unlock fixup"),
+        PatchChange("=", "3/3 selftests/futex: vDSO unlock", "3/3 selftests/futex: vDSO unlock"),
+    ))
+    return Run(COMMAND, "", [revision("base", passing()), v1, v2])
+
+
+def test_the_readme_session_reply() -> None:
+    """The reply in the README is this test's output, byte for byte."""
+    text = render_email(session(), TESTER)
+    assert text == GOLDEN.read_text()
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert "\n".join("    " + ln if ln else "" for ln in text.splitlines()) in readme
