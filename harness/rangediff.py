@@ -121,5 +121,6 @@ def against_previous(revisions: Sequence[Revision], rev: Revision,
             logs / "range-diff.log", timeout))
     except RunTimeout:
         raise
-    except HarnessError as exc:
+    except (HarnessError, OSError) as exc:
+        # A comparison is information, never a reason to stop testing the revision.
         return Changes(prev.label, error=str(exc).splitlines()[0])
