@@ -16,7 +16,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness import data, kcidb, kconfig, merge, pipeline, plan, report, source, vdso
+from harness import (
+    data,
+    email_report,
+    gittree,
+    kcidb,
+    kconfig,
+    lore,
+    merge,
+    pipeline,
+    plan,
+    report,
+    source,
+    vdso,
+)
 from harness.backends import BackendConfig
 from harness.backends.ssh_connect import parse_target
 from harness.errors import HarnessError, RunTimeout, UserError
@@ -60,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="print the report of a finished run from its files")
     rep.add_argument("run_dir", type=Path)
+    rep.add_argument("--format", choices=("table", "email"), default="table",
+                     help="table (default), or email: a plain-text reply for the mailing list")
     return p
 
 
@@ -72,12 +87,18 @@ def _run_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--shard", metavar="I/N",
                      help="only the I-th of N shares of the jobs (see the plan command)")
     run.add_argument("--series", action="append", default=[], metavar="SERIES",
-                     help="a patch, mbox, thread mbox, quilt directory or git range A..B; "
-                          "repeat to compare revisions (the base is always tested too)")
+                     help="a patch, mbox, thread mbox, quilt directory, git range A..B, "
+                          "msgid:<message-id> or lore URL (fetched with b4 am); repeat to "
+                          "compare revisions (the base is always tested too)")
+    run.add_argument("--mbox", type=Path, metavar="FILE",
+                     help="a local mbox holding the thread of a msgid: series; b4 reads it "
+                          "(b4 am -m) instead of lore, offline")
     run.add_argument("--no-base", action="store_true",
                      help="skip the unpatched base column (for repeated runs of one series)")
     run.add_argument("-v", "--revision", dest="rev_version", type=int, metavar="N",
-                     help="the revision to pick from a thread mbox (as b4 am -v N)")
+                     action="append", default=[],
+                     help="the revision to pick from a thread mbox or message-id (as b4 am "
+                          "-v N); repeat to test several revisions of each, side by side")
     run.add_argument("--expect", default="upstream",
                      help="expectations file in data/expectations/ (default: upstream)")
     run.add_argument("--config-dir", type=Path, default=data.KERNEL_CONFIG,
@@ -216,6 +237,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         parse_target(args.target)  # a bad URL is the user's error before anything else
     if args.shard:
         log.info("shard %d/%d: %s", index, total, ", ".join(j.id for j in jobs) or "no jobs")
+    if args.mbox and not any(lore.message_id(s) for s in args.series):
+        raise UserError("--mbox FILE is where b4 finds a msgid: series; no --series names one")
     req = pipeline.RunRequest(
         settings=settings, run_dir=run_dir, cache=cache_root(), jobs=jobs, expect=args.expect,
         fragments={v: kconfig.variant_fragments(args.config_dir, v)
@@ -223,7 +246,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         backend=BackendConfig(settings, cache_root(), args.accel, args.target, args.ssh_key,
                               args.known_hosts, args.host_key),
         make_jobs=args.jobs, stress=args.stress, boot=args.command == "run", bisect=args.bisect,
-        suites=tuple(settings.suite(n).name for n in args.suite))
+        suites=tuple(settings.suite(n).name for n in args.suite),
+        mbox=args.mbox.resolve() if args.mbox else None)
     limit = args.timeout or settings.timeouts.run
     try:
         with run_limit(limit):
@@ -274,7 +298,13 @@ def cmd_check_vdso(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     record = report.load_record(args.run_dir)
-    sys.stdout.write(report.render_table(record))
+    if args.format == "email":
+        tester = None
+        if report.exit_code(record) == report.EXIT_PASS:
+            tester = gittree.user_identity(cache_root() / "logs" / "report.log")
+        sys.stdout.write(email_report.render_email(record, tester))
+        return report.exit_code(record)
+    sys.stdout.write(report.render_text(record))
     return report.exit_code(record)
 
 

@@ -47,3 +47,17 @@ def tree_id(tree: Path, log_file: Path) -> str:
     """A hash of the tree's tracked content, patches included."""
     git(tree, "add", "-A", "-f", log_file=log_file)
     return git(tree, "write-tree", log_file=log_file).strip().splitlines()[-1]
+
+
+def user_identity(log_file: Path, cwd: Path | None = None) -> str | None:
+    """"Name <email>" from the user's own git config (not the harness's), or None if unset."""
+    # Plain git: GIT above would answer with the harness's fixed identity.
+    values = []
+    for key in ("user.name", "user.email"):
+        done = run(["git", "config", "--get", key], log_file=log_file, timeout=30, cwd=cwd,
+                   check=False)
+        lines = done.tail.strip().splitlines()
+        if done.returncode != 0 or not lines:
+            return None
+        values.append(lines[-1].strip())
+    return f"{values[0]} <{values[1]}>"

@@ -2,7 +2,8 @@
 """Stage 2, patches: apply a series to a tree the harness owns; the user's tree is never written.
 
 A series is a quilt directory, a directory of *.patch, one patch or mbox file, a thread
-mbox holding several revisions (one picked with b4), or a git range of the user's tree.
+mbox holding several revisions (one picked with b4), a git range of the user's tree, or a
+message-id or lore URL (fetched with b4, see harness/lore.py).
 Everything is split into single patches first, then applied in order with git apply."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import gittree
+from harness import gittree, lore
 from harness.data import Timeouts
 from harness.errors import CommandError, UserError
 from harness.paths import path_key, venv_tool
@@ -45,6 +46,8 @@ class PatchRequest:
     copy: bool = False
     # Apply only the first `upto` patches of the series (a bisection step).
     upto: int | None = None
+    # A local mbox for b4 to find a message-id series in, instead of lore.
+    mbox: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,12 @@ def single_patches(req: PatchRequest, tree: Path, log_file: Path) -> list[Path]:
     if req.series is None:
         return []
     work = req.logs / "series"
+    msgid = lore.message_id(req.series)
+    if msgid:
+        # b4 has picked the revision already: the mbox holds that one alone.
+        fetched = lore.fetch(lore.FetchRequest(msgid, req.logs.parent, req.version, req.mbox),
+                             log_file, req.timeouts.patch_fetch)
+        return _split(fetched, work / "split", log_file, req.timeouts.patch)
     if is_git_range(req.series, req.source):
         mbox = req.logs / "git-range.mbox"
         shutil.rmtree(work, ignore_errors=True)

@@ -22,6 +22,7 @@ from harness import (
     guest,
     kconfig,
     patches,
+    rangediff,
     report,
     source,
     vdso,
@@ -65,6 +66,8 @@ class RunRequest:
     boot: bool = True
     # Find the first bad patch of a series that breaks what passes on its base.
     bisect: bool = False
+    # A local mbox in which b4 finds the message-id series (--mbox), instead of lore.
+    mbox: Path | None = None
 
 
 def build_dir_for(cache: Path, tree_key: str, variant: str) -> Path:
@@ -123,6 +126,8 @@ class _Shared:
     sources: dict[Kernel, source.SourceResult] = field(default_factory=dict)
     # Each (kernel, variant)'s base record, which a bisection compares with.
     bases: dict[tuple[Kernel, str], RevisionRecord] = field(default_factory=dict)
+    # Each revision's patch files by label, for the range-diff against the next one.
+    patch_files: dict[str, tuple[Path, ...]] = field(default_factory=dict)
 
 
 def run_all(req: RunRequest, rec: Recorder) -> None:
@@ -182,10 +187,13 @@ def _run_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
         rev.series = revision.series
         patched = patches.apply_series(patches.PatchRequest(
             src, revision.series, req.cache, logs, s.timeouts, revision.version,
-            copy=any(j.revision.series for j in req.jobs if j.kernel == job.kernel), upto=upto))
+            copy=any(j.revision.series for j in req.jobs if j.kernel == job.kernel), upto=upto,
+            mbox=req.mbox))
         rev.applied = list(patched.applied)
         rev.patchset_hash = patched.patchset_hash
         st.detail = f"{len(patched.applied)} applied" if revision.series else "none"
+    if upto is None:  # a bisection step is no revision of its own
+        _note_changes(rev, patched, shared, rec, logs, s.timeouts.patch)
     # One build dir per source tree: Kbuild's O= dir belongs to one srctree.
     tree_key = src.key if patched.tree == src.tree else path_key(patched.tree)
     build_dir = build_dir_for(req.cache, tree_key, job.variant)
@@ -301,6 +309,14 @@ def _bisect_result(rev: RevisionRecord, found: bisect.Outcome, total: int) -> No
                              + "; ".join(names.get(k) or bisect.patch_name(
                                  k, total, rev.applied[k - 1]) for k in found.candidates))
     log.info("%s: %s", rev.label, rev.bisect.detail)
+
+
+def _note_changes(rev: RevisionRecord, patched: patches.PatchResult, shared: _Shared,
+                  rec: Recorder, logs: Path, timeout: float) -> None:
+    """What changed in the series since the previous revision's (git range-diff); never fatal."""
+    shared.patch_files[rev.label] = patched.patches
+    rev.changes = rangediff.against_previous(rec.record.revisions, rev, shared.patch_files,
+                                             patched.tree, logs, timeout)
 
 
 @dataclass(frozen=True)

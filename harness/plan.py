@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import lore
 from harness.errors import UserError
 
 _SHARD = re.compile(r"^(\d+)/(\d+)$")
@@ -104,20 +105,32 @@ class Plan:
                 "shards": [[j.id for j in s] for s in self.shards(total)]}
 
 
-def revisions(series: list[str], version: int | None,
+def revisions(series: list[str], versions: int | list[int] | None,
               base: bool = True) -> tuple[Revision, ...]:
-    """The base, then one revision per series, each with a unique label."""
+    """The base, then one revision per series and picked version, each with a unique label."""
+    picks: list[int | None] = ([versions] if isinstance(versions, int)
+                               else list(versions or []) or [None])
     out = [Revision("base")]
     for raw in series:
-        name = Path(raw.rstrip("/")).name
-        stem = name.removesuffix(".patch").removesuffix(".mbx").removesuffix(".mbox") or raw
-        label = stem + (f"-v{version}" if version else "")
-        taken = {r.label for r in out}
-        n = 2
-        while label in taken:
-            label, n = f"{stem}-{n}", n + 1
-        out.append(Revision(label, raw, version))
+        for version in picks:
+            label = first = _label(raw, version)
+            taken = {r.label for r in out}
+            n = 2
+            while label in taken:
+                label, n = f"{first}-{n}", n + 1
+            out.append(Revision(label, raw, version))
     return tuple(out if base or not series else out[1:])
+
+
+def _label(series: str, version: int | None) -> str:
+    """A series' column: its file or directory name (plus -vN), or for a message-id
+    series vN (what the thread calls it), else the message-id's own name."""
+    msgid = lore.message_id(series)
+    if msgid:
+        return f"v{version}" if version else lore.label(msgid)
+    name = Path(series.rstrip("/")).name
+    stem = name.removesuffix(".patch").removesuffix(".mbx").removesuffix(".mbox") or series
+    return stem + (f"-v{version}" if version else "")
 
 
 def make_plan(req: PlanRequest) -> Plan:

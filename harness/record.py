@@ -25,6 +25,13 @@ results.json (schema 1):
         checks         list of {name, verdict, detail, counters, seconds}
         bisect         null, or {checks, first_bad, detail, steps: list of
                        {patch, index, status ("good", "bad", "skip"), detail, seconds, checks}}
+        changes        null (no series, or no earlier revision of this kernel and variant
+                       with one), or what git range-diff says changed in the series since
+                       that revision: {against (its label), error ("" when compared, else
+                       why it could not be), patches: list of {kind, old, new}}; kind is
+                       "=" unchanged, "!" changed, "<" dropped, ">" added; old and new are
+                       "N/M subject" (the patch's place in its series), null on the side
+                       that has no such patch
     request      str, a hash of what was asked (kernels, variants, series, expectations),
                  the same in every shard of one request; merge refuses to mix requests
     shard        str | null, "I/N" when this run is one shard of a request
@@ -124,6 +131,46 @@ class Bisect:
                    [BisectStep.from_json(s) for s in raw.get("steps", [])])
 
 
+@dataclass(frozen=True)
+class PatchChange:
+    """One line of git range-diff: a patch unchanged ("="), changed ("!"), dropped ("<")
+    or added (">") between two revisions of a series."""
+
+    kind: str
+    old: str | None
+    new: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "old": self.old, "new": self.new}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> PatchChange:
+        return cls(raw["kind"], raw.get("old"), raw.get("new"))
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed in a revision's series since an earlier revision (`against`)."""
+
+    against: str
+    patches: tuple[PatchChange, ...] = ()
+    # Why the two could not be compared; empty when they were.
+    error: str = ""
+
+    def count(self, kind: str) -> int:
+        return sum(1 for p in self.patches if p.kind == kind)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"against": self.against, "error": self.error,
+                "patches": [p.to_json() for p in self.patches]}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Changes:
+        return cls(raw["against"], tuple(PatchChange.from_json(p)
+                                         for p in raw.get("patches", [])),
+                   raw.get("error", ""))
+
+
 @dataclass
 class Revision:
     label: str
@@ -142,6 +189,7 @@ class Revision:
     stages: list[Stage] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     bisect: Bisect | None = None
+    changes: Changes | None = None
 
     @property
     def failed_stage(self) -> Stage | None:
@@ -159,11 +207,12 @@ class Revision:
                 "boots": [b.to_json() for b in self.boots],
                 "stages": [s.to_json() for s in self.stages],
                 "checks": [c.to_json() for c in self.checks],
-                "bisect": self.bisect.to_json() if self.bisect else None}
+                "bisect": self.bisect.to_json() if self.bisect else None,
+                "changes": self.changes.to_json() if self.changes else None}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Revision:
-        bisect = raw.get("bisect")
+        bisect, changes = raw.get("bisect"), raw.get("changes")
         return cls(raw["label"], raw.get("origin", ""), raw.get("job", ""),
                    raw.get("kernel", ""), raw.get("variant", ""), raw.get("patchset_hash"),
                    raw.get("series"),
@@ -172,7 +221,8 @@ class Revision:
                    [Boot.from_json(b) for b in raw.get("boots", [])],
                    [Stage.from_json(s) for s in raw.get("stages", [])],
                    [Check.from_json(c) for c in raw.get("checks", [])],
-                   Bisect.from_json(bisect) if bisect else None)
+                   Bisect.from_json(bisect) if bisect else None,
+                   Changes.from_json(changes) if changes else None)
 
 
 @dataclass

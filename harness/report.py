@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -13,7 +14,7 @@ from harness import kcidb
 from harness.data import ReportSpec, load_guest_suite
 from harness.errors import UserError
 from harness.files import write_atomic
-from harness.record import Revision, Run
+from harness.record import Changes, Revision, Run
 from harness.results import Check, Verdict, stage_check
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -199,7 +200,73 @@ def render_comparison(run: Run) -> str:
         out.append("   " + name.ljust(width) + "".join(cells))
     out.append("   " + "verdict".ljust(width)
                + "".join((" " + verdict_word(revision_exit(r))).ljust(col) for r in revs))
+    out += render_changes(revs)
     return "\n".join(out) + "\n"
+
+
+def render_changes(revs: list[Revision]) -> list[str]:
+    """Below the comparison: what git range-diff says changed in the series, then each
+    check whose verdict changed between two neighbouring columns, with the patches that
+    changed between them."""
+    out = []
+    compared = [r for r in revs if r.changes]
+    if compared:
+        out += ["", "== what changed in the series (git range-diff)"]
+    for rev in compared:
+        assert rev.changes is not None
+        out += [f"   {_changes_head(rev.changes, rev.label)}", *_patch_lines(rev.changes)]
+    flipped = []
+    for left, right in itertools.pairwise(revs):
+        flips = _flips(left, right)
+        if flips:
+            flipped += [f"   {left.label} -> {right.label}:",
+                        *(f"     {name}: {old} -> {new}" for name, old, new in flips),
+                        *_between(left, right)]
+    if flipped:
+        out += ["", "== checks whose verdict changed, and the patches between them", *flipped]
+    return out
+
+
+def _changes_head(changes: Changes, label: str) -> str:
+    head = f"{changes.against} -> {label}"
+    if changes.error:
+        return f"{head}: not compared: {changes.error}"
+    return (f"{head}: {changes.count('!')} changed, {changes.count('>')} added, "
+            f"{changes.count('<')} dropped, {changes.count('=')} unchanged")
+
+
+def _patch_lines(changes: Changes, indent: str = "     ") -> list[str]:
+    """One line per patch that is not identical in both revisions."""
+    out = []
+    for p in changes.patches:
+        if p.kind == "=":
+            continue
+        name = p.new if p.kind != "<" else p.old
+        was = f" (was {p.old})" if p.kind == "!" and p.old != p.new else ""
+        out.append(f"{indent}{p.kind} {name}{was}")
+    return out
+
+
+def _flips(left: Revision, right: Revision) -> list[tuple[str, str, str]]:
+    """(check, verdict on the left, verdict on the right) for every check in both whose
+    verdict differs."""
+    before = {c.name: c.verdict for c in left.checks}
+    return [(c.name, before[c.name].value, c.verdict.value) for c in right.checks
+            if c.name in before and before[c.name] != c.verdict]
+
+
+def _between(left: Revision, right: Revision) -> list[str]:
+    """The patches that changed from the left column to the right one."""
+    ch = right.changes
+    if ch and ch.against == left.label:
+        if ch.error:
+            return [f"     patches: not compared: {ch.error}"]
+        lines = _patch_lines(ch, "       ")
+        return (["     patches changed between them:", *lines] if lines else
+                ["     patches: none changed, the same series (a flaky check?)"])
+    if not left.series and right.series:
+        return [f"     patches: the whole series ({len(right.applied)} patches)"]
+    return ["     patches: not compared"]
 
 
 def _stages_cell(rev: Revision) -> str:

@@ -81,3 +81,49 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     (tmp_path / "results.json").write_text(json.dumps({"schema": SCHEMA + 1, "revisions": []}))
     with pytest.raises(UserError, match=f"schema {SCHEMA + 1}"):
         load_record(tmp_path)
+
+
+def test_comparison_shows_what_changed_and_the_patches_behind_a_verdict_change() -> None:
+    from harness.record import Changes, PatchChange
+    from harness.report import render_comparison
+
+    base = record(PASS).revisions[0]
+    v1 = replace(base, label="v1", series="t.mbox", applied=["[PATCH 1/2] a", "[PATCH 2/2] b"])
+    changes = Changes("v1", (PatchChange("!", "1/2 a", "1/2 a"), PatchChange("=", "2/2 b", "2/2 b"),
+                             PatchChange(">", None, "3/3 c")))
+    v2 = replace(v1, label="v2", checks=[FAIL], changes=changes)
+    v3 = replace(v1, label="v3", changes=Changes("v2", error="the series of v2 did not apply"))
+    text = render_comparison(Run(revisions=[base, v1, v2, v3]))
+    tail = text.split("== what changed in the series (git range-diff)\n", 1)[1]
+    assert tail.splitlines()[:4] == [
+        "   v1 -> v2: 1 changed, 1 added, 0 dropped, 1 unchanged",
+        "     ! 1/2 a",
+        "     > 3/3 c",
+        "   v2 -> v3: not compared: the series of v2 did not apply",
+    ]
+    flips = tail.split("== checks whose verdict changed, and the patches between them\n")[1]
+    assert flips.splitlines() == [
+        "   v1 -> v2:",
+        "     cs-fixup-singlestep-64: PASS -> FAIL",
+        "     patches changed between them:",
+        "       ! 1/2 a",
+        "       > 3/3 c",
+        "   v2 -> v3:",
+        "     cs-fixup-singlestep-64: FAIL -> PASS",
+        "     patches: not compared: the series of v2 did not apply",
+    ]
+    # From the base, the whole series is what changed; an identical series means a flake.
+    bad_v1 = replace(v1, checks=[FAIL])
+    same = replace(v1, label="v2", changes=Changes("v1", (PatchChange("=", "1/2 a", "1/2 a"),)))
+    text = render_comparison(Run(revisions=[base, bad_v1, same]))
+    assert "     patches: the whole series (2 patches)" in text
+    assert "     patches: none changed, the same series (a flaky check?)" in text
+
+
+def test_changes_round_trip(tmp_path: Path) -> None:
+    from harness.record import Changes, PatchChange
+
+    run = record(PASS)
+    run.revisions[0].changes = Changes("v1", (PatchChange("<", "2/2 b", None),), "")
+    write_reports(tmp_path, run)
+    assert load_record(tmp_path) == run
