@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from harness.paths import shipped_dir
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "data"
+DATA = shipped_dir("data")
 EXPECTATIONS = DATA / "expectations"
-KERNEL_CONFIG = ROOT / "kernel-config"
-GUEST_TESTS = ROOT / "guest-tests"
+KERNEL_CONFIG = shipped_dir("kernel-config")
+GUEST_TESTS = shipped_dir("guest-tests")
+PATCHES = shipped_dir("patches")
 
 
 @dataclass(frozen=True)
