@@ -348,3 +348,12 @@ def _guest_test(t: dict[str, Any], path: Path) -> GuestTest:
         compare=bool(t.get("compare", False)), suite=t.get("suite", "default"),
         script=t.get("script"), requires=t.get("requires"),
     )
+
+
+def load_apt_packages(path: Path = DATA / "apt-packages.txt") -> tuple[str, ...]:
+    """The Debian packages the harness needs on the host (scripts/install-deps installs them)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from exc
+    return tuple(word for line in lines for word in line.split("#", 1)[0].split())
