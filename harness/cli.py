@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# ci's own options: never passed through, even should run grow one of the same name.
+CI_OPTIONS = ("kind", "shards", "out", "harness_spec", "kernel_src")
+
+
 def _ci_args(ci: argparse.ArgumentParser) -> None:
     """ci's own options; the rest are run's, passed through."""
     settings = cigen.load_ci()
@@ -247,7 +251,7 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
     argv: list[str] = []
     for action in run._actions:
         value = getattr(args, action.dest)
-        if action.dest == "kernel_src" or value == action.default:
+        if action.dest in CI_OPTIONS or value == action.default:
             continue
         option = max(action.option_strings, key=len)
         if action.nargs == 0:
