@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness import (
+    cigen,
     data,
     email_report,
     gittree,
@@ -75,7 +76,33 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", type=Path)
     rep.add_argument("--format", choices=("table", "email"), default="table",
                      help="table (default), or email: a plain-text reply for the mailing list")
+
+    # resolve: should run's options grow a --shards, ci's own one wins.
+    ci = sub.add_parser("ci", conflict_handler="resolve",
+                        help="write a CI pipeline that runs the harness on a kernel tree; "
+                             "run's options go into every shard's command line")
+    _run_args(ci)
+    _ci_args(ci)
+    sub.add_parser("deps", help="print the Debian packages the harness needs, one a line")
     return p
+
+
+# ci's own options: never passed through, even should run grow one of the same name.
+CI_OPTIONS = ("kind", "shards", "out", "harness_spec", "kernel_src")
+
+
+def _ci_args(ci: argparse.ArgumentParser) -> None:
+    """ci's own options; the rest are run's, passed through."""
+    settings = cigen.load_ci()
+    ci.add_argument("kind", choices=sorted(settings.kinds))
+    ci.add_argument("--shards", type=int, default=settings.shards,
+                    help=f"jobs that split the boots (default: {settings.shards})")
+    ci.add_argument("--out", type=Path, help="write the pipeline here (default: stdout)")
+    ci.add_argument("--harness-spec", default=settings.harness_spec, metavar="PIP_SPEC",
+                    help="what the pipeline installs with pipx: a PyPI requirement or a VCS "
+                         f"URL (default: {settings.harness_spec})")
+    ci.add_argument("--kernel-src", default=".",
+                    help="the kernel tree, relative to the pipeline's checkout (default: .)")
 
 
 def _run_args(run: argparse.ArgumentParser) -> None:
@@ -296,6 +323,41 @@ def cmd_check_vdso(args: argparse.Namespace) -> int:
     return report.EXIT_PASS if all(c.verdict.ok for c in result.checks) else report.EXIT_FAIL
 
 
+def cmd_ci(args: argparse.Namespace) -> int:
+    options = cigen.CiOptions(args.shards, args.harness_spec, args.kernel_src,
+                              tuple(_passthrough(args)))
+    text = cigen.render(args.kind, options)
+    if args.out:
+        cigen.write_pipeline(text, args.out)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _passthrough(args: argparse.Namespace) -> list[str]:
+    """The run options given to ci, as a run command line: those that differ from run's
+    defaults, so that defaults taken from this machine stay out of the pipeline."""
+    run = argparse.ArgumentParser(add_help=False)
+    _run_args(run)
+    argv: list[str] = []
+    for action in run._actions:
+        value = getattr(args, action.dest)
+        if action.dest in CI_OPTIONS or value == action.default:
+            continue
+        option = max(action.option_strings, key=len)
+        if action.nargs == 0:
+            argv.append(option)
+        else:
+            values = value if isinstance(value, list) else [value]
+            argv += [a for v in values for a in (option, str(v))]
+    return argv
+
+
+def cmd_deps(args: argparse.Namespace) -> int:
+    print("\n".join(data.load_apt_packages()))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     record = report.load_record(args.run_dir)
     if args.format == "email":
@@ -309,7 +371,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "build": cmd_run, "plan": cmd_plan, "merge": cmd_merge,
-            "source": cmd_source, "check-vdso": cmd_check_vdso, "report": cmd_report}
+            "source": cmd_source, "check-vdso": cmd_check_vdso, "report": cmd_report,
+            "ci": cmd_ci, "deps": cmd_deps}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from harness.paths import shipped_dir
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "data"
+DATA = shipped_dir("data")
 EXPECTATIONS = DATA / "expectations"
-KERNEL_CONFIG = ROOT / "kernel-config"
-GUEST_TESTS = ROOT / "guest-tests"
+KERNEL_CONFIG = shipped_dir("kernel-config")
+GUEST_TESTS = shipped_dir("guest-tests")
+PATCHES = shipped_dir("patches")
 
 
 @dataclass(frozen=True)
@@ -374,3 +375,12 @@ def load_email_spec(path: Path = DATA / "email.toml") -> EmailSpec:
         raise UserError(f"{path} [fallback]: missing {', '.join(missing)}")
     return EmailSpec(int(raw["width"]), dict(raw.get("failed", {})),
                      dict(raw.get("unreached", {})), fallback)
+
+
+def load_apt_packages(path: Path = DATA / "apt-packages.txt") -> tuple[str, ...]:
+    """The Debian packages the harness needs on the host (scripts/install-deps installs them)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from exc
+    return tuple(word for line in lines for word in line.split("#", 1)[0].split())

@@ -33,14 +33,25 @@ def reset_to_base(tree: Path, log_file: Path) -> None:
     git(tree, "clean", "-q", "-f", "-d", "-x", log_file=log_file)
 
 
-def sync_copy(src: Path, work: Path, log_file: Path, timeout: float) -> None:
-    """Mirror the user's tree into work (their .git excluded) and record it as base."""
+def sync_copy(src: Path, work: Path, log_file: Path, timeout: float,
+              cache: Path | None = None) -> None:
+    """Mirror the user's tree into work (their .git excluded, and the harness's cache when it
+    lies inside the tree) and record it as base."""
     work.mkdir(parents=True, exist_ok=True)
     if (work / ".git").exists():
         reset_to_base(work, log_file)
-    run(["rsync", "-a", "--delete", "--exclude=/.git", f"{src}/", f"{work}/"],
-        log_file=log_file, timeout=timeout)
+    run(["rsync", "-a", "--delete", "--exclude=/.git", *_cache_exclude(src, cache), f"{src}/",
+         f"{work}/"], log_file=log_file, timeout=timeout)
     import_base(work, log_file, timeout)
+
+
+def _cache_exclude(src: Path, cache: Path | None) -> list[str]:
+    # GitLab CI caches only paths inside the checkout, so the cache (and work, in it) can
+    # sit in the very tree being copied: copying it would copy the copy.
+    if cache is None or not cache.resolve().is_relative_to(src.resolve()):
+        return []
+    inside = cache.resolve().relative_to(src.resolve())
+    return [f"--exclude=/{inside}"] if inside.parts else []
 
 
 def tree_id(tree: Path, log_file: Path) -> str:

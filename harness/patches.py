@@ -206,7 +206,7 @@ def apply_series(req: PatchRequest) -> PatchResult:
     elif req.series or req.copy:
         tree = req.cache / "work" / path_key(req.source.tree)
         log.info("copying %s to %s to apply the series", req.source.tree, tree)
-        gittree.sync_copy(req.source.tree, tree, log_file, req.timeouts.tree_copy)
+        gittree.sync_copy(req.source.tree, tree, log_file, req.timeouts.tree_copy, req.cache)
     else:
         return PatchResult(req.source.tree, (), None)
     patches = single_patches(req, tree, log_file)[:req.upto]

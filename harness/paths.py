@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Where the harness keeps its caches (unpacked sources, work trees, build dirs, ccache), and
-the locks that keep two runs from writing the same entry."""
+"""Where the harness keeps its caches (unpacked sources, work trees, build dirs, ccache), the
+locks that keep two runs from writing the same entry, and where its own data files live."""
 
 from __future__ import annotations
 
@@ -15,6 +15,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger("harness")
+
+PACKAGE = Path(__file__).resolve().parent
+# The checkout's top-level directories that a wheel carries inside the package, under this
+# name (pyproject.toml maps them there), so an installed harness needs no checkout.
+SHIPPED = "_shipped"
+SHIPPED_DIRS = ("data", "kernel-config", "guest-tests", "patches")
+
+
+def shipped_dir(name: str) -> Path:
+    """The harness's own directory name (one of SHIPPED_DIRS): the copy installed inside the
+    package when there is one, else the checkout's."""
+    if name not in SHIPPED_DIRS:
+        raise ValueError(f"{name!r} is not one of {SHIPPED_DIRS}")
+    # The installed copy wins: next to an installed package, ../data may be anyone's.
+    installed = PACKAGE / SHIPPED / name
+    return installed if installed.is_dir() else PACKAGE.parent / name
 
 
 def cache_root() -> Path:

