@@ -81,7 +81,12 @@ def _bisect_lines(rev: Revision) -> list[str]:
     seconds = sum(s.seconds for s in b.steps)
     out = [f"   bisect ({', '.join(b.checks)}): {b.detail}"
            + (f" [{len(b.steps)} steps, {seconds:.0f}s]" if b.steps else "")]
-    out += [f"     step {s.patch}: {s.status}  {s.detail}".rstrip() for s in b.steps]
+    for step in b.steps:
+        out.append(f"     step {step.patch}: {step.status}")
+        broken = [c for c in step.checks if not c.verdict.ok]
+        # A bad step shows its failing checks with their counters; others their detail.
+        out += ([f"       {c.name} {c.verdict.value} {_counters(c)}".rstrip() for c in broken]
+                or ([f"       {step.detail}"] if step.detail else []))
     return out
 
 
