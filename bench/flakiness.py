@@ -84,9 +84,11 @@ def finished(run_dir: Path) -> bool:
 
 def stress_run(run_dir: Path, suites: dict[str, tuple[str, ...]],
                resume: bool = False) -> dict[str, Any]:
-    """One `run --stress` on pristine 7.3: lost or not, verdicts, counters, boot times.
+    """One run of the stress boots on pristine 7.3: lost or not, verdicts, counters, boot
+    times. Only the stress suites boot (the default suite's flakiness is the plain mode's).
     With resume, a run that already finished in run_dir is read instead of repeated."""
-    argv = [sys.executable, "-m", "harness", "run", "--stress", "--run-dir", str(run_dir)]
+    argv = [sys.executable, "-m", "harness", "run", "--run-dir", str(run_dir),
+            *(a for name in suites for a in ("--suite", name))]
     start = time.monotonic()
     reused = resume and finished(run_dir)
     if not reused:
@@ -100,7 +102,7 @@ def stress_run(run_dir: Path, suites: dict[str, tuple[str, ...]],
         out["lost"] = "no results.json"
         return out
     stages = {s.name: s for s in rev.stages}
-    boots = ["boot", *(f"boot-{name}" for name in suites)]
+    boots = [f"boot-{name}" for name in suites]
     died = next((stages[b] for b in boots if b in stages and stages[b].failed), None)
     missing = [b for b in boots if b not in stages]
     if died or missing:
@@ -169,14 +171,18 @@ def stress_campaign(n: int, out: Path, resume: bool) -> int:
         "runs_with_a_false_failure": sum(1 for r in kept
                                          if any(r["verdicts"].get(c) != "PASS" for c in names)),
         "false_failures_by_check": dict(false_failures),
-        "default_suite_not_passed": dict(Counter(c for r in kept for c in r["other_not_passed"])),
+        # Host-side checks and the stress boots' console triage.
+        "other_not_passed": dict(Counter(c for r in kept for c in r["other_not_passed"])),
+        # The target: every run reaches the unlock window on every path.
+        "runs_without_window_hits": sum(
+            1 for r in kept if any(not f.get("window_hits") for f in r["counters"].values())),
         "summary": summary,
         "minutes": round((time.monotonic() - start) / 60, 1),
         "runs": runs,
     }
-    print(f"{'campaign':<10} {'runs':>5} {'lost':>5} {'false':>6}  detail")
+    print(f"{'campaign':<10} {'runs':>5} {'lost':>5} {'false':>6} {'no hits':>8}  detail")
     print(f"{'stress':<10} {n:>5} {result['lost_runs']:>5} "
-          f"{result['runs_with_a_false_failure']:>6}  "
+          f"{result['runs_with_a_false_failure']:>6} {result['runs_without_window_hits']:>8}  "
           f"{dict(false_failures) or 'no false failures'}")
     for name, figures in summary["counters"].items():
         print(f"  {name}: " + "  ".join(f"{k} {v['min']}..{v['max']} (median {v['median']})"

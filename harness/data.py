@@ -69,6 +69,8 @@ class Suite:
     tcg_qemu_opts: tuple[str, ...]
     # Runs only when asked for with --stress.
     with_stress: bool
+    # Seconds for the boot to start the guest runner; None: timeouts.boot.
+    boot_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,8 @@ def load_settings(path: Path = DATA / "settings.toml") -> Settings:
         bzimage=kernel["bzimage"], timeouts=Timeouts.from_toml(raw["timeouts"], path),
         memory=boot["memory"], guest_python=boot["python"],
         suites={name: Suite(name, int(s["cpus"]), tuple(s["tcg_qemu_opts"]),
-                            bool(s.get("with_stress", False)))
+                            bool(s.get("with_stress", False)),
+                            float(s["boot_timeout"]) if "boot_timeout" in s else None)
                 for name, s in raw["suites"].items()},
     )
 

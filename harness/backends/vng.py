@@ -231,7 +231,8 @@ class VngBackend:
         suite = s.suites[req.suite]
         return BootRequest(
             req.build_dir / s.bzimage, req.plan, req.logs, self._config.cache,
-            self._config.accel, s.timeouts.boot, s.timeouts.kvm_probe, s.memory,
+            self._config.accel, suite.boot_timeout or s.timeouts.boot, s.timeouts.kvm_probe,
+            s.memory,
             suite.cpus, s.guest_python, suite.tcg_qemu_opts,
             "console.log" if req.suite == "default" else f"console-{req.suite}.log")
 
