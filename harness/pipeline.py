@@ -184,9 +184,11 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: Revisio
     with rec.stage(rev, "config") as st:
         cfg = kconfig.configure(kconfig.ConfigRequest(
             patched.tree, build_dir, req.fragments, s.defconfig, s.arch, logs,
-            s.timeouts.config, s.timeouts.config_tool, expectations.kconfig))
+            s.timeouts.config, s.timeouts.config_tool, expectations.kconfig, req.variant,
+            indexed=patched.tree_id is not None))
         st.detail = f"{req.variant} config, {len(cfg.requested)} options checked"
-        st.detail += ", changed" if cfg.changed else ", unchanged"
+        st.detail += ", unchanged (skipped)" if cfg.skipped else \
+            ", changed" if cfg.changed else ", unchanged"
         if cfg.absent:
             rev.series_absent = f"the tree has no {', '.join(cfg.absent)}"
             st.detail += f"; series absent: no {', '.join(cfg.absent)} in this tree"
