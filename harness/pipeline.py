@@ -234,12 +234,13 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Bac
                logs: Path) -> None:
     """Build one suite's guest tests, run them all in one go, and judge every one."""
     tag = "" if suite == "default" else f"-{suite}"
-    with rec.stage(rev, f"guest-build{tag}"):
+    with rec.stage(rev, f"guest-build{tag}") as st:
         rwdir = req.run_dir / rev.label / f"guest{tag}"
         plan = guest.plan(guest.GuestPlanRequest(
             tests, built.elf, rwdir, logs, req.settings.timeouts.guest_compile,
             rev.series_absent, built.windows, built.expectations.ops, tree=built.tree,
-            build_dir=built.build_dir, config=dict(built.config)))
+            build_dir=built.build_dir, config=dict(built.config), cache=req.cache / "guest"))
+        st.detail = f"{plan.compiled} compiled, {plan.reused} reused"
     images = {i.name: i.path(built.build_dir, i.stripped) for i in built.expectations.images}
     with rec.stage(rev, f"{backend.stage}{tag}") as st:
         done = backend.run(SuiteRequest(plan, built.build_dir, logs, suite, images))
