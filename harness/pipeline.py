@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,11 +21,12 @@ from harness import (
     guest,
     kconfig,
     patches,
+    progress,
     report,
     source,
     vdso,
 )
-from harness.backends import Backend, BackendConfig, SuiteRequest, get_backend
+from harness.backends import Backend, BackendConfig, SuiteRequest, SuiteResult, get_backend
 from harness.data import (
     Expectations,
     GuestTest,
@@ -243,7 +244,8 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Bac
         st.detail = f"{plan.compiled} compiled, {plan.reused} reused"
     images = {i.name: i.path(built.build_dir, i.stripped) for i in built.expectations.images}
     with rec.stage(rev, f"{backend.stage}{tag}") as st:
-        done = backend.run(SuiteRequest(plan, built.build_dir, logs, suite, images))
+        done = _timed(f"{backend.stage}{tag}", built.build_dir, lambda: backend.run(
+            SuiteRequest(plan, built.build_dir, logs, suite, images)))
         rev.accel, rev.accel_reason, rev.target = done.accel, done.accel_reason, done.target
         rev.boots.append(Boot(suite, done.accel, done.qemu_opts))
         st.detail = done.detail
@@ -253,6 +255,17 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Bac
             rev.checks.append(_console_check(done.console, suite))
         if not done.runner_started:
             raise InfraError(st.detail)
+
+
+def _timed(step: str, build_dir: Path, boot: Callable[[], SuiteResult]) -> SuiteResult:
+    """Run a suite under a progress view against the last boot of this build dir; only a
+    boot whose runner finished sets the next expectation."""
+    history = progress.history_file(build_dir)
+    with progress.Meter(step, progress.load_history(history, step)) as meter:
+        done = boot()
+    if done.runner_started:
+        progress.save_history(history, step, progress.History(0, meter.elapsed))
+    return done
 
 
 def _console_check(log_file: Path, suite: str) -> Check:
