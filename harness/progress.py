@@ -149,14 +149,16 @@ class _EtaColumn(ProgressColumn):
 
 class Meter:
     """The progress of one long step. Use as a context manager; call advance() per unit
-    done (from any thread). live=None: a bar when stderr is a terminal."""
+    done (from any thread). live=None: a bar when stderr is a terminal (not TERM=dumb)."""
 
     def __init__(self, step: str, last: History | None, unit: str = "", *,
                  live: bool | None = None, interval: float = INTERVAL,
                  console: Console | None = None) -> None:
         self.step, self.last, self.unit, self.interval = step, last, unit, interval
         self.console = console or Console(stderr=True)
-        self.live = self.console.is_terminal if live is None else live
+        if live is None:
+            live = self.console.is_terminal and not self.console.is_dumb_terminal
+        self.live = live
         self.done = 0
         self.start = time.monotonic()
         self._lock = threading.Lock()

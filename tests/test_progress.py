@@ -81,6 +81,7 @@ def test_history_round_trip_keeps_other_steps(tmp_path: Path) -> None:
 
 
 def test_plain_lines_every_interval(caplog: pytest.LogCaptureFixture) -> None:
+    assert not Meter("build", None).live  # pytest's captured stderr is no terminal
     caplog.set_level(logging.INFO, logger="harness")
     with Meter("build", History(10, 1.0), "objects", live=False, interval=0.2) as meter:
         meter.advance(4)
