@@ -223,7 +223,7 @@ class Meter:
         progress = Progress(*columns, console=self.console, transient=True,
                             redirect_stdout=True, redirect_stderr=True)
         self._task = progress.add_task(self.step, total=total)
-        with progress, _log_through():
+        with _log_through(sys.stderr, self.console), progress:
             self._progress = progress
             try:
                 yield
@@ -236,20 +236,34 @@ def _count_format(unit: str, known: bool) -> str:
             "{task.completed:.0f} ") + unit
 
 
+class _AboveBar:
+    """A text stream for log handlers: each line printed above the live bar, unwrapped (a
+    long log line stays one line, as in harness.log) and without markup."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            self.console.print(Text(line), soft_wrap=True)
+        return len(text)
+
+    def flush(self) -> None:
+        """Lines are printed whole, as they complete."""
+
+
 @contextlib.contextmanager
-def _log_through() -> Iterator[None]:
-    """While the bar is up, point the console log handlers that write to the real stderr
-    at rich's proxy for it, so that log lines print above the bar instead of through it.
-    The file handler (harness.log) is left alone."""
-    real = getattr(sys.stderr, "rich_proxied_file", None)
+def _log_through(real: object, console: Console) -> Iterator[None]:
+    """While the bar is up, the console log handlers that write to the real stderr write
+    above the bar instead of through it. The file handler (harness.log) is left alone."""
     moved: list[tuple[logging.StreamHandler[Any], Any]] = []
     for handler in logging.getLogger("harness").handlers:
-        if type(handler) is logging.StreamHandler and real is not None \
-                and handler.stream is real:
-            moved.append((handler, handler.setStream(sys.stderr)))
+        if type(handler) is logging.StreamHandler and handler.stream is real:
+            moved.append((handler, handler.setStream(_AboveBar(console))))
     try:
         yield
     finally:
         for handler, old in moved:
-            if old is not None:
-                handler.setStream(old)
+            handler.setStream(old)

@@ -119,6 +119,8 @@ with progress.Meter("build", progress.History(20, 2.0), "objects", interval=0.3)
         time.sleep(0.05)
         if i == 5:
             log.info("a log line while the bar is up")
+        if i == 6:
+            log.info("a long line " + "x" * 150 + " [bold]not markup[/bold]")
 log.info("after the bar")
 """
 
@@ -147,6 +149,7 @@ def test_live_bar_on_a_terminal_keeps_the_log_lines(tmp_path: Path) -> None:
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen).replace("\r", "\n")
     assert "━" in plain and "/20 objects" in plain
     assert "\na log line while the bar is up\n" in plain
+    assert "\na long line " + "x" * 150 + " [bold]not markup[/bold]\n" in plain
     assert plain.rstrip().endswith("after the bar")
     assert "Traceback" not in plain
     written = log_file.read_text()
