@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.errors import CommandError
 from harness.run import run
 
 log = logging.getLogger("harness")
@@ -51,7 +52,11 @@ class BinaryCache:
             log.debug("guest build: reused %s (%s)", output.name, key[:12])
             return True
         self._compile(args, output, log_file, timeout, cwd)
-        self._store(args, output, front, log_file, timeout, cwd)
+        try:
+            self._store(args, output, front, log_file, timeout, cwd)
+        except (OSError, CommandError) as exc:
+            # The binary is built; a cache that cannot keep it costs only the next compile.
+            log.warning("guest build: %s not kept in the cache: %s", output.name, exc)
         return False
 
     def _compile(self, args: list[str], output: Path, log_file: Path, timeout: float,

@@ -100,3 +100,10 @@ def test_second_plan_reuses_every_compiled_test(tmp_path: Path) -> None:
 
     first, second = make("one"), make("two")
     assert first[:2] == (2, 0) and second[:2] == (0, 2) and first[2] == second[2]
+
+
+def test_a_cache_that_cannot_keep_the_binary_still_builds(tmp_path: Path) -> None:
+    source = program(tmp_path, 4)
+    (tmp_path / "cache").write_text("a file where the cache directory should be\n")
+    reused, out, binaries = build(tmp_path, source)
+    assert (reused, out, binaries.compiled) == (False, "4\n", 1)
