@@ -8,10 +8,10 @@ import logging
 import os
 import re
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import progress
 from harness.errors import CommandError, CommandTimeout, UserError
 from harness.run import run
 
@@ -19,7 +19,6 @@ log = logging.getLogger("harness")
 
 _OBJECT = re.compile(r"^\s+(CC|AS|LD|AR|HOSTCC|CC \[M\])\s")
 _ERROR = re.compile(r"(^\S+:\d+:(\d+:)? (fatal )?error:|^make\[\d+\]: \*\*\*|Error \d+$)")
-PROGRESS_SECONDS = 30.0
 STAMP = ".harness-stamp"
 # How a compile failure's message starts: KCIDB tells it (FAIL) from a build that could not
 # run or finish (ERROR).
@@ -63,19 +62,10 @@ def _stamp(req: BuildRequest) -> str | None:
     return f"{req.tree_id} {hashlib.sha256(config).hexdigest()} {' '.join(make_argv(req))}\n"
 
 
-class _Progress:
-    def __init__(self) -> None:
-        self.objects = 0
-        self.start = time.monotonic()
-        self.last = self.start
-
-    def __call__(self, line: str) -> None:
-        if _OBJECT.match(line):
-            self.objects += 1
-        now = time.monotonic()
-        if now - self.last >= PROGRESS_SECONDS:
-            self.last = now
-            log.info("build: %d objects, %.0fs", self.objects, now - self.start)
+def history_step(build_dir: Path) -> str:
+    """The history entry to compare with: a build from scratch and an incremental one
+    differ a hundredfold."""
+    return "build-incremental" if (build_dir / "vmlinux").exists() else "build-full"
 
 
 def build(req: BuildRequest) -> BuildResult:
@@ -87,20 +77,22 @@ def build(req: BuildRequest) -> BuildResult:
         return BuildResult(req.build_dir, 0, True, 0.0)
     stamp_file.unlink(missing_ok=True)
     log_file = req.logs / "build.log"
-    progress = _Progress()
+    history, step = progress.history_file(req.build_dir), history_step(req.build_dir)
     env = {"CCACHE_DIR": str(req.ccache_dir)}
-    try:
-        done = run(make_argv(req), log_file=log_file, timeout=req.timeout, env=env,
-                   on_line=progress)
-    except CommandTimeout:
-        raise
-    except CommandError as exc:
-        errors = first_errors(log_file)
-        raise UserError(f"{FAILED} (log: {log_file}):\n{errors}") from exc
+    with progress.Meter("build", progress.load_history(history, step), "objects") as meter:
+        try:
+            done = run(make_argv(req), log_file=log_file, timeout=req.timeout, env=env,
+                       on_line=lambda line: meter.advance() if _OBJECT.match(line) else None)
+        except CommandTimeout:
+            raise
+        except CommandError as exc:
+            errors = first_errors(log_file)
+            raise UserError(f"{FAILED} (log: {log_file}):\n{errors}") from exc
     if stamp:
         stamp_file.write_text(stamp)
-    log.info("build: %d objects in %.0fs", progress.objects, done.seconds)
-    return BuildResult(req.build_dir, progress.objects, False, done.seconds)
+    progress.save_history(history, step, progress.History(meter.done, done.seconds))
+    log.info("build: %d objects in %.0fs", meter.done, done.seconds)
+    return BuildResult(req.build_dir, meter.done, False, done.seconds)
 
 
 def first_errors(log_file: Path, limit: int = 12) -> str:

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import kselftest, kselftest_verdicts, protocol
+from harness.bincache import BinaryCache
 from harness.data import GUEST_TESTS, GuestTest
 from harness.disasm import Window
 from harness.errors import CommandError, HarnessError, InfraError
 from harness.kconfig import is_set
 from harness.results import Check, Verdict, elf_check, entry_key, judge
-from harness.run import run
 from harness.vdso import Facts, VdsoResult, compare_image
 
 CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror", "-mno-red-zone")
@@ -43,6 +43,8 @@ class GuestPlanRequest:
     build_dir: Path | None = None
     # The built .config: series subtests that need an option it lacks are N/A.
     config: dict[str, str] | None = None
+    # Where compiled binaries are kept for reuse (cache_root()/guest); None: no reuse.
+    cache: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -57,19 +59,25 @@ class GuestPlan:
     ktap_runs: dict[str, tuple[kselftest.KselftestRun, ...]] = field(default_factory=dict)
     series_present: bool = True
     config: dict[str, str] | None = None
+    # Binaries compiled for this plan, and binaries reused from the cache.
+    compiled: int = 0
+    reused: int = 0
 
     @property
     def total_timeout(self) -> float:
         return sum(e.timeout for e in self.entries)
 
 
-def compile_test(test: GuestTest, out: Path, log_file: Path, timeout: float) -> Path:
-    """gcc -static the test's sources; a compile failure is an infrastructure problem."""
+def compile_test(test: GuestTest, out: Path, log_file: Path, timeout: float,
+                 binaries: BinaryCache | None = None) -> Path:
+    """gcc -static the test's sources, or reuse the same build from the cache; a compile
+    failure is an infrastructure problem."""
     binary = out / test.name
     sources = [GUEST_TESTS / s for s in test.sources]
     try:
-        run(["gcc", *CFLAGS, *test.cflags, "-o", binary, *sources],
-            log_file=log_file, timeout=timeout)
+        (binaries or BinaryCache(None)).compile(
+            ["gcc", *CFLAGS, *test.cflags, *sources], binary, log_file=log_file,
+            timeout=timeout)
     except CommandError as exc:
         # The linker names the cause one line before collect2's summary.
         last = " / ".join([ln for ln in exc.tail.splitlines() if ln.strip()][-2:]) or "no output"
@@ -126,7 +134,8 @@ def _cannot_run(test: GuestTest, req: GuestPlanRequest) -> Check | None:
     return None
 
 
-def _command(test: GuestTest, req: GuestPlanRequest, bin_dir: Path) -> list[str]:
+def _command(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
+             binaries: BinaryCache) -> list[str]:
     """What runs the test: its binary, or the interpreter and its script. The script's
     directory, with the helpers it imports, is copied under bin/ so that it travels with
     the plan."""
@@ -136,24 +145,27 @@ def _command(test: GuestTest, req: GuestPlanRequest, bin_dir: Path) -> list[str]
         shutil.copytree(GUEST_TESTS / script.parent, bin_dir / script.parent,
                         dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
         return [req.python, str(bin_dir / script)]
-    return [str(compile_test(test, bin_dir, req.logs / "guest-build.log", req.timeout))]
+    return [str(compile_test(test, bin_dir, req.logs / "guest-build.log", req.timeout,
+                             binaries))]
 
 
-def _entry(test: GuestTest, req: GuestPlanRequest, bin_dir: Path) -> protocol.Entry:
+def _entry(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
+           binaries: BinaryCache) -> protocol.Entry:
     facts = req.vdso.entry(test.image, test.entry) if test.image and test.entry else None
     window = req.windows.get(entry_key(facts.image, facts.function)) if facts else None
-    argv = test_argv(test, _command(test, req, bin_dir), facts, window, req.rwdir, req.ops)
+    argv = test_argv(test, _command(test, req, bin_dir, binaries), facts, window, req.rwdir,
+                     req.ops)
     return protocol.Entry(test.name, tuple(argv), test.timeout)
 
 
-def _ktap_runs(test: GuestTest, req: GuestPlanRequest,
-               bin_dir: Path) -> tuple[kselftest.KselftestRun, ...]:
+def _ktap_runs(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
+               binaries: BinaryCache) -> tuple[kselftest.KselftestRun, ...]:
     """Build the tree's selftests into bin/<test>/; one run per program, plus reruns."""
     assert req.tree is not None and req.build_dir is not None
     spec = kselftest.load_spec()
-    binaries = kselftest.build(kselftest.KselftestBuildRequest(
-        req.tree, req.build_dir, bin_dir / test.name, req.logs, req.timeout, spec))
-    return kselftest.plan_runs(binaries, spec)
+    built = kselftest.build(kselftest.KselftestBuildRequest(
+        req.tree, req.build_dir, bin_dir / test.name, req.logs, req.timeout, spec, binaries))
+    return kselftest.plan_runs(built, spec)
 
 
 def _ktap_unbuilt(test: GuestTest, req: GuestPlanRequest, exc: HarnessError) -> Check:
@@ -180,6 +192,7 @@ def plan(req: GuestPlanRequest) -> GuestPlan:
     shutil.copyfile(PROTOCOL_SOURCE, bin_dir / PROTOCOL_SOURCE.name)
     entries: list[protocol.Entry] = []
     planned, skipped, ktap = [], [], {}
+    binaries = BinaryCache(req.cache)
     for test in req.tests:
         blocked = _cannot_run(test, req)
         if blocked:
@@ -187,17 +200,17 @@ def plan(req: GuestPlanRequest) -> GuestPlan:
             continue
         if test.kind == "ktap":
             try:
-                ktap[test.name] = _ktap_runs(test, req, bin_dir)
+                ktap[test.name] = _ktap_runs(test, req, bin_dir, binaries)
             except HarnessError as exc:
                 skipped.append(_ktap_unbuilt(test, req, exc))
                 continue
             entries += [_ktap_entry(test, r, bin_dir) for r in ktap[test.name]]
         else:
-            entries.append(_entry(test, req, bin_dir))
+            entries.append(_entry(test, req, bin_dir, binaries))
         planned.append(test)
     protocol.write_plan(req.rwdir, protocol.Plan(tuple(entries)))
     return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped), tuple(entries), ktap,
-                     req.series_absent is None, req.config)
+                     req.series_absent is None, req.config, binaries.compiled, binaries.reused)
 
 
 def image_comparison(test: GuestTest, rwdir: Path, image: Path) -> dict[str, int]:

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import filecmp
+import fnmatch
+import hashlib
+import json
 import logging
 import os
 import re
@@ -11,7 +14,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.data import read_toml
+from harness import gittree
+from harness.data import DATA, read_toml
 from harness.errors import UserError
 from harness.paths import venv_tool
 from harness.run import run
@@ -24,6 +28,11 @@ _SET = re.compile(r"^CONFIG_(\w+)=(.*)$")
 _UNSET = re.compile(r"^# CONFIG_(\w+) is not set$")
 _KCONFIG_SYMBOL = re.compile(r"^\s*(?:menu)?config\s+(\w+)\s*$")
 _DEPENDS = re.compile(r"^\s*(?:depends on|def_bool|def_tristate)\s+(.+)$")
+# Next to .config in the build dir: the key of everything that made it (see config_key).
+KEY_FILE = ".harness-config-key"
+# Bump when configure() changes what it does with the same inputs.
+KEY_FORMAT = "1"
+INPUTS_FILE = DATA / "config-inputs.toml"
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,10 @@ class ConfigRequest:
     tool_timeout: float
     # Options that may be missing from the tree (the series' own): dropped, not fatal.
     optional: tuple[str, ...] = ()
+    variant: str = ""
+    # The tree's git index is current (the harness's own trees, just patched): the config
+    # inputs are hashed from its object ids instead of read.
+    indexed: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,9 @@ class ConfigResult:
     absent: tuple[str, ...] = ()
     # The whole final configuration, as installed.
     final: Config = field(default_factory=dict)
+    # Nothing that makes the config changed since the last one: merge and olddefconfig
+    # were not run, only the requested-options check.
+    skipped: bool = False
 
 
 def parse_config(text: str, origin: str) -> Config:
@@ -172,8 +188,25 @@ def virtme_fragment(dest: Path, arch: str, log_file: Path, timeout: float) -> Pa
 
 
 def configure(req: ConfigRequest) -> ConfigResult:
-    """Write build_dir/.config; it is only replaced when its content changes."""
+    """Write build_dir/.config; it is only replaced when its content changes. Skipped when
+    config_key equals the last config's and that .config is still there, unchanged."""
     wanted = merge_fragments(req.fragments)
+    log_file = req.logs / "config.log"
+    base = virtme_fragment(req.logs / "virtme.config", req.arch, log_file, req.tool_timeout)
+    key = config_key(req, base, log_file)
+    absent = _unchanged(req.build_dir, key)
+    if absent is not None:
+        log.info("config: nothing that makes the config changed; kept %s",
+                 req.build_dir / ".config")
+        return _check_kept(req, wanted, absent)
+    (req.build_dir / KEY_FILE).unlink(missing_ok=True)
+    result = _configure(req, wanted, base, log_file)
+    _save_key(req.build_dir, key, result.absent)
+    return result
+
+
+def _configure(req: ConfigRequest, wanted: Config, base: Path, log_file: Path) -> ConfigResult:
+    """defconfig, virtme-ng's items and the fragments merged, olddefconfig, then checked."""
     index = kconfig_index(req.tree)
     absent = tuple(sorted(n for n in req.optional if n not in index))
     wanted = {k: v for k, v in wanted.items() if k not in absent}
@@ -183,19 +216,106 @@ def configure(req: ConfigRequest) -> ConfigResult:
         raise UserError(f"config fragments ask for options this tree does not have: {names}")
     scratch = req.build_dir.with_name(req.build_dir.name + ".kconfig")
     scratch.mkdir(parents=True, exist_ok=True)
-    log_file = req.logs / "config.log"
     make = ["make", "-s", "-C", str(req.tree), f"O={scratch}"]
     run([*make, req.defconfig], log_file=log_file, timeout=req.timeout)
-    base = virtme_fragment(req.logs / "virtme.config", req.arch, log_file, req.tool_timeout)
     run(["sh", req.tree / "scripts/kconfig/merge_config.sh", "-m", "-O", scratch,
          scratch / ".config", base, *req.fragments], log_file=log_file, timeout=req.timeout)
     run([*make, "olddefconfig"], log_file=log_file, timeout=req.timeout)
     final = parse_config((scratch / ".config").read_text(), str(scratch / ".config"))
-    problems = unmet(wanted, final, index)
-    if problems:
-        raise UserError("requested config options did not stick:\n  " + "\n  ".join(problems))
+    _check_stuck(wanted, final, req.tree)
     changed = _install(scratch / ".config", req)
     return ConfigResult(req.build_dir / ".config", wanted, changed, absent, final)
+
+
+def _check_stuck(wanted: Config, final: Config, tree: Path) -> None:
+    """Every requested option has its value; the Kconfig index, to explain, only if not."""
+    if all(final.get(k, "n") == v for k, v in wanted.items()):
+        return
+    problems = unmet(wanted, final, kconfig_index(tree))
+    raise UserError("requested config options did not stick:\n  " + "\n  ".join(problems))
+
+
+def _check_kept(req: ConfigRequest, wanted: Config, absent: tuple[str, ...]) -> ConfigResult:
+    """The requested-options check against the .config the last config left."""
+    config = req.build_dir / ".config"
+    final = parse_config(config.read_text(), str(config))
+    wanted = {k: v for k, v in wanted.items() if k not in absent}
+    _check_stuck(wanted, final, req.tree)
+    shutil.copy2(config, req.logs / "kernel.config")
+    return ConfigResult(config, wanted, False, absent, final, skipped=True)
+
+
+def load_inputs(path: Path = INPUTS_FILE) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(tree pathspecs, host tools) that feed the config, from data/config-inputs.toml."""
+    raw = read_toml(path)
+    return tuple(raw["paths"]), tuple(raw["tools"])
+
+
+def config_key(req: ConfigRequest, base: Path, log_file: Path,
+               inputs: Path = INPUTS_FILE) -> str:
+    """sha256 of everything that can change the config: the fragments, the variant, the
+    defconfig and arch, virtme-ng's items, the tree's Kconfig inputs and the host tools."""
+    paths, tools = load_inputs(inputs)
+    digest = hashlib.sha256()
+    for part in (KEY_FORMAT, req.variant, req.defconfig, req.arch, " ".join(req.optional)):
+        digest.update(part.encode() + b"\0")
+    for frag in (base, *req.fragments):
+        digest.update(frag.read_bytes() + b"\0")
+    for tool in tools:
+        digest.update(_tool_id(tool).encode() + b"\0")
+    listing = req.logs / "config-inputs.txt"
+    if req.indexed:
+        run([*gittree.GIT, "-C", str(req.tree), "ls-files", "-s", "--", *paths],
+            log_file=log_file, timeout=req.timeout, stdout_file=listing)
+    else:
+        listing.write_text(_walk_inputs(req.tree, paths))
+    digest.update(listing.read_bytes())
+    return digest.hexdigest()
+
+
+def _tool_id(name: str) -> str:
+    """A host tool's identity without running it: its real path, size and mtime."""
+    found = shutil.which(name)
+    if found is None:
+        return f"{name} missing"
+    real = Path(found).resolve()
+    st = real.stat()
+    return f"{name} {real} {st.st_size} {st.st_mtime_ns}"
+
+
+def _walk_inputs(tree: Path, patterns: tuple[str, ...]) -> str:
+    """'<sha256> <path>' per matching file of a tree without a current git index; the
+    patterns mean what they mean to git (a wildcard matches '/', a directory its files)."""
+    lines = []
+    for dirpath, dirnames, filenames in os.walk(tree):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(tree))
+            if any(fnmatch.fnmatchcase(rel, p) or rel.startswith(p.rstrip("/") + "/")
+                   for p in patterns):
+                lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()} {rel}\n")
+    return "".join(lines)
+
+
+def _unchanged(build_dir: Path, key: str) -> tuple[str, ...] | None:
+    """The absent options recorded with key when the last config had this key and its
+    .config is still as it left it; None when the config must run."""
+    try:
+        saved = json.loads((build_dir / KEY_FILE).read_text())
+        config = (build_dir / ".config").read_bytes()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get("key") != key or \
+            saved.get("config") != hashlib.sha256(config).hexdigest():
+        return None
+    return tuple(saved.get("absent", ()))
+
+
+def _save_key(build_dir: Path, key: str, absent: tuple[str, ...]) -> None:
+    config = (build_dir / ".config").read_bytes()
+    record = {"key": key, "config": hashlib.sha256(config).hexdigest(), "absent": list(absent)}
+    (build_dir / KEY_FILE).write_text(json.dumps(record, indent=1) + "\n")
 
 
 def _install(new: Path, req: ConfigRequest) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.bincache import BinaryCache
 from harness.data import DATA, read_toml
 from harness.errors import CommandError, InfraError, UserError
 from harness.run import Completed, run
@@ -106,6 +107,8 @@ class KselftestBuildRequest:
     timeout: float
     # None: data/kselftest.toml.
     spec: KselftestSpec | None = None
+    # Reuse of binaries built before from the same sources, headers and flags.
+    binaries: BinaryCache | None = None
 
 
 @dataclass(frozen=True)
@@ -269,9 +272,14 @@ def _compile(req: KselftestBuildRequest, flags: BuildFlags, src: Path, headers: 
     binary = req.out / name
     ldlibs = (*flags.ldlibs, *(flags.numa_ldlibs if numa == "SUFFICIENT" else ()))
     # Dynamic: robust_list dlopen()s linux-vdso.so.1. Run in src so that __FILE__ is short.
-    _run(["gcc", f"-I{headers}/include", *(f"-I{i}" for i in flags.includes), *flags.cflags,
-          f"-DLIBNUMA_VER_{numa}=1", f"{name}.c", "-o", binary, *ldlibs],
-         req, f"cannot build selftest {name}", cwd=src)
+    argv = ["gcc", f"-I{headers}/include", *(f"-I{i}" for i in flags.includes), *flags.cflags,
+            f"-DLIBNUMA_VER_{numa}=1", f"{name}.c", *ldlibs]
+    try:
+        (req.binaries or BinaryCache(None)).compile(
+            argv, binary, log_file=req.logs / "kselftest-build.log", timeout=req.timeout,
+            cwd=src)
+    except CommandError as exc:
+        raise InfraError(_failed(f"cannot build selftest {name}", exc)) from exc
     return binary
 
 
@@ -286,8 +294,13 @@ def _run(argv: Sequence[str | Path], req: KselftestBuildRequest, what: str,
     try:
         _host_run(argv, req, cwd=cwd)
     except CommandError as exc:
-        last = " / ".join([ln for ln in exc.tail.splitlines() if ln.strip()][-3:]) or "no output"
-        raise InfraError(f"{what}: {last}\n{exc}") from exc
+        raise InfraError(_failed(what, exc)) from exc
+
+
+def _failed(what: str, exc: CommandError) -> str:
+    """What failed, with the last lines the command printed."""
+    last = " / ".join([ln for ln in exc.tail.splitlines() if ln.strip()][-3:]) or "no output"
+    return f"{what}: {last}\n{exc}"
 
 
 # --- the guest plan ----------------------------------------------------------------------

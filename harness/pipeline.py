@@ -10,7 +10,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +22,13 @@ from harness import (
     guest,
     kconfig,
     patches,
+    progress,
     rangediff,
     report,
     source,
     vdso,
 )
-from harness.backends import Backend, BackendConfig, SuiteRequest, get_backend
+from harness.backends import Backend, BackendConfig, SuiteRequest, SuiteResult, get_backend
 from harness.data import (
     Expectations,
     GuestTest,
@@ -200,9 +201,11 @@ def _run_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
     with rec.stage(rev, "config") as st:
         cfg = kconfig.configure(kconfig.ConfigRequest(
             patched.tree, build_dir, req.fragments[job.variant], s.defconfig, s.arch, logs,
-            s.timeouts.config, s.timeouts.config_tool, expectations.kconfig))
+            s.timeouts.config, s.timeouts.config_tool, expectations.kconfig, job.variant,
+            indexed=patched.tree_id is not None))
         st.detail = f"{job.variant} config, {len(cfg.requested)} options checked"
-        st.detail += ", changed" if cfg.changed else ", unchanged"
+        st.detail += ", unchanged (skipped)" if cfg.skipped else \
+            ", changed" if cfg.changed else ", unchanged"
         if cfg.absent:
             rev.series_absent = f"the tree has no {', '.join(cfg.absent)}"
             st.detail += f"; series absent: no {', '.join(cfg.absent)} in this tree"
@@ -336,15 +339,17 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Bac
                logs: Path) -> None:
     """Build one suite's guest tests, run them all in one go, and judge every one."""
     tag = "" if suite == "default" else f"-{suite}"
-    with rec.stage(rev, f"guest-build{tag}"):
+    with rec.stage(rev, f"guest-build{tag}") as st:
         rwdir = req.run_dir / rev.label / f"guest{tag}"
         plan = guest.plan(guest.GuestPlanRequest(
             tests, built.elf, rwdir, logs, req.settings.timeouts.guest_compile,
             rev.series_absent, built.windows, built.expectations.ops, tree=built.tree,
-            build_dir=built.build_dir, config=dict(built.config)))
+            build_dir=built.build_dir, config=dict(built.config), cache=req.cache / "guest"))
+        st.detail = f"{plan.compiled} compiled, {plan.reused} reused"
     images = {i.name: i.path(built.build_dir, i.stripped) for i in built.expectations.images}
     with rec.stage(rev, f"{backend.stage}{tag}") as st:
-        done = backend.run(SuiteRequest(plan, built.build_dir, logs, suite, images))
+        done = _timed(f"{backend.stage}{tag}", built.build_dir, lambda: backend.run(
+            SuiteRequest(plan, built.build_dir, logs, suite, images)))
         rev.accel, rev.accel_reason, rev.target = done.accel, done.accel_reason, done.target
         rev.boots.append(Boot(suite, done.accel, done.qemu_opts))
         st.detail = done.detail
@@ -354,6 +359,17 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Bac
             rev.checks.append(_console_check(done.console, suite))
         if not done.runner_started:
             raise InfraError(st.detail)
+
+
+def _timed(step: str, build_dir: Path, boot: Callable[[], SuiteResult]) -> SuiteResult:
+    """Run a suite under a progress view against the last boot of this build dir; only a
+    boot whose runner finished sets the next expectation."""
+    history = progress.history_file(build_dir)
+    with progress.Meter(step, progress.load_history(history, step)) as meter:
+        done = boot()
+    if done.runner_started:
+        progress.save_history(history, step, progress.History(0, meter.elapsed))
+    return done
 
 
 def _console_check(log_file: Path, suite: str) -> Check:

@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import gittree
+from harness import gittree, progress
 from harness.data import DebianRelease, Settings, Timeouts
 from harness.errors import CommandError, InfraError, UserError
 from harness.paths import cache_lock, path_key
@@ -20,6 +20,8 @@ log = logging.getLogger("harness")
 
 # Files every x86 kernel tree has; their absence means the path is not a kernel tree.
 TREE_MARKERS = ("Makefile", "Kconfig", "arch/x86/Kconfig", "scripts/kconfig/merge_config.sh")
+# How long the last download and unpack took, next to the unpacked trees.
+HISTORY = "unpack.history.json"
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,11 @@ def _debian_tree(rel: DebianRelease, settings: Settings, cache: Path, logs: Path
     key = f"{rel.package}_{version}"
     dest = cache / "src" / key
     if not (dest / "ready").is_file():
-        _unpack(rel, version, apt, dest, logs / "source.log", settings)
+        # Minutes, once per version: a progress view against the last unpack of any.
+        history = cache / "src" / HISTORY
+        with progress.Meter("unpack", progress.load_history(history, "unpack")) as meter:
+            _unpack(rel, version, apt, dest, logs / "source.log", settings)
+        progress.save_history(history, "unpack", progress.History(0, meter.elapsed))
     return _result(_tree_in(dest), rel, version)
 
 

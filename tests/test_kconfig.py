@@ -1,14 +1,19 @@
 # SPDX-License-Identifier: GPL-2.0
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
+from conftest import sh
 from fake_tree import fake_tree, fragment
 
 from harness.data import KERNEL_CONFIG, load_settings
 from harness.errors import UserError
 from harness.kconfig import (
+    KEY_FILE,
     ConfigRequest,
     configure,
     kconfig_index,
@@ -129,3 +134,76 @@ def test_nocompat_variant_is_lean_without_compat() -> None:
     assert {k: v for k, v in merged.items() if k not in ("IA32_EMULATION", "X86_X32_ABI",
                                                          "COMPAT")} == \
         {k: v for k, v in lean.items() if k not in ("IA32_EMULATION", "COMPAT")}
+
+
+def olddefconfig_runs(tmp_path: Path) -> int:
+    return (tmp_path / "logs" / "config.log").read_text().count(" olddefconfig")
+
+
+def test_unchanged_inputs_skip_the_config(tmp_path: Path) -> None:
+    tree = fake_tree(tmp_path)
+    req = request(tmp_path, tree, fragment(tmp_path, "s.config", SERIES))
+    first = configure(req)
+    assert not first.skipped and olddefconfig_runs(tmp_path) == 1
+    again = configure(req)
+    assert again.skipped and not again.changed and olddefconfig_runs(tmp_path) == 1
+    assert again.final == first.final and again.requested == first.requested
+    assert (tmp_path / "logs" / "kernel.config").read_text() == first.config.read_text()
+
+
+@pytest.mark.parametrize("change", ["kconfig", "fragment", "config", "defconfig", "variant"])
+def test_a_changed_input_runs_the_config_again(tmp_path: Path, change: str) -> None:
+    tree = fake_tree(tmp_path)
+    frag = fragment(tmp_path, "s.config", SERIES)
+    req = request(tmp_path, tree, frag)
+    configure(req)
+    if change == "kconfig":
+        with (tree / "arch/x86/Kconfig").open("a") as f:
+            f.write("\nconfig NEW_OPTION\n\tbool\n")
+    elif change == "fragment":
+        frag.write_text(SERIES + "CONFIG_GENERIC_IRQ_ENTRY=y\n")
+    elif change == "config":
+        with (tmp_path / "build" / ".config").open("a") as f:
+            f.write("# edited by hand\n")
+    elif change == "defconfig":
+        (tree / "arch/x86/configs").mkdir(parents=True)
+        (tree / "arch/x86/configs/x86_64_defconfig").write_text("CONFIG_FUTEX=y\n")
+    else:
+        req = dataclasses.replace(req, variant="other")
+    assert not configure(req).skipped and olddefconfig_runs(tmp_path) == 2
+    assert configure(req).skipped
+
+
+def test_git_index_keys_the_kconfig_files(tmp_path: Path) -> None:
+    """An owned tree: the Kconfig inputs come from its git index, which a patch updates."""
+    tree = fake_tree(tmp_path)
+    sh(["git", "init", "-q"], cwd=tree)
+    sh(["git", "add", "-A"], cwd=tree)
+    req = dataclasses.replace(request(tmp_path, tree, fragment(tmp_path, "s.config", SERIES)),
+                              indexed=True)
+    configure(req)
+    assert configure(req).skipped
+    listing = (tmp_path / "logs" / "config-inputs.txt").read_text()
+    assert "\tKconfig\n" in listing and "\tarch/x86/Kconfig\n" in listing
+    assert "init/main.c" not in listing
+    (tree / "init" / "main.c").write_text("int x;\n")
+    sh(["git", "add", "-A"], cwd=tree)
+    assert configure(req).skipped
+    (tree / "Kconfig").write_text((tree / "Kconfig").read_text() + "\n# touched\n")
+    sh(["git", "add", "-A"], cwd=tree)
+    assert not configure(req).skipped
+
+
+def test_skipped_config_still_checks_the_requested_options(tmp_path: Path) -> None:
+    tree = fake_tree(tmp_path)
+    req = request(tmp_path, tree, fragment(tmp_path, "s.config", SERIES))
+    configure(req)
+    # A .config the key vouches for that lacks an option: the check must still see it.
+    config = tmp_path / "build" / ".config"
+    config.write_text(config.read_text().replace("CONFIG_RSEQ=y", "# CONFIG_RSEQ is not set"))
+    key = json.loads((tmp_path / "build" / KEY_FILE).read_text())
+    key["config"] = hashlib.sha256(config.read_bytes()).hexdigest()
+    (tmp_path / "build" / KEY_FILE).write_text(json.dumps(key))
+    with pytest.raises(UserError, match="CONFIG_RSEQ=y requested, got n"):
+        configure(req)
+    assert olddefconfig_runs(tmp_path) == 1
