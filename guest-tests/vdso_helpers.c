@@ -189,9 +189,10 @@ static int set_number(struct test_args *a, const char *k, const char *v)
 {
 	static const char *const keys[] = { "--cs-start", "--cs-success", "--cs-end",
 					     "--win-start", "--win-store", "--iterations",
-					     "--rounds", "--seconds" };
+					     "--rounds", "--seconds", "--min-hits", "--max-seconds" };
 	unsigned long *fields[] = { &a->cs_start, &a->cs_success, &a->cs_end, &a->win_start,
-				    &a->win_store, &a->count, &a->count, &a->count };
+				    &a->win_store, &a->count, &a->count, &a->count,
+				    &a->min_hits, &a->max_seconds };
 	size_t i;
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {

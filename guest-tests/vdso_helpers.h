@@ -58,6 +58,9 @@ struct test_args {
 	unsigned long cs_start, cs_success, cs_end, win_start, win_store;
 	/* --iterations, --rounds or --seconds: how much work the test does */
 	unsigned long count;
+	/* --min-hits, --max-seconds: a stress test goes on past --seconds, up to
+	 * --max-seconds, until it has reached the window --min-hits times */
+	unsigned long min_hits, max_seconds;
 	int pop_width, mremap;
 };
 
