@@ -277,8 +277,9 @@ def _bisect_step(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
     total = len(rev.applied)
     name = bisect.patch_name(k, total, rev.applied[k - 1])
     log.info("%s: bisect step %s", job.label, name)
-    step_rev = RevisionRecord(f"{job.label}-bisect-{k}")
-    logs = req.run_dir / job.label / "bisect" / f"{k:02d}" / "logs"
+    # The step's files (logs, guest dirs) nest under its revision's: <label>/bisect/<k>/.
+    step_rev = RevisionRecord(f"{job.label}/bisect/{k:02d}")
+    logs = req.run_dir / step_rev.label / "logs"
     host_only = target.stage in ("patches", "config", "build", "vdso", "disasm")
     start = time.monotonic()
     try:

@@ -103,4 +103,5 @@ def test_bisect_run_names_the_patch_that_broke_the_build(
     assert bisect.first_bad == "2/3 breaks the build"
     assert [(s.index, s.status) for s in bisect.steps] == [(1, GOOD), (2, BAD)]
     assert (tmp_path / "run" / "series" / "bisect" / "02" / "logs").is_dir()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.is_dir()) == ["base", "series"]
     assert "first bad: 2/3 breaks the build" in capsys.readouterr().out
