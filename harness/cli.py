@@ -86,6 +86,9 @@ def _run_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--suite", action="append", default=[], metavar="NAME",
                      help="boot only this suite of settings.toml [suites] (repeatable), "
                           "for example --suite stress")
+    run.add_argument("--only", action="append", default=[], metavar="PATTERN",
+                     help="run only the guest tests whose name matches this shell pattern "
+                          "(repeatable), for example --only 'remap-exit-*'")
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
@@ -163,10 +166,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         expect=args.expect,
         fragments=kconfig.variant_fragments(args.config_dir, args.config_variant),
         variant=args.config_variant,
+        base=kconfig.variant_base(args.config_dir, args.config_variant),
         backend=BackendConfig(settings, cache_root(), args.accel, args.target, args.ssh_key,
                               args.known_hosts, args.host_key),
         jobs=args.jobs, stress=args.stress, boot=args.command == "run",
-        suites=tuple(settings.suite(n).name for n in args.suite))
+        suites=tuple(settings.suite(n).name for n in args.suite), only=tuple(args.only))
     limit = args.timeout or settings.timeouts.run
     try:
         with run_limit(limit):

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Stage 3, config: virtme-ng's base config plus kernel-config/ fragments, checked to have stuck."""
+"""Stage 3, config: a base config (virtme-ng's, or a variant's own such as tinyconfig) plus
+kernel-config/ fragments, checked to have stuck."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.data import read_toml
 from harness.errors import UserError
@@ -39,6 +41,9 @@ class ConfigRequest:
     tool_timeout: float
     # Options that may be missing from the tree (the series' own): dropped, not fatal.
     optional: tuple[str, ...] = ()
+    # False when the variant has a base of its own (tinyconfig): its fragments then say
+    # what the boot needs, and virtme-ng's config items are not merged.
+    virtme_items: bool = True
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,25 @@ def variant_fragments(directory: Path, variant: str) -> tuple[Path, ...]:
     return tuple(p for p in shared if p.name not in dropped) + own
 
 
+def variant_base(directory: Path, variant: str) -> str | None:
+    """The make target a variant's config starts from (variant.toml `base`, its own or that
+    of the first included variant with one); None: the settings' defconfig and virtme-ng."""
+    if variant == "vng":
+        return None
+    raw = _variant_spec(directory, variant)
+    if "base" in raw:
+        return str(raw["base"])
+    for other in raw.get("include", []):
+        if found := variant_base(directory, other):
+            return found
+    return None
+
+
+def _variant_spec(directory: Path, variant: str) -> dict[str, Any]:
+    spec = directory / variant / "variant.toml"
+    return read_toml(spec) if spec.is_file() else {}
+
+
 def _variant(directory: Path, variant: str, seen: tuple[str, ...],
              ) -> tuple[tuple[Path, ...], set[str]]:
     """(fragments, shared fragment names dropped) of one variant and those it includes."""
@@ -112,8 +136,7 @@ def _variant(directory: Path, variant: str, seen: tuple[str, ...],
         known = sorted(d.name for d in directory.iterdir() if d.is_dir())
         raise UserError(f"no config variant '{variant}' in {directory}; "
                         f"choose one of: {', '.join(['vng', *known])}")
-    spec = directory / variant / "variant.toml"
-    raw = read_toml(spec) if spec.is_file() else {}
+    raw = _variant_spec(directory, variant)
     found: tuple[Path, ...] = ()
     dropped = set(raw.get("drop", []))
     for other in raw.get("include", []):
@@ -186,9 +209,10 @@ def configure(req: ConfigRequest) -> ConfigResult:
     log_file = req.logs / "config.log"
     make = ["make", "-s", "-C", str(req.tree), f"O={scratch}"]
     run([*make, req.defconfig], log_file=log_file, timeout=req.timeout)
-    base = virtme_fragment(req.logs / "virtme.config", req.arch, log_file, req.tool_timeout)
+    virtme = ((virtme_fragment(req.logs / "virtme.config", req.arch, log_file,
+                               req.tool_timeout),) if req.virtme_items else ())
     run(["sh", req.tree / "scripts/kconfig/merge_config.sh", "-m", "-O", scratch,
-         scratch / ".config", base, *req.fragments], log_file=log_file, timeout=req.timeout)
+         scratch / ".config", *virtme, *req.fragments], log_file=log_file, timeout=req.timeout)
     run([*make, "olddefconfig"], log_file=log_file, timeout=req.timeout)
     final = parse_config((scratch / ".config").read_text(), str(scratch / ".config"))
     problems = unmet(wanted, final, index)

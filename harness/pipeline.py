@@ -73,6 +73,11 @@ class RunRequest:
     suites: tuple[str, ...] = ()
     # False for the build subcommand: stop after the host-side checks.
     boot: bool = True
+    # The variant's own base config target (tinyconfig); None: the settings' defconfig
+    # plus virtme-ng's config items.
+    base: str | None = None
+    # Run only the guest tests matching these shell patterns (--only); empty: all.
+    only: tuple[str, ...] = ()
 
 
 def build_dir_for(cache: Path, tree_key: str, variant: str) -> Path:
@@ -133,6 +138,7 @@ def run_all(req: RunRequest, rec: Recorder) -> None:
     """Test every revision in order. A stage error ends that revision only; it is recorded."""
     # Bad names and bad SSH inputs fail before anything is downloaded or built.
     load_expectations(req.expect)
+    guest.select(load_guest_tests(), req.only)
     backend = get_backend(req.backend) if req.boot else None
     with contextlib.ExitStack() as held:
         shared = _Shared(held, backend)
@@ -169,7 +175,7 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: Revisio
     assert shared.src is not None
     src, s = shared.src, req.settings
     expectations = load_expectations(req.expect)
-    tests = load_guest_tests()
+    tests = guest.select(load_guest_tests(), req.only)
     with rec.stage(rev, "patches") as st:
         rev.series = revision.series
         patched = patches.apply_series(patches.PatchRequest(
@@ -183,8 +189,9 @@ def _run_locked(req: RunRequest, revision: Revision, rec: Recorder, rev: Revisio
     build_dir = build_dir_for(req.cache, tree_key, req.variant)
     with rec.stage(rev, "config") as st:
         cfg = kconfig.configure(kconfig.ConfigRequest(
-            patched.tree, build_dir, req.fragments, s.defconfig, s.arch, logs,
-            s.timeouts.config, s.timeouts.config_tool, expectations.kconfig))
+            patched.tree, build_dir, req.fragments, req.base or s.defconfig, s.arch, logs,
+            s.timeouts.config, s.timeouts.config_tool, expectations.kconfig,
+            virtme_items=req.base is None))
         st.detail = f"{req.variant} config, {len(cfg.requested)} options checked"
         st.detail += ", changed" if cfg.changed else ", unchanged"
         if cfg.absent:
