@@ -85,6 +85,8 @@ class Settings:
     guest_python: str
     # In the order they boot; "default" first.
     suites: dict[str, Suite]
+    # Appended to the guest kernel's command line ([boot] kernel_args).
+    kernel_args: tuple[str, ...] = ()
 
     def suites_for(self, stress: bool) -> tuple[Suite, ...]:
         """The suites a run boots: the default ones, and with --stress the stress ones."""
@@ -258,6 +260,7 @@ def load_settings(path: Path = DATA / "settings.toml") -> Settings:
         suites={name: Suite(name, int(s["cpus"]), tuple(s["tcg_qemu_opts"]),
                             bool(s.get("with_stress", False)))
                 for name, s in raw["suites"].items()},
+        kernel_args=tuple(boot.get("kernel_args", [])),
     )
 
 
