@@ -11,7 +11,8 @@ that links to the already unpacked source, so they cost about 25 minutes togethe
 run, the ratios use the vng figure of bench/results/speed.json, and say so). The whole run
 takes about 35 minutes.
 
-    .venv/bin/python bench/speed.py [--skip-cold] [--cold minimal --cold lean] [--skip-stress]
+    .venv/bin/python bench/speed.py [--skip-cold] [--cold minimal --cold lean] [--skip-warm]
+        [--skip-stress] [--boot-runs N]
 """
 
 from __future__ import annotations
@@ -185,6 +186,8 @@ def main() -> int:
                         help="a variant to build cold (repeatable; default: all three)")
     parser.add_argument("--boot-runs", type=int, default=3,
                         help="boots with the twelve vDSO checks per variant (0: none)")
+    parser.add_argument("--skip-warm", action="store_true",
+                        help="leave out the one-file re-test and the whole default suite")
     parser.add_argument("--skip-stress", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-speed")
     args = parser.parse_args()
@@ -195,7 +198,8 @@ def main() -> int:
     if args.boot_runs:
         for variant in BOOT_VARIANTS:
             figures.update(boot_vdso(args.out, variant, args.boot_runs))
-    figures.update(warm(args.out, args.variant))
+    if not args.skip_warm:
+        figures.update(warm(args.out, args.variant))
     if not args.skip_stress:
         figures.update(stress(args.out, args.variant))
     for key, value in figures.items():
