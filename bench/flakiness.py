@@ -12,7 +12,7 @@ took to start its runner are kept and summarised.
 Run on demand, not in CI: N=20 takes about 12 minutes on 2 cores under TCG (lean config);
 with --stress about 50 minutes (nice it: it keeps both cores busy).
 
-    .venv/bin/python bench/flakiness.py -n 20
+    .venv/bin/python bench/flakiness.py -n 20 [--config-variant minimal]
     nice -n 10 .venv/bin/python bench/flakiness.py --stress -n 20 [--resume]
 """
 
@@ -44,9 +44,9 @@ from harness.results import stage_check, suite_check  # noqa: E402
 STRESS_COUNTERS = ("kills", "window_hits", "fixups", "corruptions", "first_corruption_ms")
 
 
-def one_run(run_dir: Path, series: Path | None) -> dict[str, str]:
+def one_run(run_dir: Path, series: Path | None, extra: tuple[str, ...] = ()) -> dict[str, str]:
     """Verdict per check of one harness run (its only revision)."""
-    argv = [sys.executable, "-m", "harness", "run", "--run-dir", str(run_dir)]
+    argv = [sys.executable, "-m", "harness", "run", "--run-dir", str(run_dir), *extra]
     if series:
         argv += ["--series", str(series), "--no-base"]
     subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -56,11 +56,13 @@ def one_run(run_dir: Path, series: Path | None) -> dict[str, str]:
     return verdicts
 
 
-def campaign(n: int, out: Path, series: Path | None) -> list[dict[str, str]]:
+def campaign(n: int, out: Path, series: Path | None,
+             extra: tuple[str, ...] = ()) -> list[dict[str, str]]:
     runs = []
     for i in range(n):
         start = time.monotonic()
-        runs.append(one_run(out / f"{'mutant' if series else 'pristine'}-{i:02d}", series))
+        runs.append(one_run(out / f"{'mutant' if series else 'pristine'}-{i:02d}", series,
+                            extra))
         print(f"  run {i + 1}/{n}: {time.monotonic() - start:.0f}s", file=sys.stderr)
     return runs
 
@@ -83,12 +85,12 @@ def finished(run_dir: Path) -> bool:
 
 
 def stress_run(run_dir: Path, suites: dict[str, tuple[str, ...]],
-               resume: bool = False) -> dict[str, Any]:
+               resume: bool = False, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """One run of the stress boots on pristine 7.3: lost or not, verdicts, counters, boot
     times. Only the stress suites boot (the default suite's flakiness is the plain mode's).
     With resume, a run that already finished in run_dir is read instead of repeated."""
     argv = [sys.executable, "-m", "harness", "run", "--run-dir", str(run_dir),
-            *(a for name in suites for a in ("--suite", name))]
+            *(a for name in suites for a in ("--suite", name)), *extra]
     start = time.monotonic()
     reused = resume and finished(run_dir)
     if not reused:
@@ -138,12 +140,12 @@ def spread(values: list[float]) -> dict[str, float] | None:
             "max": max(values), "total": round(sum(values), 1)}
 
 
-def stress_campaign(n: int, out: Path, resume: bool) -> int:
+def stress_campaign(n: int, out: Path, resume: bool, extra: tuple[str, ...] = ()) -> int:
     suites = stress_suites()
     start = time.monotonic()
     runs = []
     for i in range(n):
-        runs.append(stress_run(out / f"stress-{i:02d}", suites, resume))
+        runs.append(stress_run(out / f"stress-{i:02d}", suites, resume, extra))
         r = runs[-1]
         wall = "reused" if r["wall_s"] is None else f"{r['wall_s']:.0f}s"
         print(f"  run {i + 1}/{n}: {wall}  lost={r['lost']}  "
@@ -206,17 +208,21 @@ def main() -> int:
     parser.add_argument("--resume", action="store_true",
                         help="with --stress: keep the runs already finished in --out")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-flakiness")
+    parser.add_argument("--config-variant", help="passed to every harness run (default: "
+                                                 "the settings' default variant)")
     args = parser.parse_args()
+    extra = ("--config-variant", args.config_variant) if args.config_variant else ()
     if args.stress:
-        return stress_campaign(args.n, args.out, args.resume)
+        return stress_campaign(args.n, args.out, args.resume, extra)
     check = caught_by(args.mutant)
     start = time.monotonic()
-    pristine = campaign(args.n, args.out, None)
-    mutant = campaign(args.n, args.out, args.mutant)
+    pristine = campaign(args.n, args.out, None, extra)
+    mutant = campaign(args.n, args.out, args.mutant, extra)
     false_failures = Counter(name for run in pristine for name, v in run.items() if v != "PASS")
     misses = sum(1 for run in mutant if check is None or run.get(check) != "FAIL")
     result = {
         "date": time.strftime("%F"), "n": args.n, "mutant": args.mutant.name, "caught_by": check,
+        "config_variant": args.config_variant or data.load_settings().config_variant,
         "pristine_runs_with_a_false_failure": sum(1 for r in pristine
                                                   if any(v != "PASS" for v in r.values())),
         "false_failures_by_check": dict(false_failures),

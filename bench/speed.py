@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Speed figures, side by side in one run: cold build of the lean config against virtme-ng's
-full config, a warm re-test after a one-file change (with its per-stage breakdown against
-the goal in data/bench.toml), the default guest suite, and the power of the stress suite.
-Prints a table and writes runs/bench-speed/speed.json.
+"""Speed figures, side by side in one run: cold builds of the minimal and lean configs
+against virtme-ng's full config, the boot plus the twelve vDSO checks on minimal and lean, a
+warm re-test after a one-file change (with its per-stage breakdown), the default guest suite,
+and the power of the stress suite. Prints a table and the goals (data/bench.toml), and writes
+runs/bench-speed/speed.json.
 
 Run on demand, not in CI. Cold builds use a private cache (no ccache, fresh build dirs)
-that links to the already unpacked source, so they cost about 17 minutes together on
-2 cores; --skip-cold leaves them out. The whole run takes about 25 minutes.
+that links to the already unpacked source, so they cost about 25 minutes together on
+2 cores; --skip-cold leaves them out, and --cold picks the variants (without vng in the
+run, the ratios use the vng figure of bench/results/speed.json, and say so). The whole run
+takes about 35 minutes.
 
-    .venv/bin/python bench/speed.py [--skip-cold] [--skip-stress]
+    .venv/bin/python bench/speed.py [--skip-cold] [--cold minimal --cold lean] [--skip-warm]
+        [--skip-stress] [--boot-runs N]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -37,6 +42,17 @@ from harness.report import exit_code, load_record  # noqa: E402
 
 ONE_FILE = ROOT / "patches" / "mutants" / "no-fixup-call.patch"
 GOALS = read_toml(DATA / "bench.toml")["speed"]
+# The latest committed figures: the vng cold build when this run leaves it out.
+COMMITTED = ROOT / "bench" / "results" / "speed.json"
+COLD_VARIANTS = ("minimal", "lean", "vng")
+# The twelve vDSO checks of the original default suite (the boot-time goal), as --only
+# patterns of the harness.
+VDSO_TWELVE = ("vdso-runtime-image-*", "unlock-semantics-*", "cs-fixup-singlestep-*",
+               "vdso-mremap", "remap-exit-*")
+BOOT_VARIANTS = ("minimal", "lean")
+GOAL_COLD_RATIO = float(GOALS["cold_build_ratio_minimal_to_vng"])
+GOAL_BOOT_VDSO_S = float(GOALS["boot_vdso12_s"])
+GOAL_SUITE_S = float(GOALS["default_suite_s"])
 
 
 def children_cpu() -> float:
@@ -78,11 +94,11 @@ def cold_cache(base: Path) -> dict[str, str]:
     return {"FUTEX_HARNESS_CACHE": str(base), "CCACHE_DISABLE": "1"}
 
 
-def cold_builds(out: Path) -> dict[str, float]:
-    """Both configs from nothing, one after the other; the build subcommand, so no boot
-    adds to the CPU time."""
-    figures = {}
-    for variant in ("lean", "vng"):
+def cold_builds(out: Path, variants: tuple[str, ...]) -> dict[str, Any]:
+    """The configs from nothing, one after the other; the build subcommand, so no boot
+    adds to the CPU time. Each is compared with vng: this run's, else the committed one."""
+    figures: dict[str, Any] = {}
+    for variant in variants:
         env = cold_cache(out / f"cold-cache-{variant}")
         record = harness(out / f"cold-{variant}", "--config-variant", variant, env=env,
                          command="build")
@@ -91,10 +107,55 @@ def cold_builds(out: Path) -> dict[str, float]:
         figures[f"cold_build_{variant}_s"] = stage_seconds(record, "build", 0)
         figures[f"cold_build_{variant}_cpu_s"] = round(record.cpu, 1)
         shutil.rmtree(out / f"cold-cache-{variant}", ignore_errors=True)
-    for kind in ("", "_cpu"):
-        figures[f"cold_build{kind}_ratio_lean_to_vng"] = round(
-            figures[f"cold_build_lean{kind}_s"] / max(figures[f"cold_build_vng{kind}_s"], 1), 2)
+    if "vng" not in variants:
+        committed = json.loads(COMMITTED.read_text())
+        figures["cold_build_vng_from"] = f"{COMMITTED.relative_to(ROOT)} ({committed['date']})"
+        for kind in ("", "_cpu"):
+            figures[f"cold_build_vng{kind}_s"] = committed[f"cold_build_vng{kind}_s"]
+    for variant in (v for v in variants if v != "vng"):
+        for kind in ("", "_cpu"):
+            figures[f"cold_build{kind}_ratio_{variant}_to_vng"] = round(
+                figures[f"cold_build_{variant}{kind}_s"]
+                / max(figures[f"cold_build_vng{kind}_s"], 1), 2)
     return figures
+
+
+def boot_vdso(out: Path, variant: str, runs: int) -> dict[str, float]:
+    """The boot stage (VM start to power-off) with only the twelve vDSO checks; the fastest
+    and the median of a few runs, since the machine is shared."""
+    times = []
+    for n in range(runs):
+        only = [a for p in VDSO_TWELVE for a in ("--only", p)]
+        record = harness(out / f"boot-vdso-{variant}-{n}", "--config-variant", variant, *only)
+        if exit_code(record.record) != 0:
+            raise SystemExit(f"{variant} boot with the vDSO checks did not pass: see "
+                             f"{out / f'boot-vdso-{variant}-{n}'}")
+        times.append(stage_seconds(record, "boot"))
+    return {f"boot_vdso12_{variant}_min_s": min(times),
+            f"boot_vdso12_{variant}_median_s": round(statistics.median(times), 2)}
+
+
+def goals(figures: dict[str, Any]) -> list[str]:
+    """One line per goal: the measured figure, and met or the shortfall."""
+    lines = []
+    if (ratio := figures.get("cold_build_ratio_minimal_to_vng")) is not None:
+        cpu = figures["cold_build_cpu_ratio_minimal_to_vng"]
+        source = f", vng from {figures['cold_build_vng_from']}" \
+            if "cold_build_vng_from" in figures else ""
+        lines.append(_goal(f"cold build minimal / vng <= {GOAL_COLD_RATIO} (wall; CPU {cpu}"
+                           f"{source})", ratio, GOAL_COLD_RATIO))
+    if (boot := figures.get("boot_vdso12_minimal_min_s")) is not None:
+        lines.append(_goal(f"boot + 12 vDSO checks on minimal <= {GOAL_BOOT_VDSO_S:.0f} s "
+                           f"(fastest of the runs)", boot, GOAL_BOOT_VDSO_S))
+    if (suite := figures.get("suite_boot_s")) is not None:
+        lines.append(_goal(f"boot + whole default suite on {figures['variant']} <= "
+                           f"{GOAL_SUITE_S:.0f} s", suite, GOAL_SUITE_S))
+    return lines
+
+
+def _goal(what: str, measured: float, target: float) -> str:
+    verdict = "met" if measured <= target else f"short by {measured - target:.2f}"
+    return f"goal: {what}: {measured} ({verdict})"
 
 
 def warm(out: Path, variant: str) -> dict[str, Any]:
@@ -149,20 +210,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="lean", help="config for the warm figures")
     parser.add_argument("--skip-cold", action="store_true")
+    parser.add_argument("--cold", action="append", choices=COLD_VARIANTS,
+                        help="a variant to build cold (repeatable; default: all three)")
+    parser.add_argument("--boot-runs", type=int, default=3,
+                        help="boots with the twelve vDSO checks per variant (0: none)")
+    parser.add_argument("--skip-warm", action="store_true",
+                        help="leave out the one-file re-test and the whole default suite")
     parser.add_argument("--skip-stress", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-speed")
     args = parser.parse_args()
     figures: dict[str, Any] = {"date": time.strftime("%F"), "machine":
                                f"{platform.node()} {os.cpu_count()} cores", "variant": args.variant}
     if not args.skip_cold:
-        figures.update(cold_builds(args.out))
-    figures.update(warm(args.out, args.variant))
+        figures.update(cold_builds(args.out, tuple(args.cold or COLD_VARIANTS)))
+    if args.boot_runs:
+        for variant in BOOT_VARIANTS:
+            figures.update(boot_vdso(args.out, variant, args.boot_runs))
+    if not args.skip_warm:
+        figures.update(warm(args.out, args.variant))
     if not args.skip_stress:
         figures.update(stress(args.out, args.variant))
     for key, value in figures.items():
         if not isinstance(value, dict):
-            print(f"{key:<34} {value}")
+            print(f"{key:<40} {value}")
     print("\n".join(breakdown_lines(figures)))
+    for line in goals(figures):
+        print(line)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.json").write_text(json.dumps(figures, indent=1) + "\n")
     return 0

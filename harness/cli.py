@@ -156,6 +156,9 @@ def _run_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--suite", action="append", default=[], metavar="NAME",
                      help="boot only this suite of settings.toml [suites] (repeatable), "
                           "for example --suite stress")
+    run.add_argument("--only", action="append", default=[], metavar="PATTERN",
+                     help="run only the guest tests whose name matches this shell pattern "
+                          "(repeatable), for example --only 'remap-exit-*'")
 
 
 def _kcidb_args(p: argparse.ArgumentParser) -> None:
@@ -217,6 +220,7 @@ def _plan(args: argparse.Namespace) -> plan.Plan:
     for variant in variants:  # an unknown variant is the user's error before anything runs
         kconfig.variant_fragments(args.config_dir, variant)
     options = (("expect", args.expect), ("suites", ",".join(args.suite)),
+               ("only", ",".join(args.only)),
                ("stress", str(args.stress)), ("config_dir", str(args.config_dir)))
     return plan.make_plan(plan.PlanRequest(
         kernels, variants, plan.revisions(args.series, args.rev_version, not args.no_base),
@@ -274,7 +278,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                               args.known_hosts, args.host_key),
         make_jobs=args.jobs, stress=args.stress, boot=args.command == "run", bisect=args.bisect,
         suites=tuple(settings.suite(n).name for n in args.suite),
-        mbox=args.mbox.resolve() if args.mbox else None)
+        mbox=args.mbox.resolve() if args.mbox else None,
+        bases={v: kconfig.variant_base(args.config_dir, v) for v in {j.variant for j in jobs}},
+        only=tuple(args.only))
     limit = args.timeout or settings.timeouts.run
     try:
         with run_limit(limit):

@@ -88,6 +88,8 @@ class Settings:
     guest_python: str
     # In the order they boot; "default" first.
     suites: dict[str, Suite]
+    # Appended to the guest kernel's command line ([boot] kernel_args).
+    kernel_args: tuple[str, ...] = ()
 
     def suites_for(self, stress: bool) -> tuple[Suite, ...]:
         """The suites a run boots: the default ones, and with --stress the stress ones."""
@@ -262,6 +264,7 @@ def load_settings(path: Path = DATA / "settings.toml") -> Settings:
                             bool(s.get("with_stress", False)),
                             float(s["boot_timeout"]) if "boot_timeout" in s else None)
                 for name, s in raw["suites"].items()},
+        kernel_args=tuple(boot.get("kernel_args", [])),
     )
 
 

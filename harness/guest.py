@@ -4,6 +4,7 @@ what came back. The plan's file layout is protocol.py's; this module decides its
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 import string
 import sys
@@ -14,7 +15,7 @@ from harness import kselftest, kselftest_verdicts, protocol
 from harness.bincache import BinaryCache
 from harness.data import GUEST_TESTS, GuestTest
 from harness.disasm import Window
-from harness.errors import CommandError, HarnessError, InfraError
+from harness.errors import CommandError, HarnessError, InfraError, UserError
 from harness.kconfig import is_set
 from harness.results import Check, Verdict, elf_check, entry_key, judge
 from harness.vdso import Facts, VdsoResult, compare_image
@@ -66,6 +67,18 @@ class GuestPlan:
     @property
     def total_timeout(self) -> float:
         return sum(e.timeout for e in self.entries)
+
+
+def select(tests: tuple[GuestTest, ...], patterns: tuple[str, ...]) -> tuple[GuestTest, ...]:
+    """The tests whose name matches one of the shell patterns (all when there are none);
+    a pattern that matches no test is the user's error, naming the tests there are."""
+    if not patterns:
+        return tests
+    unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(t.name, p) for t in tests)]
+    if unmatched:
+        raise UserError(f"--only {', '.join(unmatched)} matches no guest test; the tests are: "
+                        f"{', '.join(t.name for t in tests)}")
+    return tuple(t for t in tests if any(fnmatch.fnmatchcase(t.name, p) for p in patterns))
 
 
 def compile_test(test: GuestTest, out: Path, log_file: Path, timeout: float,

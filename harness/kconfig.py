@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Stage 3, config: virtme-ng's base config plus kernel-config/ fragments, checked to have stuck."""
+"""Stage 3, config: a base config (virtme-ng's, or a variant's own such as tinyconfig) plus
+kernel-config/ fragments, checked to have stuck."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness import gittree
 from harness.data import DATA, read_toml
@@ -52,6 +54,9 @@ class ConfigRequest:
     # The tree's git index is current (the harness's own trees, just patched): the config
     # inputs are hashed from its object ids instead of read.
     indexed: bool = False
+    # False when the variant has a base of its own (tinyconfig): its fragments then say
+    # what the boot needs, and virtme-ng's config items are not merged.
+    virtme_items: bool = True
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,25 @@ def variant_fragments(directory: Path, variant: str) -> tuple[Path, ...]:
     return tuple(p for p in shared if p.name not in dropped) + own
 
 
+def variant_base(directory: Path, variant: str) -> str | None:
+    """The make target a variant's config starts from (variant.toml `base`, its own or that
+    of the first included variant with one); None: the settings' defconfig and virtme-ng."""
+    if variant == "vng":
+        return None
+    raw = _variant_spec(directory, variant)
+    if "base" in raw:
+        return str(raw["base"])
+    for other in raw.get("include", []):
+        if found := variant_base(directory, other):
+            return found
+    return None
+
+
+def _variant_spec(directory: Path, variant: str) -> dict[str, Any]:
+    spec = directory / variant / "variant.toml"
+    return read_toml(spec) if spec.is_file() else {}
+
+
 def _variant(directory: Path, variant: str, seen: tuple[str, ...],
              ) -> tuple[tuple[Path, ...], set[str]]:
     """(fragments, shared fragment names dropped) of one variant and those it includes."""
@@ -128,8 +152,7 @@ def _variant(directory: Path, variant: str, seen: tuple[str, ...],
         known = sorted(d.name for d in directory.iterdir() if d.is_dir())
         raise UserError(f"no config variant '{variant}' in {directory}; "
                         f"choose one of: {', '.join(['vng', *known])}")
-    spec = directory / variant / "variant.toml"
-    raw = read_toml(spec) if spec.is_file() else {}
+    raw = _variant_spec(directory, variant)
     found: tuple[Path, ...] = ()
     dropped = set(raw.get("drop", []))
     for other in raw.get("include", []):
@@ -192,7 +215,8 @@ def configure(req: ConfigRequest) -> ConfigResult:
     config_key equals the last config's and that .config is still there, unchanged."""
     wanted = merge_fragments(req.fragments)
     log_file = req.logs / "config.log"
-    base = virtme_fragment(req.logs / "virtme.config", req.arch, log_file, req.tool_timeout)
+    base = (virtme_fragment(req.logs / "virtme.config", req.arch, log_file, req.tool_timeout)
+            if req.virtme_items else None)
     key = config_key(req, base, log_file)
     absent = _unchanged(req.build_dir, key)
     if absent is not None:
@@ -205,7 +229,8 @@ def configure(req: ConfigRequest) -> ConfigResult:
     return result
 
 
-def _configure(req: ConfigRequest, wanted: Config, base: Path, log_file: Path) -> ConfigResult:
+def _configure(req: ConfigRequest, wanted: Config, base: Path | None,
+               log_file: Path) -> ConfigResult:
     """defconfig, virtme-ng's items and the fragments merged, olddefconfig, then checked."""
     index = kconfig_index(req.tree)
     absent = tuple(sorted(n for n in req.optional if n not in index))
@@ -218,8 +243,9 @@ def _configure(req: ConfigRequest, wanted: Config, base: Path, log_file: Path) -
     scratch.mkdir(parents=True, exist_ok=True)
     make = ["make", "-s", "-C", str(req.tree), f"O={scratch}"]
     run([*make, req.defconfig], log_file=log_file, timeout=req.timeout)
+    virtme = (base,) if base else ()
     run(["sh", req.tree / "scripts/kconfig/merge_config.sh", "-m", "-O", scratch,
-         scratch / ".config", base, *req.fragments], log_file=log_file, timeout=req.timeout)
+         scratch / ".config", *virtme, *req.fragments], log_file=log_file, timeout=req.timeout)
     run([*make, "olddefconfig"], log_file=log_file, timeout=req.timeout)
     final = parse_config((scratch / ".config").read_text(), str(scratch / ".config"))
     _check_stuck(wanted, final, req.tree)
@@ -251,7 +277,7 @@ def load_inputs(path: Path = INPUTS_FILE) -> tuple[tuple[str, ...], tuple[str, .
     return tuple(raw["paths"]), tuple(raw["tools"])
 
 
-def config_key(req: ConfigRequest, base: Path, log_file: Path,
+def config_key(req: ConfigRequest, base: Path | None, log_file: Path,
                inputs: Path = INPUTS_FILE) -> str:
     """sha256 of everything that can change the config: the fragments, the variant, the
     defconfig and arch, virtme-ng's items, the tree's Kconfig inputs and the host tools."""
@@ -259,7 +285,7 @@ def config_key(req: ConfigRequest, base: Path, log_file: Path,
     digest = hashlib.sha256()
     for part in (KEY_FORMAT, req.variant, req.defconfig, req.arch, " ".join(req.optional)):
         digest.update(part.encode() + b"\0")
-    for frag in (base, *req.fragments):
+    for frag in (*([base] if base else []), *req.fragments):
         digest.update(frag.read_bytes() + b"\0")
     for tool in tools:
         digest.update(_tool_id(tool).encode() + b"\0")

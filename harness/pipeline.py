@@ -69,6 +69,11 @@ class RunRequest:
     bisect: bool = False
     # A local mbox in which b4 finds the message-id series (--mbox), instead of lore.
     mbox: Path | None = None
+    # Each variant's own base config target (tinyconfig); None: the settings' defconfig
+    # plus virtme-ng's config items.
+    bases: Mapping[str, str | None] = field(default_factory=dict)
+    # Run only the guest tests matching these shell patterns (--only); empty: all.
+    only: tuple[str, ...] = ()
 
 
 def build_dir_for(cache: Path, tree_key: str, variant: str) -> Path:
@@ -135,6 +140,7 @@ def run_all(req: RunRequest, rec: Recorder) -> None:
     """Run every job in order. A stage error ends that job only; it is recorded."""
     # Bad names and bad SSH inputs fail before anything is downloaded or built.
     load_expectations(req.expect)
+    guest.select(load_guest_tests(), req.only)
     backend = get_backend(req.backend) if req.boot else None
     with contextlib.ExitStack() as held:
         shared = _Shared(held, backend)
@@ -178,12 +184,13 @@ def _source(req: RunRequest, kernel: Kernel, shared: _Shared,
 
 def _run_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
                 src: source.SourceResult, shared: _Shared, logs: Path,
-                upto: int | None = None, only: tuple[str, ...] | None = None) -> RevisionRecord:
+                upto: int | None = None,
+                behind: tuple[str, ...] | None = None) -> RevisionRecord:
     """The stages after the source. A bisection step applies only the first `upto` patches
-    and runs only the guest tests behind the checks in `only` (None: every test)."""
+    and runs only the guest tests behind the checks in `behind` (None: every test)."""
     s, revision = req.settings, job.revision
     expectations = load_expectations(req.expect)
-    tests = load_guest_tests()
+    tests = guest.select(load_guest_tests(), req.only)
     with rec.stage(rev, "patches") as st:
         rev.series = revision.series
         patched = patches.apply_series(patches.PatchRequest(
@@ -200,9 +207,11 @@ def _run_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
     build_dir = build_dir_for(req.cache, tree_key, job.variant)
     with rec.stage(rev, "config") as st:
         cfg = kconfig.configure(kconfig.ConfigRequest(
-            patched.tree, build_dir, req.fragments[job.variant], s.defconfig, s.arch, logs,
-            s.timeouts.config, s.timeouts.config_tool, expectations.kconfig, job.variant,
-            indexed=patched.tree_id is not None))
+            patched.tree, build_dir, req.fragments[job.variant],
+            req.bases.get(job.variant) or s.defconfig, s.arch, logs, s.timeouts.config,
+            s.timeouts.config_tool, expectations.kconfig, job.variant,
+            indexed=patched.tree_id is not None,
+            virtme_items=req.bases.get(job.variant) is None))
         st.detail = f"{job.variant} config, {len(cfg.requested)} options checked"
         st.detail += ", unchanged (skipped)" if cfg.skipped else \
             ", changed" if cfg.changed else ", unchanged"
@@ -229,7 +238,7 @@ def _run_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
                      else req.settings.suites_for(req.stress))
     for suite in chosen_suites:
         chosen = tuple(t for t in tests if t.suite == suite.name
-                       and (only is None or _behind(t, suite.name, only)))
+                       and (behind is None or _behind(t, suite.name, behind)))
         if chosen:
             _run_suite(req, rec, rev, shared.backend, suite.name, chosen, built_tree, logs)
     return rev
@@ -284,7 +293,7 @@ def _bisect_step(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
     start = time.monotonic()
     try:
         _run_locked(req, job, rec, step_rev, shared.sources[job.kernel], shared, logs,
-                    upto=k, only=() if host_only else target.checks or None)
+                    upto=k, behind=() if host_only else target.checks or None)
     except RunTimeout:
         raise
     except HarnessError as exc:

@@ -226,3 +226,19 @@ def test_build_subcommand_stops_before_boot(world: dict[str, Path]) -> None:
     assert names[-1] == "disasm" and "boot" not in names
     # The fake tree has no vDSO, so the ELF checks fail: a check failure, exit 1.
     assert code == 1
+
+
+def test_only_runs_the_matching_guest_tests(world: dict[str, Path],
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """--only narrows the plan (a VM that dies still reports every selected test, and only
+    those); a pattern that matches nothing stops the run before anything is built."""
+    monkeypatch.setenv("FAKE_VNG_MODE", "panic")
+    assert harness(world, "--only", "remap-exit-*") == 2
+    guest = sorted(c["name"] for c in saved(world)["revisions"][0]["checks"]
+                   if not c["name"].startswith(("elf-", "disasm-", "console")))
+    assert guest == ["remap-exit-legacy", "remap-exit-vdso-32bit", "remap-exit-vdso-64"]
+    shutil.rmtree(world["run"])
+    assert harness(world, "--only", "nope") == 2
+    assert "--only nope matches no guest test" in capsys.readouterr().err
+    assert saved(world)["revisions"] == []

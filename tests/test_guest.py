@@ -5,10 +5,12 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import sh
 
 from harness.data import load_expectations, load_guest_tests
-from harness.guest import GuestPlanRequest, plan
+from harness.errors import UserError
+from harness.guest import GuestPlanRequest, plan, select
 from harness.protocol import read_plan
 from harness.results import Check, Verdict
 from harness.vdso import Facts, VdsoResult
@@ -116,3 +118,15 @@ def test_list32_tests_not_applicable_with_the_reason(tmp_path: Path) -> None:
         assert skipped[name].detail == "vdso64 must not export it: no COMPAT"
     assert {c.verdict for c in result.skipped} == {Verdict.NOT_APPLICABLE}
     assert "cs-fixup-singlestep-64" in entries
+
+
+
+def test_select_by_pattern_and_unknown_pattern() -> None:
+    tests = load_guest_tests()
+    assert select(tests, ()) == tests
+    chosen = [t.name for t in select(tests, ("remap-exit-*", "vdso-mremap"))]
+    assert chosen == ["vdso-mremap", "remap-exit-vdso-64", "remap-exit-vdso-32bit",
+                      "remap-exit-legacy"]
+    with pytest.raises(UserError, match=r"--only no-such-\* matches no guest test; the "
+                                        r"tests are: vdso-runtime-image-64, "):
+        select(tests, ("vdso-mremap", "no-such-*"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,15 +20,16 @@ from harness.kconfig import (
     kconfig_index,
     merge_fragments,
     parse_config,
+    variant_base,
     variant_fragments,
 )
 
 SERIES = "CONFIG_FUTEX=y\nCONFIG_RSEQ=y\nCONFIG_FUTEX_ROBUST_UNLOCK=y\n"
 
 
-def request(tmp_path: Path, tree: Path, *frags: Path) -> ConfigRequest:
-    return ConfigRequest(tree, tmp_path / "build", frags, "x86_64_defconfig", "x86_64",
-                         tmp_path / "logs", 60, 60)
+def request(tmp_path: Path, tree: Path, *frags: Path, base: str | None = None) -> ConfigRequest:
+    return ConfigRequest(tree, tmp_path / "build", frags, base or "x86_64_defconfig", "x86_64",
+                         tmp_path / "logs", 60, 60, virtme_items=base is None)
 
 
 def test_parse_config() -> None:
@@ -207,3 +209,76 @@ def test_skipped_config_still_checks_the_requested_options(tmp_path: Path) -> No
     with pytest.raises(UserError, match="CONFIG_RSEQ=y requested, got n"):
         configure(req)
     assert olddefconfig_runs(tmp_path) == 1
+
+
+def test_variant_base_is_its_own_or_an_included_ones(tmp_path: Path) -> None:
+    fragment(tmp_path, "a.config", "CONFIG_A=y\n")
+    fragment(tmp_path, "tiny/tiny.config", "CONFIG_B=y\n")
+    fragment(tmp_path, "tinier/tinier.config", "CONFIG_C=y\n")
+    fragment(tmp_path, "plain/plain.config", "CONFIG_D=y\n")
+    frags = tmp_path / "frags"
+    (frags / "tiny" / "variant.toml").write_text('base = "tinyconfig"\n')
+    (frags / "tinier" / "variant.toml").write_text('include = ["plain", "tiny"]\n')
+    assert variant_base(frags, "tiny") == "tinyconfig"
+    assert variant_base(frags, "tinier") == "tinyconfig"
+    assert variant_base(frags, "plain") is None
+    assert variant_base(frags, "vng") is None
+
+
+def test_tinyconfig_base_without_virtme_items(tmp_path: Path) -> None:
+    """A variant with its own base starts from that target alone: tinyconfig has no futexes,
+    so the series sticks only when the variant's fragment turns FUTEX back on."""
+    tree = fake_tree(tmp_path)
+    rseq = fragment(tmp_path, "s.config", "CONFIG_RSEQ=y\nCONFIG_FUTEX_ROBUST_UNLOCK=y\n")
+    assert configure(request(tmp_path, tree, rseq)).final["FUTEX"] == "y"
+    with pytest.raises(UserError) as err:
+        configure(request(tmp_path, tree, rseq, base="tinyconfig"))
+    assert "CONFIG_FUTEX_ROBUST_UNLOCK=y requested, got n" in str(err.value)
+    assert "not set: FUTEX" in str(err.value)
+    (tmp_path / "logs" / "virtme.config").unlink()
+    futex = fragment(tmp_path, "f.config", "CONFIG_FUTEX=y\n")
+    done = configure(request(tmp_path, tree, rseq, futex, base="tinyconfig"))
+    assert done.final["FUTEX_ROBUST_UNLOCK"] == "y"
+    assert not (tmp_path / "logs" / "virtme.config").exists()
+
+
+def test_minimal_variant_keeps_what_the_checks_and_virtme_need() -> None:
+    """tinyconfig plus the shared fragments and minimal/: the series, 64-bit with IA32
+    emulation, kprobe events; and for virtme-ng 9p over virtio-pci, the serial console, its
+    virtio-serial ports, proc, sysfs, devtmpfs, tmpfs, overlayfs and ACPI power-off."""
+    assert variant_base(KERNEL_CONFIG, "minimal") == "tinyconfig"
+    merged = merge_fragments(variant_fragments(KERNEL_CONFIG, "minimal"))
+    for name in ("64BIT", "FUTEX_ROBUST_UNLOCK", "FUTEX_PI", "IA32_EMULATION", "COMPAT",
+                 "KPROBES", "KPROBE_EVENTS", "TRACING", "PRINTK", "BUG", "BINFMT_ELF",
+                 "NET_9P_VIRTIO", "9P_FS", "VIRTIO_PCI", "VIRTIO_CONSOLE",
+                 "SERIAL_8250_CONSOLE", "PROC_FS", "SYSFS", "DEVTMPFS", "TMPFS", "OVERLAY_FS",
+                 "ACPI"):
+        assert merged[name] == "y", name
+
+
+def fragment_lines_without_reason(text: str) -> list[str]:
+    """Config lines with no comment right above them or above the block they belong to."""
+    missing, reason = [], False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            reason = False
+        elif re.match(r"^(CONFIG_\w+=|# CONFIG_\w+ is not set$)", line):
+            if not reason:
+                missing.append(line)
+        else:
+            reason = True
+    return missing
+
+
+def test_reason_check_finds_a_bare_line() -> None:
+    assert fragment_lines_without_reason(
+        "# why\nCONFIG_A=y\n# CONFIG_B is not set\n\nCONFIG_C=y\n") == ["CONFIG_C=y"]
+    assert fragment_lines_without_reason("# CONFIG_A is not set\n") == ["# CONFIG_A is not set"]
+
+
+@pytest.mark.parametrize("frag", sorted(KERNEL_CONFIG.rglob("*.config")),
+                         ids=lambda p: str(p.relative_to(KERNEL_CONFIG)))
+def test_every_fragment_line_says_why(frag: Path) -> None:
+    """Each option sits under a comment that gives its reason (a blank line ends one)."""
+    assert fragment_lines_without_reason(frag.read_text()) == []

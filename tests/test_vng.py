@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from plans import verdicts
 
 from harness import protocol
 from harness.backends import vng as boot
+from harness.data import load_settings
 from harness.guest import GuestPlan
 from harness.results import Verdict, judge
 
@@ -103,3 +105,15 @@ def test_exit_255_without_script_ports_is_explained(tmp_path: Path) -> None:
     plain = boot.boot_detail(boot.BootResult(boot.Accel(False, ""), (), console, 0, False,
                                              True, True, 9.0))
     assert plain.endswith("the runner finished; vng exit 0")
+
+
+def test_kernel_args_reach_vng_one_append_each(tmp_path: Path, fake_vng: Path) -> None:
+    """settings.toml [boot] kernel_args: root=/dev/root lets a kernel without CONFIG_BLOCK
+    mount virtme-ng's 9p root."""
+    assert "root=/dev/root" in load_settings().kernel_args
+    plan = make_plan(tmp_path, {"good": 'echo \'{"check": "good", "hits": 1}\'\n'})
+    req = dataclasses.replace(request(tmp_path, plan), kernel_args=("root=/dev/root", "lpj=1"))
+    boot.boot(req)
+    argv = fake_vng.read_text().split()
+    assert argv[argv.index("--append") + 1] == "root=/dev/root"
+    assert argv.count("--append") == 2 and "lpj=1" in argv

@@ -47,6 +47,8 @@ class BootRequest:
     # Extra QEMU options, used only under TCG.
     tcg_qemu_opts: tuple[str, ...] = ()
     console_name: str = "console.log"
+    # Appended to the kernel command line, one --append each.
+    kernel_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ def vng_argv(req: BootRequest, kvm: bool, command: list[str]) -> list[str]:
     # needed in the guest kernel.
     argv = [vng_path(), "-v", "--run", str(req.bzimage), "--force-9p", "--memory", req.memory,
             "--cpus", str(req.cpus), "--rwdir", str(req.plan.rwdir)]
+    for arg in req.kernel_args:
+        argv += ["--append", arg]
     if not kvm:
         argv.append("--disable-kvm")
         if req.tcg_qemu_opts:
@@ -234,7 +238,8 @@ class VngBackend:
             self._config.accel, suite.boot_timeout or s.timeouts.boot, s.timeouts.kvm_probe,
             s.memory,
             suite.cpus, s.guest_python, suite.tcg_qemu_opts,
-            "console.log" if req.suite == "default" else f"console-{req.suite}.log")
+            "console.log" if req.suite == "default" else f"console-{req.suite}.log",
+            s.kernel_args)
 
     def run(self, req: SuiteRequest) -> SuiteResult:
         booted = boot(self.boot_request(req))
