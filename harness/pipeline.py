@@ -300,12 +300,13 @@ def _bisect_step(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
         log.info("%s: bisect step %d stopped: %s", job.label, k, exc)
     failed = step_rev.failed_stage
     status = bisect.step_status(target, failed.name if failed else None, step_rev.checks)
+    relevant = [c for c in step_rev.checks if c.name in target.checks]
+    broken = [c for c in relevant if not c.verdict.ok]
     detail = (f"stage {failed.name}: {failed.detail.splitlines()[0][:200]}" if failed
-              else ", ".join(f"{c.name} {c.verdict.value}" for c in step_rev.checks
-                             if c.name in target.checks))
+              else f"{len(broken)} of {len(relevant)} fail" if broken
+              else f"all {len(relevant)} pass")
     rev.bisect.steps.append(BisectStep(name, k, status, detail,
-                                       round(time.monotonic() - start, 1),
-                                       [c for c in step_rev.checks if c.name in target.checks]))
+                                       round(time.monotonic() - start, 1), relevant))
     rec.flush()
     return status
 

@@ -79,7 +79,9 @@ def _bisect_lines(rev: Revision) -> list[str]:
         return []
     b = rev.bisect
     seconds = sum(s.seconds for s in b.steps)
-    out = [f"   bisect ({', '.join(b.checks)}): {b.detail}"
+    named = ", ".join(b.checks[:3]) + (f" and {len(b.checks) - 3} more" if len(b.checks) > 3
+                                        else "")
+    out = [f"   bisect ({named}): {b.detail}"
            + (f" [{len(b.steps)} steps, {seconds:.0f}s]" if b.steps else "")]
     for step in b.steps:
         out.append(f"     step {step.patch}: {step.status}")
