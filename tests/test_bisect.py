@@ -14,9 +14,10 @@ from fake_tree import fake_tree, fragment
 from test_patches import mail
 from test_vng import FAKEBIN
 
-from harness import report
+from harness import pipeline, report
 from harness.bisect import BAD, GOOD, SKIP, Target, regression, search, step_status
 from harness.cli import main
+from harness.errors import RunTimeout
 from harness.record import Revision, Stage
 from harness.results import Check, Verdict
 
@@ -105,3 +106,33 @@ def test_bisect_run_names_the_patch_that_broke_the_build(
     assert (tmp_path / "run" / "series" / "bisect" / "02" / "logs").is_dir()
     assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.is_dir()) == ["base", "series"]
     assert "first bad: 2/3 breaks the build" in capsys.readouterr().out
+
+
+def test_the_run_time_limit_stops_a_bisection_and_keeps_its_steps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit (SIGALRM's RunTimeout) arrives during the second step: the first step and
+    the reason stay in results.json, and the run ends as an error."""
+    monkeypatch.setenv("PATH", f"{FAKEBIN}:{os.environ['PATH']}")
+    real_step = pipeline._bisect_step
+
+    def step_then_time_out(*args: object, **kwargs: object) -> str:
+        rev = args[3]
+        assert isinstance(rev, Revision) and rev.bisect is not None
+        if rev.bisect.steps:
+            raise RunTimeout("the run went past its limit of 1s")
+        return real_step(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "_bisect_step", step_then_time_out)
+    frags = fragment(tmp_path, "s.config", "CONFIG_FUTEX=y\nCONFIG_RSEQ=y\n").parent
+    thread = tmp_path / "series.mbox"
+    thread.write_text(mail("[PATCH 1/4] one", "0", "1", "p1@x")
+                      + mail("[PATCH 2/4] two", "1", "2", "p2@x")
+                      + mail("[PATCH 3/4] breaks the build", "2", "nope", "p3@x")
+                      + mail("[PATCH 4/4] four", "nope", "nope + 0", "p4@x"))
+    code = main(["build", "--kernel-src", str(fake_tree(tmp_path)), "--config-dir", str(frags),
+                 "--config-variant", "vng", "--run-dir", str(tmp_path / "run"),
+                 "--series", str(thread), "--bisect"])
+    assert code == 2
+    bisect = report.load_record(tmp_path / "run").revisions[1].bisect
+    assert bisect is not None and bisect.detail == "stopped at the run's time limit"
+    assert len(bisect.steps) == 1 and bisect.first_bad is None
