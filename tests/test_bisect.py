@@ -85,18 +85,23 @@ def test_step_status() -> None:
     assert step_status(build, None, []) == GOOD
 
 
+def bisect_build(tmp_path: Path, mails: list[str]) -> int:
+    """`build --bisect` of a thread of these mails on the fake tree, with the fake vng."""
+    frags = fragment(tmp_path, "s.config", "CONFIG_FUTEX=y\nCONFIG_RSEQ=y\n").parent
+    thread = tmp_path / "series.mbox"
+    thread.write_text("".join(mails))
+    return main(["build", "--kernel-src", str(fake_tree(tmp_path)), "--config-dir", str(frags),
+                 "--config-variant", "vng", "--run-dir", str(tmp_path / "run"),
+                 "--series", str(thread), "--bisect"])
+
+
 def test_bisect_run_names_the_patch_that_broke_the_build(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("PATH", f"{FAKEBIN}:{os.environ['PATH']}")
-    frags = fragment(tmp_path, "s.config", "CONFIG_FUTEX=y\nCONFIG_RSEQ=y\n").parent
-    thread = tmp_path / "series.mbox"
-    thread.write_text(mail("[PATCH 1/3] harmless", "0", "1", "p1@x")
-                      + mail("[PATCH 2/3] breaks the build", "1", "nope", "p2@x")
-                      + mail("[PATCH 3/3] harmless too", "nope", "nope + 0", "p3@x"))
-    code = main(["build", "--kernel-src", str(fake_tree(tmp_path)), "--config-dir", str(frags),
-                 "--config-variant", "vng", "--run-dir", str(tmp_path / "run"),
-                 "--series", str(thread), "--bisect"])
+    code = bisect_build(tmp_path, [mail("[PATCH 1/3] harmless", "0", "1", "p1@x"),
+                                   mail("[PATCH 2/3] breaks the build", "1", "nope", "p2@x"),
+                                   mail("[PATCH 3/3] harmless too", "nope", "nope + 0", "p3@x")])
     assert code == 2
     record = report.load_record(tmp_path / "run")
     bisect = record.revisions[1].bisect
@@ -123,15 +128,10 @@ def test_the_run_time_limit_stops_a_bisection_and_keeps_its_steps(
         return real_step(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pipeline, "_bisect_step", step_then_time_out)
-    frags = fragment(tmp_path, "s.config", "CONFIG_FUTEX=y\nCONFIG_RSEQ=y\n").parent
-    thread = tmp_path / "series.mbox"
-    thread.write_text(mail("[PATCH 1/4] one", "0", "1", "p1@x")
-                      + mail("[PATCH 2/4] two", "1", "2", "p2@x")
-                      + mail("[PATCH 3/4] breaks the build", "2", "nope", "p3@x")
-                      + mail("[PATCH 4/4] four", "nope", "nope + 0", "p4@x"))
-    code = main(["build", "--kernel-src", str(fake_tree(tmp_path)), "--config-dir", str(frags),
-                 "--config-variant", "vng", "--run-dir", str(tmp_path / "run"),
-                 "--series", str(thread), "--bisect"])
+    code = bisect_build(tmp_path, [mail("[PATCH 1/4] one", "0", "1", "p1@x"),
+                                   mail("[PATCH 2/4] two", "1", "2", "p2@x"),
+                                   mail("[PATCH 3/4] breaks the build", "2", "nope", "p3@x"),
+                                   mail("[PATCH 4/4] four", "nope", "nope + 0", "p4@x")])
     assert code == 2
     bisect = report.load_record(tmp_path / "run").revisions[1].bisect
     assert bisect is not None and bisect.detail == "stopped at the run's time limit"
