@@ -145,6 +145,8 @@ def test_variant_base_is_its_own_or_an_included_ones(tmp_path: Path) -> None:
     assert variant_base(frags, "tinier") == "tinyconfig"
     assert variant_base(frags, "plain") is None
     assert variant_base(frags, "vng") is None
+    (frags / "plain" / "variant.toml").write_text('include = ["tinier"]\n')
+    assert variant_base(frags, "plain") == "tinyconfig"  # through a cycle, without looping
 
 
 def test_tinyconfig_base_without_virtme_items(tmp_path: Path) -> None:
