@@ -120,19 +120,23 @@ def cold_builds(out: Path, variants: tuple[str, ...]) -> dict[str, Any]:
     return figures
 
 
-def boot_vdso(out: Path, variant: str, runs: int) -> dict[str, float]:
-    """The boot stage (VM start to power-off) with only the twelve vDSO checks; the fastest
-    and the median of a few runs, since the machine is shared."""
-    times = []
+def boot_vdso(out: Path, variants: tuple[str, ...], runs: int) -> dict[str, float]:
+    """The boot stage (VM start to power-off) with only the twelve vDSO checks, the variants
+    taking turns so that they share the machine's load alike; the fastest and the median."""
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    only = [a for p in VDSO_TWELVE for a in ("--only", p)]
     for n in range(runs):
-        only = [a for p in VDSO_TWELVE for a in ("--only", p)]
-        record = harness(out / f"boot-vdso-{variant}-{n}", "--config-variant", variant, *only)
-        if exit_code(record.record) != 0:
-            raise SystemExit(f"{variant} boot with the vDSO checks did not pass: see "
-                             f"{out / f'boot-vdso-{variant}-{n}'}")
-        times.append(stage_seconds(record, "boot"))
-    return {f"boot_vdso12_{variant}_min_s": min(times),
-            f"boot_vdso12_{variant}_median_s": round(statistics.median(times), 2)}
+        for variant in variants:
+            run_dir = out / f"boot-vdso-{variant}-{n}"
+            record = harness(run_dir, "--config-variant", variant, *only)
+            if exit_code(record.record) != 0:
+                raise SystemExit(f"{variant} boot with the vDSO checks did not pass: see {run_dir}")
+            times[variant].append(stage_seconds(record, "boot"))
+    figures = {}
+    for variant, seconds in times.items():
+        figures[f"boot_vdso12_{variant}_min_s"] = min(seconds)
+        figures[f"boot_vdso12_{variant}_median_s"] = round(statistics.median(seconds), 2)
+    return figures
 
 
 def goals(figures: dict[str, Any]) -> list[str]:
@@ -224,8 +228,7 @@ def main() -> int:
     if not args.skip_cold:
         figures.update(cold_builds(args.out, tuple(args.cold or COLD_VARIANTS)))
     if args.boot_runs:
-        for variant in BOOT_VARIANTS:
-            figures.update(boot_vdso(args.out, variant, args.boot_runs))
+        figures.update(boot_vdso(args.out, BOOT_VARIANTS, args.boot_runs))
     if not args.skip_warm:
         figures.update(warm(args.out, args.variant))
     if not args.skip_stress:

@@ -123,16 +123,16 @@ def variant_fragments(directory: Path, variant: str) -> tuple[Path, ...]:
     return tuple(p for p in shared if p.name not in dropped) + own
 
 
-def variant_base(directory: Path, variant: str) -> str | None:
+def variant_base(directory: Path, variant: str, seen: tuple[str, ...] = ()) -> str | None:
     """The make target a variant's config starts from (variant.toml `base`, its own or that
     of the first included variant with one); None: the settings' defconfig and virtme-ng."""
-    if variant == "vng":
-        return None
+    if variant == "vng" or variant in seen:
+        return None  # variant_fragments names an include cycle
     raw = _variant_spec(directory, variant)
     if "base" in raw:
         return str(raw["base"])
     for other in raw.get("include", []):
-        if found := variant_base(directory, other):
+        if found := variant_base(directory, other, (*seen, variant)):
             return found
     return None
 

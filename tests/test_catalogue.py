@@ -31,7 +31,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 
 
 def harness(w: dict[str, Path], *extra: str) -> int:
-    """The fake tree's fragments are plain ones: the base config, no lean variant."""
+    """The fake tree's fragments are plain ones: the base config, no minimal variant."""
     return main(["run", "--kernel-src", str(w["tree"]), "--config-dir", str(w["frags"]),
                  "--run-dir", str(w["run"]), "--accel", "tcg", "--config-variant", "vng",
                  *extra])
@@ -215,7 +215,7 @@ def test_fragment_dir_without_the_default_variant(world: dict[str, Path],
     code = main(["run", "--kernel-src", str(world["tree"]), "--config-dir",
                  str(world["frags"]), "--run-dir", str(world["run"])])
     assert code == 2
-    assert f"no config variant 'lean' in {world['frags']}; choose one of: vng" in \
+    assert f"no config variant 'minimal' in {world['frags']}; choose one of: vng" in \
         capsys.readouterr().err
 
 

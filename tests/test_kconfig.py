@@ -92,15 +92,24 @@ def test_shipped_fragments_parse(frag: Path) -> None:
     assert parse_config(frag.read_text(), str(frag))
 
 
-def test_default_variant_keeps_what_the_checks_need() -> None:
-    """The lean fragments merge with the shared ones and never turn off what a check uses:
-    the series, 32-bit processes, kprobe events, 9p and the network for the SSH test."""
-    merged = merge_fragments(variant_fragments(KERNEL_CONFIG, load_settings().config_variant))
+@pytest.mark.parametrize("variant", [load_settings().config_variant, "lean"])
+def test_variant_keeps_what_the_checks_need(variant: str) -> None:
+    """The default and lean fragments merge with the shared ones and never turn off what a
+    check uses: the series, 32-bit processes, kprobe events, 9p and ACPI's power-off."""
+    merged = merge_fragments(variant_fragments(KERNEL_CONFIG, variant))
     for name in ("FUTEX_ROBUST_UNLOCK", "IA32_EMULATION", "KPROBES", "KPROBE_EVENTS",
-                 "TRACING", "DEBUG_INFO_NONE"):
+                 "TRACING"):
         assert merged[name] == "y", name
-    for name in ("NET", "INET", "VIRTIO_NET", "NET_9P", "9P_FS", "ACPI", "KALLSYMS"):
+    for name in ("NET_9P", "9P_FS", "ACPI"):
         assert merged.get(name, "y") != "n", name
+
+
+def test_lean_keeps_the_network_of_the_ssh_test() -> None:
+    """The SSH end-to-end test boots lean with sshd: minimal has no IPv4 to reach it."""
+    merged = merge_fragments(variant_fragments(KERNEL_CONFIG, "lean"))
+    for name in ("NET", "INET", "VIRTIO_NET", "KALLSYMS"):
+        assert merged.get(name, "y") != "n", name
+    assert merged["DEBUG_INFO_NONE"] == "y"
 
 
 def test_variant_includes_another_and_drops_a_shared_fragment(tmp_path: Path) -> None:
@@ -223,6 +232,8 @@ def test_variant_base_is_its_own_or_an_included_ones(tmp_path: Path) -> None:
     assert variant_base(frags, "tinier") == "tinyconfig"
     assert variant_base(frags, "plain") is None
     assert variant_base(frags, "vng") is None
+    (frags / "plain" / "variant.toml").write_text('include = ["tinier"]\n')
+    assert variant_base(frags, "plain") == "tinyconfig"  # through a cycle, without looping
 
 
 def test_tinyconfig_base_without_virtme_items(tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ def test_labels_of_message_id_series_and_several_versions() -> None:
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """A fake kernel tree and a plain fragment directory (no lean variant), as in
+    """A fake kernel tree and a plain fragment directory (no minimal variant), as in
     test_catalogue."""
     monkeypatch.setenv("PATH", f"{FAKEBIN}:{os.environ['PATH']}")
     frags = fragment(tmp_path, "s.config", "CONFIG_FUTEX=y\nCONFIG_RSEQ=y\n").parent
