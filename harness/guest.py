@@ -234,6 +234,11 @@ def image_comparison(test: GuestTest, rwdir: Path, image: Path) -> dict[str, int
     return compare_image(dump.read_bytes(), image)
 
 
+def test_seconds(plan: GuestPlan) -> dict[str, float]:
+    """How long each program the runner started took in the guest, by its name."""
+    return {name: round(o.seconds, 2) for name, o in protocol.read_outcomes(plan.rwdir).items()}
+
+
 def judge_plan(plan: GuestPlan, images: dict[str, Path]) -> list[Check]:
     """Every test of the plan gets a verdict, even when the guest died before running it."""
     outcomes = protocol.read_outcomes(plan.rwdir)

@@ -362,7 +362,7 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Bac
         done = _timed(f"{backend.stage}{tag}", built.build_dir, lambda: backend.run(
             SuiteRequest(plan, built.build_dir, logs, suite, images)))
         rev.accel, rev.accel_reason, rev.target = done.accel, done.accel_reason, done.target
-        rev.boots.append(Boot(suite, done.accel, done.qemu_opts))
+        rev.boots.append(Boot(suite, done.accel, done.qemu_opts, guest.test_seconds(plan)))
         st.detail = done.detail
         rev.checks += guest.judge_plan(plan, images)
         if done.console is not None:

@@ -20,7 +20,8 @@ results.json (schema 1):
         accel          str | null, "kvm", "tcg" or "remote"
         accel_reason   str, why that accelerator
         target         str | null, the SSH target that ran the suite
-        boots          list of {suite, accel, qemu_opts}
+        boots          list of {suite, accel, qemu_opts, tests}; tests: {guest test or
+                       kernel selftest program (reruns apart): its seconds in the guest}
         stages         list of {name, status ("running", "ok", "error"), seconds, detail}
         checks         list of {name, verdict, detail, counters, seconds}
         bisect         null, or {checks, first_bad, detail, steps: list of
@@ -78,13 +79,18 @@ class Boot:
     suite: str
     accel: str
     qemu_opts: tuple[str, ...] = ()
+    # Seconds each guest program took in the guest: a kernel selftest program's subtests
+    # have no times of their own, so this is where its time is reported.
+    tests: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"suite": self.suite, "accel": self.accel, "qemu_opts": list(self.qemu_opts)}
+        return {"suite": self.suite, "accel": self.accel, "qemu_opts": list(self.qemu_opts),
+                "tests": dict(self.tests)}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Boot:
-        return cls(raw["suite"], raw["accel"], tuple(raw.get("qemu_opts", ())))
+        return cls(raw["suite"], raw["accel"], tuple(raw.get("qemu_opts", ())),
+                   {k: float(v) for k, v in raw.get("tests", {}).items()})
 
 
 @dataclass

@@ -67,10 +67,26 @@ def render_table(run: Run) -> str:
             detail = " ".join(x for x in (shown, extra) if x)
             out.append(f"   {c.name:<{width}} {c.verdict.value:<13} {c.seconds:>6.1f}s  "
                        f"{detail}".rstrip())
+        out += _boot_lines(rev)
         out += _bisect_lines(rev)
         out.append(f"   verdict: {verdict_word(revision_exit(rev))}")
     out.append(f"overall: {verdict_word(exit_code(run))} (exit {exit_code(run)})")
     return "\n".join(out) + "\n"
+
+
+# How many of a boot's slowest guest programs the table names.
+SLOWEST = 4
+
+
+def _boot_lines(rev: Revision) -> list[str]:
+    """Where each boot's time went: its programs' total and the slowest of them."""
+    out = []
+    for boot in (b for b in rev.boots if b.tests):
+        slow = sorted(boot.tests.items(), key=lambda kv: -kv[1])[:SLOWEST]
+        out.append(f"   boot {boot.suite}: {len(boot.tests)} guest programs took "
+                   f"{sum(boot.tests.values()):.1f}s; slowest: "
+                   + ", ".join(f"{name} {s:.1f}s" for name, s in slow))
+    return out
 
 
 def _bisect_lines(rev: Revision) -> list[str]:

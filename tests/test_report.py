@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.record import SCHEMA, Revision, Run, Stage
+from harness.record import SCHEMA, Boot, Revision, Run, Stage
 from harness.report import exit_code, load_record, render_junit, render_table, write_reports
 from harness.results import Check, Verdict
 
@@ -41,6 +41,21 @@ def test_table_names_stages_checks_and_accel() -> None:
     assert "stage build" in text and "3000 objects" in text
     assert "hits=300 bad_steps=0" in text
     assert "FAIL" in text and "verdict: FAIL" in text and "overall: FAIL (exit 1)" in text
+
+
+def test_table_says_where_a_boots_time_went(tmp_path: Path) -> None:
+    """The kernel's selftest programs report no time per subtest: the boot line gives each
+    program's time, the slowest first, and the record keeps them all."""
+    run = record(PASS)
+    times = {"kselftest-futex/futex_numa": 10.2, "cs-fixup-singlestep-64": 0.3,
+             "kselftest-futex/robust_list": 3.1, "py-unlock-semantics-64": 13.8,
+             "vdso-mremap": 1.0}
+    run.revisions[0].boots.append(Boot("default", "tcg", (), times))
+    assert ("   boot default: 5 guest programs took 28.4s; slowest: py-unlock-semantics-64 "
+            "13.8s, kselftest-futex/futex_numa 10.2s, kselftest-futex/robust_list 3.1s, "
+            "vdso-mremap 1.0s") in render_table(run).splitlines()
+    write_reports(tmp_path, run)
+    assert load_record(tmp_path).revisions[0].boots[0].tests == times
 
 
 def test_junit_is_valid_and_escapes_control_characters() -> None:
