@@ -23,6 +23,7 @@ from harness import (
     kconfig,
     patches,
     progress,
+    protocol,
     rangediff,
     report,
     source,
@@ -362,9 +363,10 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Bac
         done = _timed(f"{backend.stage}{tag}", built.build_dir, lambda: backend.run(
             SuiteRequest(plan, built.build_dir, logs, suite, images)))
         rev.accel, rev.accel_reason, rev.target = done.accel, done.accel_reason, done.target
-        rev.boots.append(Boot(suite, done.accel, done.qemu_opts, guest.test_seconds(plan)))
+        outcomes = protocol.read_outcomes(plan.rwdir)
+        rev.boots.append(Boot(suite, done.accel, done.qemu_opts, guest.test_seconds(outcomes)))
         st.detail = done.detail
-        rev.checks += guest.judge_plan(plan, images)
+        rev.checks += guest.judge_plan(plan, images, outcomes)
         if done.console is not None:
             # A splat fails the run even when every test passed.
             rev.checks.append(_console_check(done.console, suite))

@@ -83,6 +83,14 @@ class Boot:
     # have no times of their own, so this is where its time is reported.
     tests: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def seconds_in_tests(self) -> float:
+        return sum(self.tests.values())
+
+    def slowest(self, count: int) -> list[tuple[str, float]]:
+        """The `count` slowest programs, the slowest first."""
+        return sorted(self.tests.items(), key=lambda kv: -kv[1])[:count]
+
     def to_json(self) -> dict[str, Any]:
         return {"suite": self.suite, "accel": self.accel, "qemu_opts": list(self.qemu_opts),
                 "tests": dict(self.tests)}

@@ -82,10 +82,9 @@ def _boot_lines(rev: Revision) -> list[str]:
     """Where each boot's time went: its programs' total and the slowest of them."""
     out = []
     for boot in (b for b in rev.boots if b.tests):
-        slow = sorted(boot.tests.items(), key=lambda kv: -kv[1])[:SLOWEST]
         out.append(f"   boot {boot.suite}: {len(boot.tests)} guest programs took "
-                   f"{sum(boot.tests.values()):.1f}s; slowest: "
-                   + ", ".join(f"{name} {s:.1f}s" for name, s in slow))
+                   f"{boot.seconds_in_tests:.1f}s; slowest: "
+                   + ", ".join(f"{name} {s:.1f}s" for name, s in boot.slowest(SLOWEST)))
     return out
 
 

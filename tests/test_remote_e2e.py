@@ -31,7 +31,7 @@ import pytest
 import ssh_server
 from test_disasm import assert_windows_match_labels
 
-from harness import guest
+from harness import guest, protocol
 from harness.backends import BackendConfig, SuiteRequest
 from harness.backends.ssh import run_remote
 from harness.backends.ssh_connect import SshOptions, parse_target
@@ -205,7 +205,8 @@ def images(build: Path) -> dict[str, Path]:
 
 def verdicts(plan: guest.GuestPlan, build: Path) -> dict[str, tuple[Verdict, str]]:
     """Judge every planned test from the results in the plan's rwdir, as the pipeline does."""
-    return {c.name: (c.verdict, c.detail) for c in guest.judge_plan(plan, images(build))}
+    return {c.name: (c.verdict, c.detail) for c in guest.judge_plan(
+        plan, images(build), protocol.read_outcomes(plan.rwdir))}
 
 
 def suite(plan: guest.GuestPlan, build: Path, logs: Path) -> SuiteRequest:
