@@ -37,10 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 from harness import data  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
-from harness.patches import caught_by  # noqa: E402
-from harness.protocol import STARTED  # noqa: E402
-from harness.report import load_record  # noqa: E402
-from harness.results import Verdict, stage_check, suite_check  # noqa: E402
+from harness.guest.protocol import STARTED  # noqa: E402
+from harness.outputs.report import load_record  # noqa: E402
+from harness.stages.patches import caught_by  # noqa: E402
+from harness.verdicts.checks import Verdict, stage_check, suite_check  # noqa: E402
 
 # The counters kept per run of a stress check.
 STRESS_COUNTERS = ("kills", "window_hits", "fixups", "corruptions", "first_corruption_ms")

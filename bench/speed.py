@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.data import DATA, load_settings, read_toml  # noqa: E402
+from harness.outputs.record import Run  # noqa: E402
+from harness.outputs.report import SLOWEST, exit_code, load_record  # noqa: E402
 from harness.paths import cache_root  # noqa: E402
-from harness.record import Run  # noqa: E402
-from harness.report import SLOWEST, exit_code, load_record  # noqa: E402
 
 ONE_FILE = ROOT / "patches" / "mutants" / "no-fixup-call.patch"
 GOALS = read_toml(DATA / "bench.toml")["speed"]

@@ -16,26 +16,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness import (
-    cigen,
-    data,
-    email_report,
-    gittree,
-    kcidb,
-    kconfig,
-    lore,
-    merge,
-    pipeline,
-    plan,
-    report,
-    source,
-    vdso,
-)
+from harness import data
 from harness.backends import BackendConfig
 from harness.backends.ssh_connect import parse_target
+from harness.ci import generate as cigen
 from harness.errors import HarnessError, RunTimeout, UserError
+from harness.orchestration import jobs as plan
+from harness.orchestration import merge, pipeline
+from harness.outputs import email as email_report
+from harness.outputs import kcidb, report
+from harness.outputs.record import Run
 from harness.paths import cache_root
-from harness.record import Run
+from harness.stages import gittree, kconfig, lore, source, vdso
 
 log = logging.getLogger("harness")
 

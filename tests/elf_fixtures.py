@@ -84,7 +84,7 @@ def build_image(build_dir: Path, image: str, bits: int, functions: dict[str, str
 
 def write_generated(path: Path, dbg: Path, override: dict[str, int] | None) -> None:
     """What vdso2c writes: the start and end labels' offsets as .sym_ fields."""
-    from harness.vdso import read_symbols
+    from harness.stages.vdso import read_symbols
 
     _, symtab = read_symbols(dbg)
     values = {n: s.value for n, s in symtab.items() if n.endswith(("_cs_start", "_cs_end"))}

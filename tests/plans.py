@@ -7,10 +7,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harness import protocol
 from harness.data import GUEST_TESTS, GuestTest
-from harness.guest import PROTOCOL_SOURCE, GuestPlan
-from harness.results import Verdict, judge
+from harness.guest.plan import PROTOCOL_SOURCE, GuestPlan, protocol
+from harness.verdicts.checks import Verdict, judge
 
 GOOD = "echo '{\"check\": \"%s\", \"hits\": 5, \"bad\": 0}'\n"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 from harness.data import load_guest_tests
-from harness.guest import select
+from harness.guest.plan import select
 
 SPEED = Path(__file__).resolve().parent.parent / "bench" / "speed.py"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from test_guest import BOTH_PASS, BUILT, FACTS, OPS, ROLES
 from test_kselftest import request, tiny_tree
 
-from harness import kselftest as ks
-from harness.bincache import BinaryCache
-from harness.guest import GuestPlanRequest, plan
-from harness.vdso import VdsoResult
+from harness.guest.cache import BinaryCache
+from harness.guest.plan import GuestPlanRequest, plan
+from harness.kselftest import programs as ks
+from harness.stages.vdso import VdsoResult
 
 PROGRAM = '#include <stdio.h>\n#include "value.h"\nint main(void) { printf("%d\\n", VALUE); }\n'
 

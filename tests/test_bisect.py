@@ -14,12 +14,13 @@ from fake_tree import fake_tree, fragment
 from test_patches import mail
 from test_vng import FAKEBIN
 
-from harness import pipeline, report
-from harness.bisect import BAD, GOOD, SKIP, Target, regression, search, step_status
 from harness.cli import main
 from harness.errors import RunTimeout
-from harness.record import Revision, Stage
-from harness.results import Check, Verdict
+from harness.orchestration import pipeline
+from harness.orchestration.bisect import BAD, GOOD, SKIP, Target, regression, search, step_status
+from harness.outputs import report
+from harness.outputs.record import Revision, Stage
+from harness.verdicts.checks import Check, Verdict
 
 
 def oracle(first_bad: int,

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from fake_tree import fake_tree
 
-from harness.build import BuildRequest, build, first_errors
 from harness.errors import UserError
+from harness.stages.build import BuildRequest, build, first_errors
 
 
 def request(tmp_path: Path, tree: Path, tree_id: str | None = "abc") -> BuildRequest:

@@ -9,8 +9,8 @@ from pathlib import Path
 from fake_tree import fake_tree
 from test_patches import GOOD, TIMEOUTS, write
 
-from harness.patches import PatchRequest, apply_series
-from harness.source import user_tree
+from harness.stages.patches import PatchRequest, apply_series
+from harness.stages.source import user_tree
 
 
 def test_series_copy_leaves_the_cache_inside_the_tree_out(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT
 from ruamel.yaml import YAML
 
-from harness import cigen
+from harness.ci import generate as cigen
 from harness.cli import _parser, main
 from harness.data import load_apt_packages
 from harness.errors import UserError

@@ -9,7 +9,7 @@ from elf_fixtures import build_image
 from test_report import FAIL, PASS, record
 
 from harness.cli import main
-from harness.report import write_reports
+from harness.outputs.report import write_reports
 
 L64, L32 = "__vdso_futex_robust_list64_try_unlock", "__vdso_futex_robust_list32_try_unlock"
 P64, P32 = "__futex_list64_try_unlock_cs_", "__futex_list32_try_unlock_cs_"
@@ -56,7 +56,7 @@ def test_run_with_missing_tree_is_a_user_error(tmp_path: Path,
 
 
 def test_revision_labels_are_unique_and_base_comes_first() -> None:
-    from harness.plan import revisions
+    from harness.orchestration.jobs import revisions
 
     revs = revisions(["patches/a.patch", "v3/", "other/a.mbx", "v7.3..robust"], None)
     assert [r.label for r in revs] == ["base", "a", "v3", "a-2", "v7.3..robust"]

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from harness.console import (
+from harness.errors import UserError
+from harness.verdicts.checks import Check, Verdict
+from harness.verdicts.console import (
     DETAIL_TITLES,
     PATTERNS,
     Splat,
@@ -18,8 +20,6 @@ from harness.console import (
     load_patterns,
     scan,
 )
-from harness.errors import UserError
-from harness.results import Check, Verdict
 
 CONSOLES = Path(__file__).resolve().parent / "data" / "consoles"
 LOGS = sorted(CONSOLES.glob("*.log"))

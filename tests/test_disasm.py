@@ -9,9 +9,9 @@ import pytest
 from elf_fixtures import build_image, function_asm
 
 from harness.data import EXPECTATIONS, load_expectations
-from harness.disasm import Window, check_disasm, check_function
-from harness.results import Check, Verdict
-from harness.vdso import Facts, VdsoRequest, VdsoResult, check_vdso, read_symbols
+from harness.stages.disasm import Window, check_disasm, check_function
+from harness.stages.vdso import Facts, VdsoRequest, VdsoResult, check_vdso, read_symbols
+from harness.verdicts.checks import Check, Verdict
 
 L64 = "__vdso_futex_robust_list64_try_unlock"
 L32 = "__vdso_futex_robust_list32_try_unlock"

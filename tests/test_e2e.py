@@ -19,9 +19,9 @@ from typing import Any
 import kcidb_io
 import pytest
 
-from harness.kcidb import check_path
-from harness.kselftest import load_spec
-from harness.patches import caught_by, mutant_variant
+from harness.kselftest.programs import load_spec
+from harness.outputs.kcidb import check_path
+from harness.stages.patches import caught_by, mutant_variant
 
 ROOT = Path(__file__).resolve().parent.parent
 # The mutants of the default variant; the others run in their own variant's e2e test.

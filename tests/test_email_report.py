@@ -12,10 +12,10 @@ import pytest
 
 from harness.cli import main
 from harness.data import load_email_spec, load_guest_tests
-from harness.email_report import render_email, wrap_command
-from harness.record import Bisect, Revision, Run, Stage
-from harness.report import write_reports
-from harness.results import Check, Verdict, judge_counters
+from harness.outputs.email import render_email, wrap_command
+from harness.outputs.record import Bisect, Revision, Run, Stage
+from harness.outputs.report import write_reports
+from harness.verdicts.checks import Check, Verdict, judge_counters
 
 TESTS = {t.name: t for t in load_guest_tests()}
 ORIGIN = "Debian linux-source-7.3 7.3.4-1~bpo13+1 (trixie-backports)"
@@ -202,7 +202,7 @@ GOLDEN = Path(__file__).parent / "data" / "email" / "session.txt"
 
 def session() -> Run:
     """The README's maintainer session: v1 and v2 of a thread, v2 bisected to a patch."""
-    from harness.record import Changes, PatchChange
+    from harness.outputs.record import Changes, PatchChange
 
     v1 = revision("v1", passing(), series=f"msgid:{COMMAND.split('msgid:')[1].split()[0]}")
     v2 = mutant()

@@ -10,10 +10,10 @@ from conftest import sh
 
 from harness.data import load_expectations, load_guest_tests
 from harness.errors import UserError
-from harness.guest import GuestPlanRequest, plan, select
-from harness.protocol import read_plan
-from harness.results import Check, Verdict
-from harness.vdso import Facts, VdsoResult
+from harness.guest.plan import GuestPlanRequest, plan, select
+from harness.guest.protocol import read_plan
+from harness.stages.vdso import Facts, VdsoResult
+from harness.verdicts.checks import Check, Verdict
 
 L64 = "__vdso_futex_robust_list64_try_unlock"
 L32 = "__vdso_futex_robust_list32_try_unlock"

@@ -18,13 +18,13 @@ import pytest
 from fake_tree import fake_tree, fragment
 from test_vng import FAKEBIN
 
-from harness import kcidb
 from harness.cli import main
 from harness.errors import UserError
-from harness.patches import PatchResult
-from harness.record import Revision, Run, Stage
-from harness.report import write_reports
-from harness.results import Check, Verdict
+from harness.outputs import kcidb
+from harness.outputs.record import Revision, Run, Stage
+from harness.outputs.report import write_reports
+from harness.stages.patches import PatchResult
+from harness.verdicts.checks import Check, Verdict
 
 HERE = Path(__file__).resolve().parent
 CAPTURED = HERE / "data" / "results" / "stress-00.json"

@@ -13,7 +13,7 @@ from fake_tree import fake_tree, fragment
 
 from harness.data import KERNEL_CONFIG, load_settings
 from harness.errors import UserError
-from harness.kconfig import (
+from harness.stages.kconfig import (
     KEY_FILE,
     ConfigRequest,
     configure,

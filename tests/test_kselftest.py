@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from harness import kselftest as ks
-from harness import ktap
 from harness.errors import InfraError, UserError
-from harness.kselftest import (
+from harness.kselftest import ktap
+from harness.kselftest import programs as ks
+from harness.kselftest.programs import (
     KselftestBinary,
     KselftestRun,
     KselftestSpec,
     RunOutcome,
     TimingSensitive,
 )
-from harness.kselftest_verdicts import judge
-from harness.results import Check, Verdict
+from harness.verdicts.checks import Check, Verdict
+from harness.verdicts.kselftest import judge
 
 KTAP = Path(__file__).resolve().parent / "data" / "ktap"
 SPEC = ks.load_spec()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import ktap
-from harness.ktap import Directive, KtapPlan
+from harness.kselftest import ktap
+from harness.kselftest.ktap import Directive, KtapPlan
 
 KTAP = Path(__file__).resolve().parent / "data" / "ktap"
 

@@ -12,12 +12,12 @@ from fake_tree import fake_tree, fragment
 from test_rangediff import THREAD, V1_MSGID, owned
 from test_vng import FAKEBIN
 
-from harness import lore
 from harness.cli import main
 from harness.data import load_settings
 from harness.errors import UserError
-from harness.patches import PatchRequest, apply_series
-from harness.plan import revisions
+from harness.orchestration.jobs import revisions
+from harness.stages import lore
+from harness.stages.patches import PatchRequest, apply_series
 
 TIMEOUTS = load_settings().timeouts
 V2_PATCH_MSGID = "20261109100000.2-robust-v2@example.org"

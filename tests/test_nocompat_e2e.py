@@ -18,8 +18,8 @@ import pytest
 from test_e2e import harness_run, revision
 
 from harness.data import load_guest_tests
-from harness.kselftest import load_spec
-from harness.patches import caught_by, mutant_variant
+from harness.kselftest.programs import load_spec
+from harness.stages.patches import caught_by, mutant_variant
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANT = "nocompat"

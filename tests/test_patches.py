@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from fake_tree import fake_tree
 
-from harness import gittree
 from harness.data import load_settings
 from harness.errors import UserError
-from harness.patches import PatchRequest, apply_series, expand_series
-from harness.source import SourceResult, user_tree
+from harness.stages import gittree
+from harness.stages.patches import PatchRequest, apply_series, expand_series
+from harness.stages.source import SourceResult, user_tree
 
 GOOD = """From: a <a@example.org>
 Subject: [PATCH] init: return one
@@ -175,7 +175,7 @@ def test_git_range_of_the_users_repository(tmp_path: Path) -> None:
 
 
 def test_caught_by_header() -> None:
-    from harness.patches import caught_by
+    from harness.stages.patches import caught_by
 
     mutants = sorted((Path(__file__).parent.parent / "patches" / "mutants").glob("*.patch"))
     assert len(mutants) >= 6

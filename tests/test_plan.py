@@ -13,14 +13,21 @@ from fake_tree import fake_tree, fragment
 from test_patches import mail
 from test_vng import FAKEBIN
 
-from harness import report
 from harness.cli import main
 from harness.errors import UserError
-from harness.merge import load_shards, merge
-from harness.plan import Kernel, PlanRequest, Revision, make_plan, parse_shard, revisions
-from harness.record import Revision as Record
-from harness.record import Run
-from harness.results import Check, Verdict
+from harness.orchestration.jobs import (
+    Kernel,
+    PlanRequest,
+    Revision,
+    make_plan,
+    parse_shard,
+    revisions,
+)
+from harness.orchestration.merge import load_shards, merge
+from harness.outputs import report
+from harness.outputs.record import Revision as Record
+from harness.outputs.record import Run
+from harness.verdicts.checks import Check, Verdict
 
 
 def plan_of(n_series: int, kernels: tuple[str, ...] = ("7.3",),

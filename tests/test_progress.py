@@ -17,8 +17,8 @@ from fake_tree import fake_tree
 from test_build import request
 
 from harness import progress
-from harness.build import build
 from harness.progress import History, Meter, duration, eta, status_line
+from harness.stages.build import build
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,11 +8,12 @@ from pathlib import Path
 from conftest import HERE, sh
 from fake_tree import fake_tree
 
-from harness import gittree, rangediff
 from harness.data import load_settings
-from harness.patches import PatchRequest, PatchResult, apply_series
-from harness.record import Changes, PatchChange, Revision
-from harness.source import SourceResult
+from harness.orchestration import rangediff
+from harness.outputs.record import Changes, PatchChange, Revision
+from harness.stages import gittree
+from harness.stages.patches import PatchRequest, PatchResult, apply_series
+from harness.stages.source import SourceResult
 
 TIMEOUTS = load_settings().timeouts
 THREAD = HERE / "data" / "threads" / "robust-unlock.mbox"

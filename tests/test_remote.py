@@ -25,15 +25,14 @@ from elftools.elf.elffile import ELFFile
 from plans import GOOD, verdicts
 from plans import script_plan as plain_plan
 
-from harness import protocol
 from harness.backends import SuiteRequest
 from harness.backends import ssh as remote
 from harness.backends.ssh_connect import SshOptions, Target, fingerprint_of, parse_target
 from harness.backends.ssh_identity import RELEASE_FILE
 from harness.errors import InfraError, UserError
-from harness.guest import GuestPlan
-from harness.results import Verdict
-from harness.vdso import alternative_ranges
+from harness.guest.plan import GuestPlan, protocol
+from harness.stages.vdso import alternative_ranges
+from harness.verdicts.checks import Verdict
 
 VDSO64 = Path("arch/x86/entry/vdso/vdso64/vdso64.so")
 

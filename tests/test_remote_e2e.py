@@ -31,19 +31,20 @@ import pytest
 import ssh_server
 from test_disasm import assert_windows_match_labels
 
-from harness import guest, protocol
 from harness.backends import BackendConfig, SuiteRequest
 from harness.backends.ssh import run_remote
 from harness.backends.ssh_connect import SshOptions, parse_target
 from harness.backends.ssh_identity import RELEASE_FILE
 from harness.backends.vng import VngBackend
-from harness.build import STAMP
 from harness.data import load_expectations, load_guest_tests, load_settings
-from harness.disasm import check_disasm
-from harness.kconfig import parse_config
-from harness.pipeline import build_dir_for
-from harness.results import Verdict
-from harness.vdso import VdsoRequest, check_vdso
+from harness.guest import plan as guest
+from harness.guest import protocol
+from harness.orchestration.pipeline import build_dir_for
+from harness.stages.build import STAMP
+from harness.stages.disasm import check_disasm
+from harness.stages.kconfig import parse_config
+from harness.stages.vdso import VdsoRequest, check_vdso
+from harness.verdicts.checks import Verdict
 
 pytestmark = pytest.mark.e2e
 

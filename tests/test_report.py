@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.record import SCHEMA, Boot, Revision, Run, Stage
-from harness.report import exit_code, load_record, render_junit, render_table, write_reports
-from harness.results import Check, Verdict
+from harness.outputs.record import SCHEMA, Boot, Revision, Run, Stage
+from harness.outputs.report import exit_code, load_record, render_junit, render_table, write_reports
+from harness.verdicts.checks import Check, Verdict
 
 
 def record(*checks: Check, stage_error: str | None = None) -> Run:
@@ -80,7 +80,7 @@ def test_reports_round_trip(tmp_path: Path) -> None:
 
 
 def test_comparison_marks_changed_verdicts() -> None:
-    from harness.report import render_comparison
+    from harness.outputs.report import render_comparison
 
     base = record(PASS).revisions[0]
     bad = replace(base, label="no-fixup", checks=[FAIL])
@@ -99,8 +99,8 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 def test_comparison_shows_what_changed_and_the_patches_behind_a_verdict_change() -> None:
-    from harness.record import Changes, PatchChange
-    from harness.report import render_comparison
+    from harness.outputs.record import Changes, PatchChange
+    from harness.outputs.report import render_comparison
 
     base = record(PASS).revisions[0]
     v1 = replace(base, label="v1", series="t.mbox", applied=["[PATCH 1/2] a", "[PATCH 2/2] b"])
@@ -136,7 +136,7 @@ def test_comparison_shows_what_changed_and_the_patches_behind_a_verdict_change()
 
 
 def test_changes_round_trip(tmp_path: Path) -> None:
-    from harness.record import Changes, PatchChange
+    from harness.outputs.record import Changes, PatchChange
 
     run = record(PASS)
     run.revisions[0].changes = Changes("v1", (PatchChange("<", "2/2 b", None),), "")

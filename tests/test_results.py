@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from harness.data import GuestTest, load_guest_tests, load_settings
-from harness.protocol import Outcome
-from harness.results import Verdict, judge
+from harness.guest.protocol import Outcome
+from harness.verdicts.checks import Verdict, judge
 
 TEST = GuestTest(name="t", sources=(), cflags=(), image="vdso64", entry="list64", args=(),
                  timeout=5, require=("hits",), fail_if=("bad_steps",))

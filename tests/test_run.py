@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.commands import run
 from harness.errors import CommandError, CommandTimeout
-from harness.run import run
 
 
 def test_output_is_logged_and_streamed(tmp_path: Path) -> None:

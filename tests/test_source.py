@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from fake_tree import fake_tree
 
-from harness import source
 from harness.data import load_settings
 from harness.errors import UserError
-from harness.source import user_tree
+from harness.stages import source
+from harness.stages.source import user_tree
 
 
 def test_good_tree(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ import pytest
 from elf_fixtures import OUTSIDE, build_image, function_asm
 
 from harness.data import expectation_names, load_expectations
-from harness.results import Verdict
-from harness.vdso import VdsoRequest, check_vdso, generated_offsets, read_symbols
+from harness.stages.vdso import VdsoRequest, check_vdso, generated_offsets, read_symbols
+from harness.verdicts.checks import Verdict
 
 L64 = "__vdso_futex_robust_list64_try_unlock"
 L32 = "__vdso_futex_robust_list32_try_unlock"
@@ -147,7 +147,7 @@ f:
 def test_alternatives_may_differ_other_bytes_may_not(tmp_path: Path) -> None:
     from elf_fixtures import build_image
 
-    from harness.vdso import alternative_ranges, compare_image
+    from harness.stages.vdso import alternative_ranges, compare_image
 
     so = build_image(tmp_path, "vdso64", 64, {}, extra={"f": ALT_ASM})
     ranges = alternative_ranges(so)

@@ -10,11 +10,10 @@ import pytest
 from plans import script_plan as make_plan
 from plans import verdicts
 
-from harness import protocol
 from harness.backends import vng as boot
 from harness.data import load_settings
-from harness.guest import GuestPlan
-from harness.results import Verdict, judge
+from harness.guest.plan import GuestPlan, protocol
+from harness.verdicts.checks import Verdict, judge
 
 FAKEBIN = Path(__file__).resolve().parent / "fakebin"
 

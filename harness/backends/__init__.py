@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.data import Settings
-from harness.guest import GuestPlan
+from harness.guest.plan import GuestPlan
 
 
 @dataclass(frozen=True)

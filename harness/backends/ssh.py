@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from harness import protocol
 from harness.backends import BackendConfig, SuiteRequest, SuiteResult
 from harness.backends.ssh_connect import (
     Journal,
@@ -24,6 +23,7 @@ from harness.backends.ssh_connect import (
 )
 from harness.backends.ssh_identity import built_release, built_vdso, check_release, check_vdso
 from harness.backends.ssh_suite import Session, SuiteState, run_suite
+from harness.guest import protocol
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import paramiko
 
-from harness import protocol
 from harness.backends import SuiteRequest
 from harness.backends.ssh_connect import (
     LOST,
@@ -26,6 +25,7 @@ from harness.backends.ssh_connect import (
     guard,
 )
 from harness.errors import HarnessError, InfraError
+from harness.guest import protocol
 
 log = logging.getLogger("harness")
 

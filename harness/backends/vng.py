@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import protocol
 from harness.backends import BackendConfig, SuiteRequest, SuiteResult
+from harness.commands import retrying, run
 from harness.errors import CommandError, CommandTimeout, InfraError, UserError
-from harness.guest import GuestPlan
+from harness.guest import protocol
+from harness.guest.plan import GuestPlan
 from harness.paths import venv_tool
-from harness.run import retrying, run
 
 log = logging.getLogger("harness")
 

@@ -11,14 +11,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import kselftest, kselftest_verdicts, protocol
-from harness.bincache import BinaryCache
 from harness.data import GUEST_TESTS, GuestTest
-from harness.disasm import Window
 from harness.errors import CommandError, HarnessError, InfraError, UserError
-from harness.kconfig import is_set
-from harness.results import Check, Verdict, elf_check, entry_key, judge
-from harness.vdso import Facts, VdsoResult, compare_image
+from harness.guest import protocol
+from harness.guest.cache import BinaryCache
+from harness.kselftest import programs as kselftest
+from harness.stages.disasm import Window
+from harness.stages.kconfig import is_set
+from harness.stages.vdso import Facts, VdsoResult, compare_image
+from harness.verdicts import kselftest as kselftest_verdicts
+from harness.verdicts.checks import Check, Verdict, elf_check, entry_key, judge
 
 CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror", "-mno-red-zone")
 PROTOCOL_SOURCE = Path(protocol.__file__)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import lore
 from harness.errors import UserError
+from harness.stages import lore
 
 _SHARD = re.compile(r"^(\d+)/(\d+)$")
 

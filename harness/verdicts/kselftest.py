@@ -9,8 +9,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from harness import ktap
-from harness.kselftest import (
+from harness.kselftest import ktap
+from harness.kselftest.programs import (
     KSFT_SKIP,
     TAIL_CHARS,
     KselftestBinary,
@@ -20,7 +20,7 @@ from harness.kselftest import (
     TimingSensitive,
     plan_runs,
 )
-from harness.results import Check, Verdict
+from harness.verdicts.checks import Check, Verdict
 
 # --- verdicts ----------------------------------------------------------------------------
 

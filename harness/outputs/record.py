@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import UserError
-from harness.results import Check
+from harness.verdicts.checks import Check
 
 SCHEMA = 1
 

@@ -15,12 +15,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import gittree, lore
+from harness.commands import run
 from harness.data import Timeouts
 from harness.errors import CommandError, UserError
 from harness.paths import path_key, venv_tool
-from harness.run import run
-from harness.source import SourceResult
+from harness.stages import gittree, lore
+from harness.stages.source import SourceResult
 
 log = logging.getLogger("harness")
 

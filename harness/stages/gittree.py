@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.run import run
+from harness.commands import run
 
 BASE = "base"
 # Fixed identity and no background gc: these repositories are the harness's, not the user's.

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import gittree
+from harness.commands import run
 from harness.data import DATA, read_toml
 from harness.errors import UserError
 from harness.paths import venv_tool
-from harness.run import run
+from harness.stages import gittree
 
 log = logging.getLogger("harness")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.data import DATA, read_toml
 from harness.errors import UserError
-from harness.results import Check, Verdict
+from harness.verdicts.checks import Check, Verdict
 
 PATTERNS = DATA / "console-patterns.toml"
 CHECK_NAME = "console"

@@ -18,12 +18,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness import build
 from harness.data import DATA, load_settings, read_toml
 from harness.errors import UserError
 from harness.files import write_atomic
-from harness.record import Revision, Run, Stage
-from harness.results import Check, Verdict, stage_check
+from harness.outputs.record import Revision, Run, Stage
+from harness.stages import build
+from harness.verdicts.checks import Check, Verdict, stage_check
 
 KCIDB_TOML = DATA / "kcidb.toml"
 KCIDB_JSON = "kcidb.json"

@@ -12,11 +12,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import gittree
+from harness.commands import run
 from harness.errors import CommandError, HarnessError, RunTimeout
-from harness.patches import subject
-from harness.record import Changes, PatchChange, Revision
-from harness.run import run
+from harness.outputs.record import Changes, PatchChange, Revision
+from harness.stages import gittree
+from harness.stages.patches import subject
 
 # "1:  abc1234 ! 1:  def5678 subject"; "-" and "-------" stand for the missing side.
 _PAIR = re.compile(r"^\s*(\d+|-):\s+(?:[0-9a-f]+|-+)\s+([=!<>])\s+(\d+|-):\s+"

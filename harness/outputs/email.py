@@ -14,9 +14,9 @@ import textwrap
 from collections.abc import Mapping
 
 from harness.data import EmailSpec, GuestTest, load_email_spec, load_guest_tests
-from harness.record import Revision, Run
-from harness.report import EXIT_PASS, exit_code, revision_exit, verdict_word
-from harness.results import Check, Verdict
+from harness.outputs.record import Revision, Run
+from harness.outputs.report import EXIT_PASS, exit_code, revision_exit, verdict_word
+from harness.verdicts.checks import Check, Verdict
 
 # A detail is one clause of a line, not a log.
 DETAIL_CHARS = 200

@@ -16,8 +16,8 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from harness.data import DisasmRegisters, DisasmSpec, Expectations, ImageSpec
-from harness.results import Check, Verdict, disasm_check, elf_check, entry_key
-from harness.vdso import Facts, VdsoResult
+from harness.stages.vdso import Facts, VdsoResult
+from harness.verdicts.checks import Check, Verdict, disasm_check, elf_check, entry_key
 
 log = logging.getLogger("harness")
 

@@ -14,8 +14,8 @@ from elftools.elf.gnuversions import GNUVerDefSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
 
 from harness.data import Expectations, FunctionSpec, ImageSpec
-from harness.kconfig import Config, is_set
-from harness.results import Check, Verdict, elf_check, entry_key
+from harness.stages.kconfig import Config, is_set
+from harness.verdicts.checks import Check, Verdict, elf_check, entry_key
 
 LABELS = ("start", "success", "end")
 

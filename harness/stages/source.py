@@ -10,11 +10,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import gittree, progress
+from harness import progress
+from harness.commands import retrying, run
 from harness.data import DebianRelease, Settings, Timeouts
 from harness.errors import CommandError, InfraError, UserError
 from harness.paths import cache_lock, path_key
-from harness.run import retrying, run
+from harness.stages import gittree
 
 log = logging.getLogger("harness")
 

@@ -12,9 +12,9 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.commands import run
 from harness.errors import CommandError, UserError
 from harness.paths import venv_tool
-from harness.run import run
 
 PREFIX = "msgid:"
 # https://lore.kernel.org/<list>/<msgid>/ with anything after it (T/, raw, t.mbox.gz),

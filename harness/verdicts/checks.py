@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.data import GuestTest
-from harness.protocol import Outcome
+from harness.guest.protocol import Outcome
 
 
 def elf_check(image: str) -> str:

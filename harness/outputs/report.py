@@ -10,12 +10,12 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import kcidb
 from harness.data import ReportSpec, load_guest_suite
 from harness.errors import UserError
 from harness.files import write_atomic
-from harness.record import Changes, Revision, Run
-from harness.results import Check, Verdict, stage_check
+from harness.outputs import kcidb
+from harness.outputs.record import Changes, Revision, Run
+from harness.verdicts.checks import Check, Verdict, stage_check
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 # Characters XML 1.0 cannot carry at all, even escaped.

@@ -17,8 +17,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.commands import run
 from harness.errors import CommandError
-from harness.run import run
 
 log = logging.getLogger("harness")
 

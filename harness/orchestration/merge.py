@@ -12,11 +12,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import report
 from harness.errors import UserError
-from harness.plan import parse_shard
-from harness.record import Revision, Run, Stage
-from harness.results import Check, Verdict
+from harness.orchestration.jobs import parse_shard
+from harness.outputs import report
+from harness.outputs.record import Revision, Run, Stage
+from harness.verdicts.checks import Check, Verdict
 
 log = logging.getLogger("harness")
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.bincache import BinaryCache
+from harness.commands import Completed, run
 from harness.data import DATA, read_toml
 from harness.errors import CommandError, InfraError, UserError
-from harness.run import Completed, run
+from harness.guest.cache import BinaryCache
 
 log = logging.getLogger("harness")
 

@@ -14,21 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import (
-    bisect,
-    build,
-    console,
-    disasm,
-    guest,
-    kconfig,
-    patches,
-    progress,
-    protocol,
-    rangediff,
-    report,
-    source,
-    vdso,
-)
+from harness import progress
 from harness.backends import Backend, BackendConfig, SuiteRequest, SuiteResult, get_backend
 from harness.data import (
     Expectations,
@@ -38,11 +24,17 @@ from harness.data import (
     load_guest_tests,
 )
 from harness.errors import HarnessError, InfraError, RunTimeout
+from harness.guest import plan as guest
+from harness.guest import protocol
+from harness.orchestration import bisect, rangediff
+from harness.orchestration.jobs import Job, Kernel
+from harness.outputs import report
+from harness.outputs.record import Bisect, BisectStep, Boot, Run, Stage
+from harness.outputs.record import Revision as RevisionRecord
 from harness.paths import cache_lock, path_key
-from harness.plan import Job, Kernel
-from harness.record import Bisect, BisectStep, Boot, Run, Stage
-from harness.record import Revision as RevisionRecord
-from harness.results import Check, stage_check, suite_check
+from harness.stages import build, disasm, kconfig, patches, source, vdso
+from harness.verdicts import console
+from harness.verdicts.checks import Check, stage_check, suite_check
 
 log = logging.getLogger("harness")
 

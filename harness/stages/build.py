@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import progress
+from harness.commands import run
 from harness.errors import CommandError, CommandTimeout, UserError
-from harness.run import run
 
 log = logging.getLogger("harness")
 

@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.record import Revision
-from harness.results import Check
+from harness.outputs.record import Revision
+from harness.verdicts.checks import Check
 
 GOOD, BAD, SKIP = "good", "bad", "skip"
 _TAG = re.compile(r"^\[[^\]]*\]\s*")
