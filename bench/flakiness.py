@@ -35,7 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import data  # noqa: E402
+from harness.data.guest_tests import load_guest_tests  # noqa: E402
+from harness.data.settings import load_settings  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.guest.protocol import STARTED  # noqa: E402
 from harness.outputs.report import load_record  # noqa: E402
@@ -77,10 +78,10 @@ def campaign(n: int, out: Path, series: Path | None,
 
 def stress_suites() -> dict[str, tuple[str, ...]]:
     """Each suite that boots only with --stress, with the checks it produces."""
-    tests = data.load_guest_tests()
+    tests = load_guest_tests()
     return {suite.name: (*(t.name for t in tests if t.suite == suite.name),
                          suite_check("console", suite.name))
-            for suite in data.load_settings().suites.values() if suite.with_stress}
+            for suite in load_settings().suites.values() if suite.with_stress}
 
 
 def finished(run_dir: Path) -> bool:
@@ -176,7 +177,7 @@ def stress_campaign(n: int, out: Path, resume: bool, extra: tuple[str, ...] = ()
     result = {
         "date": time.strftime("%F"), "n": n, "campaign": "stress",
         "suites": {s.name: {"cpus": s.cpus, "tcg_qemu_opts": list(s.tcg_qemu_opts)}
-                   for s in data.load_settings().suites.values() if s.name in suites},
+                   for s in load_settings().suites.values() if s.name in suites},
         "lost_runs": sum(1 for r in runs if r["lost"]),
         "runs_with_a_false_failure": sum(1 for r in kept
                                          if any(r["verdicts"].get(c) != "PASS" for c in names)),
@@ -234,7 +235,7 @@ def main() -> int:
     misses = sum(1 for run in mutant if check is None or run.get(check) != "FAIL")
     result = {
         "date": time.strftime("%F"), "n": args.n, "mutant": args.mutant.name, "caught_by": check,
-        "config_variant": args.config_variant or data.load_settings().config_variant,
+        "config_variant": args.config_variant or load_settings().config_variant,
         "pristine_runs_with_a_false_failure": sum(1 for r in pristine
                                                   if any(not ok(v) for v in r.values())),
         "false_failures_by_check": dict(false_failures),

@@ -37,7 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.data import DATA, load_settings, read_toml  # noqa: E402
+from harness.data import DATA, read_toml  # noqa: E402
+from harness.data.settings import load_settings  # noqa: E402
 from harness.outputs.record import Run  # noqa: E402
 from harness.outputs.report import SLOWEST, exit_code, load_record  # noqa: E402
 from harness.paths import cache_root  # noqa: E402

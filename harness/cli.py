@@ -20,6 +20,8 @@ from harness import data
 from harness.backends import BackendConfig
 from harness.backends.ssh_connect import parse_target
 from harness.ci import generate as cigen
+from harness.data.expectations import load_expectations
+from harness.data.settings import load_apt_packages, load_settings
 from harness.errors import HarnessError, RunTimeout, UserError
 from harness.orchestration import jobs as plan
 from harness.orchestration import merge, pipeline
@@ -102,7 +104,7 @@ def _run_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--kernel-src", type=Path, help="your kernel tree (never written to)")
     run.add_argument("--debian", action="append", default=[], metavar="RELEASE",
                      help=f"Debian linux-source release (default: "
-                          f"{data.load_settings().debian_default}); repeat to test each")
+                          f"{load_settings().debian_default}); repeat to test each")
     run.add_argument("--shard", metavar="I/N",
                      help="only the I-th of N shares of the jobs (see the plan command)")
     run.add_argument("--series", action="append", default=[], metavar="SERIES",
@@ -123,7 +125,7 @@ def _run_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--config-dir", type=Path, default=data.KERNEL_CONFIG,
                      help="directory of *.config fragments (default: kernel-config/)")
     run.add_argument("--config-variant", action="append", default=[], metavar="VARIANT",
-                     help=f"{data.load_settings().config_variant} (the default), vng "
+                     help=f"{load_settings().config_variant} (the default), vng "
                           "(virtme-ng's full base config), or any subdirectory of the "
                           "fragment directory whose fragments are added; repeat to test "
                           "each variant")
@@ -162,7 +164,7 @@ def _kcidb_args(p: argparse.ArgumentParser) -> None:
 
 def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel-src", type=Path, help="your kernel tree (never written to)")
-    settings = data.load_settings()
+    settings = load_settings()
     p.add_argument("--debian", default=None,
                    help=f"Debian linux-source release (default: {settings.debian_default})")
 
@@ -202,7 +204,7 @@ def run_limit(seconds: float) -> Iterator[None]:
 
 def _plan(args: argparse.Namespace) -> plan.Plan:
     """The jobs the run and plan options ask for."""
-    settings = data.load_settings()
+    settings = load_settings()
     if args.kernel_src and args.debian:
         raise UserError("--kernel-src and --debian choose the tree two ways; give one")
     kernels = ((plan.Kernel(settings.debian_default, args.kernel_src),) if args.kernel_src
@@ -242,7 +244,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = data.load_settings()
+    settings = load_settings()
     run_dir = (args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")).resolve()
     origin = kcidb.check_origin(args.kcidb_origin)
     planned = _plan(args)
@@ -296,7 +298,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_source(args: argparse.Namespace) -> int:
-    settings = data.load_settings()
+    settings = load_settings()
     _setup_logging(args.verbose, None)
     logs = cache_root() / "logs"
     src = source.prepare_source(source.SourceRequest(
@@ -311,7 +313,7 @@ def cmd_check_vdso(args: argparse.Namespace) -> int:
     if not config_file.is_file():
         raise UserError(f"{args.build_dir} has no .config; is it a kernel build directory?")
     result = vdso.check_vdso(vdso.VdsoRequest(
-        args.build_dir, data.load_expectations(args.expect),
+        args.build_dir, load_expectations(args.expect),
         kconfig.parse_config(config_file.read_text(), str(config_file))))
     for c in result.checks:
         print(f"{c.name:<16} {c.verdict.value:<6} {c.detail}")
@@ -352,7 +354,7 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_deps(args: argparse.Namespace) -> int:
-    print("\n".join(data.load_apt_packages()))
+    print("\n".join(load_apt_packages()))
     return 0
 
 

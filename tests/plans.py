@@ -7,9 +7,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harness.data import GUEST_TESTS, GuestTest
+from harness.data import GUEST_TESTS
+from harness.data.guest_tests import GuestTest
 from harness.guest.plan import PROTOCOL_SOURCE, GuestPlan, protocol
-from harness.verdicts.checks import Verdict, judge
+from harness.verdicts.checks import Verdict
+from harness.verdicts.counters import judge
 
 GOOD = "echo '{\"check\": \"%s\", \"hits\": 5, \"bad\": 0}'\n"
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from harness.data import load_guest_tests
+from harness.data.guest_tests import load_guest_tests
 from harness.guest.plan import select
 
 SPEED = Path(__file__).resolve().parent.parent / "bench" / "speed.py"

@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 
 from harness.ci import generate as cigen
 from harness.cli import _parser, main
-from harness.data import load_apt_packages
+from harness.data.settings import load_apt_packages
 from harness.errors import UserError
 from harness.paths import venv_tool
 

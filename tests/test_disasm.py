@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from elf_fixtures import build_image, function_asm
 
-from harness.data import EXPECTATIONS, load_expectations
+from harness.data import EXPECTATIONS
+from harness.data.expectations import load_expectations
 from harness.stages.disasm import Window, check_disasm, check_function
 from harness.stages.vdso import Facts, VdsoRequest, VdsoResult, check_vdso, read_symbols
 from harness.verdicts.checks import Check, Verdict

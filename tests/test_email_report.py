@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.data import load_email_spec, load_guest_tests
+from harness.data.email import load_email_spec
+from harness.data.guest_tests import load_guest_tests
 from harness.outputs.email import render_email, wrap_command
 from harness.outputs.record import Bisect, Revision, Run, Stage
 from harness.outputs.report import write_reports
-from harness.verdicts.checks import Check, Verdict, judge_counters
+from harness.verdicts.checks import Check, Verdict
+from harness.verdicts.counters import judge_counters
 
 TESTS = {t.name: t for t in load_guest_tests()}
 ORIGIN = "Debian linux-source-7.3 7.3.4-1~bpo13+1 (trixie-backports)"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import sh
 
-from harness.data import load_expectations, load_guest_tests
+from harness.data.expectations import load_expectations
+from harness.data.guest_tests import load_guest_tests
 from harness.errors import UserError
 from harness.guest.plan import GuestPlanRequest, plan, select
 from harness.guest.protocol import read_plan

@@ -11,7 +11,8 @@ import pytest
 from conftest import sh
 from fake_tree import fake_tree, fragment
 
-from harness.data import KERNEL_CONFIG, load_settings
+from harness.data import KERNEL_CONFIG
+from harness.data.settings import load_settings
 from harness.errors import UserError
 from harness.stages.kconfig import (
     KEY_FILE,

@@ -13,7 +13,7 @@ from test_rangediff import THREAD, V1_MSGID, owned
 from test_vng import FAKEBIN
 
 from harness.cli import main
-from harness.data import load_settings
+from harness.data.settings import load_settings
 from harness.errors import UserError
 from harness.orchestration.jobs import revisions
 from harness.stages import lore

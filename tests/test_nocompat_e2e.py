@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from test_e2e import harness_run, revision
 
-from harness.data import load_guest_tests
+from harness.data.guest_tests import load_guest_tests
 from harness.kselftest.programs import load_spec
 from harness.stages.patches import caught_by, mutant_variant
 

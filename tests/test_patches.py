@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fake_tree import fake_tree
 
-from harness.data import load_settings
+from harness.data.settings import load_settings
 from harness.errors import UserError
 from harness.stages import gittree
 from harness.stages.patches import PatchRequest, apply_series, expand_series

@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import HERE, sh
 from fake_tree import fake_tree
 
-from harness.data import load_settings
+from harness.data.settings import load_settings
 from harness.orchestration import rangediff
 from harness.outputs.record import Changes, PatchChange, Revision
 from harness.stages import gittree

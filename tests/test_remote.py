@@ -31,8 +31,8 @@ from harness.backends.ssh_connect import SshOptions, Target, fingerprint_of, par
 from harness.backends.ssh_identity import RELEASE_FILE
 from harness.errors import InfraError, UserError
 from harness.guest.plan import GuestPlan, protocol
-from harness.stages.vdso import alternative_ranges
 from harness.verdicts.checks import Verdict
+from harness.verdicts.image import alternative_ranges
 
 VDSO64 = Path("arch/x86/entry/vdso/vdso64/vdso64.so")
 

@@ -36,7 +36,9 @@ from harness.backends.ssh import run_remote
 from harness.backends.ssh_connect import SshOptions, parse_target
 from harness.backends.ssh_identity import RELEASE_FILE
 from harness.backends.vng import VngBackend
-from harness.data import load_expectations, load_guest_tests, load_settings
+from harness.data.expectations import load_expectations
+from harness.data.guest_tests import load_guest_tests
+from harness.data.settings import load_settings
 from harness.guest import plan as guest
 from harness.guest import protocol
 from harness.orchestration.pipeline import build_dir_for
@@ -44,6 +46,7 @@ from harness.stages.build import STAMP
 from harness.stages.disasm import check_disasm
 from harness.stages.kconfig import parse_config
 from harness.stages.vdso import VdsoRequest, check_vdso
+from harness.verdicts import guest as guest_verdicts
 from harness.verdicts.checks import Verdict
 
 pytestmark = pytest.mark.e2e
@@ -206,7 +209,7 @@ def images(build: Path) -> dict[str, Path]:
 
 def verdicts(plan: guest.GuestPlan, build: Path) -> dict[str, tuple[Verdict, str]]:
     """Judge every planned test from the results in the plan's rwdir, as the pipeline does."""
-    return {c.name: (c.verdict, c.detail) for c in guest.judge_plan(
+    return {c.name: (c.verdict, c.detail) for c in guest_verdicts.judge_plan(
         plan, images(build), protocol.read_outcomes(plan.rwdir))}
 
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from harness.data import GuestTest, load_guest_tests, load_settings
+from harness.data.guest_tests import GuestTest, load_guest_tests
+from harness.data.settings import load_settings
 from harness.guest.protocol import Outcome
-from harness.verdicts.checks import Verdict, judge
+from harness.verdicts.checks import Verdict
+from harness.verdicts.counters import judge
 
 TEST = GuestTest(name="t", sources=(), cflags=(), image="vdso64", entry="list64", args=(),
                  timeout=5, require=("hits",), fail_if=("bad_steps",))

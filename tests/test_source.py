@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fake_tree import fake_tree
 
-from harness.data import load_settings
+from harness.data.settings import load_settings
 from harness.errors import UserError
 from harness.stages import source
 from harness.stages.source import user_tree

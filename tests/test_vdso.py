@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from elf_fixtures import OUTSIDE, build_image, function_asm
 
-from harness.data import expectation_names, load_expectations
+from harness.data.expectations import expectation_names, load_expectations
 from harness.stages.vdso import VdsoRequest, check_vdso, generated_offsets, read_symbols
 from harness.verdicts.checks import Verdict
 
@@ -147,7 +147,7 @@ f:
 def test_alternatives_may_differ_other_bytes_may_not(tmp_path: Path) -> None:
     from elf_fixtures import build_image
 
-    from harness.stages.vdso import alternative_ranges, compare_image
+    from harness.verdicts.image import alternative_ranges, compare_image
 
     so = build_image(tmp_path, "vdso64", 64, {}, extra={"f": ALT_ASM})
     ranges = alternative_ranges(so)

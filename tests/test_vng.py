@@ -11,9 +11,10 @@ from plans import script_plan as make_plan
 from plans import verdicts
 
 from harness.backends import vng as boot
-from harness.data import load_settings
+from harness.data.settings import load_settings
 from harness.guest.plan import GuestPlan, protocol
-from harness.verdicts.checks import Verdict, judge
+from harness.verdicts.checks import Verdict
+from harness.verdicts.counters import judge
 
 FAKEBIN = Path(__file__).resolve().parent / "fakebin"
 

@@ -110,7 +110,7 @@ def test_installed_wheel_runs_outside_the_checkout(tmp_path: Path) -> None:
                  "print(d.__file__); print(*(p.shipped_dir(n) for n in p.SHIPPED_DIRS))"],
                 cwd=elsewhere, env=env).stdout.split()
     shipped = purelib / "harness" / SHIPPED
-    assert where == [str(purelib / "harness" / "data.py"),
+    assert where == [str(purelib / "harness" / "data" / "__init__.py"),
                      *(str(shipped / n) for n in SHIPPED_DIRS)]
     modules = {p.relative_to(ROOT) for p in (ROOT / "harness").rglob("*.py")}
     assert {p.relative_to(purelib) for p in (purelib / "harness").rglob("*.py")

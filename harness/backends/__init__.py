@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from harness.data import Settings
+from harness.data.settings import Settings
 from harness.guest.plan import GuestPlan
 
 

@@ -11,7 +11,7 @@ import paramiko
 from harness.backends.ssh_connect import Journal, SshOptions, execute, guard
 from harness.errors import UserError
 from harness.guest import protocol
-from harness.stages.vdso import compare_image
+from harness.verdicts.image import compare_image
 
 RELEASE_FILE = Path("include/config/kernel.release")
 # The image the target must map: the expectations file names it, the suite request places it.

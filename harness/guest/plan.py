@@ -11,16 +11,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.data import GUEST_TESTS, GuestTest
+from harness.data import GUEST_TESTS
+from harness.data.guest_tests import GuestTest
 from harness.errors import CommandError, HarnessError, InfraError, UserError
 from harness.guest import protocol
 from harness.guest.cache import BinaryCache
 from harness.kselftest import programs as kselftest
 from harness.stages.disasm import Window
 from harness.stages.kconfig import is_set
-from harness.stages.vdso import Facts, VdsoResult, compare_image
-from harness.verdicts import kselftest as kselftest_verdicts
-from harness.verdicts.checks import Check, Verdict, elf_check, entry_key, judge
+from harness.stages.vdso import Facts, VdsoResult
+from harness.verdicts.checks import Check, Verdict, elf_check, entry_key
 
 CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror", "-mno-red-zone")
 PROTOCOL_SOURCE = Path(protocol.__file__)
@@ -228,29 +228,3 @@ def plan(req: GuestPlanRequest) -> GuestPlan:
                      req.series_absent is None, req.config, binaries.compiled, binaries.reused)
 
 
-def image_comparison(test: GuestTest, rwdir: Path, image: Path) -> dict[str, int]:
-    """A dump test's host-side counters: its mapped vDSO against the built image."""
-    dump = protocol.extra_path(rwdir, test.name)
-    if not test.compare or not dump.is_file():
-        return {}
-    return compare_image(dump.read_bytes(), image)
-
-
-def test_seconds(outcomes: dict[str, protocol.Outcome]) -> dict[str, float]:
-    """How long each program the runner started took in the guest, by its name."""
-    return {name: round(o.seconds, 2) for name, o in outcomes.items()}
-
-
-def judge_plan(plan: GuestPlan, images: dict[str, Path],
-               outcomes: dict[str, protocol.Outcome]) -> list[Check]:
-    """Every test of the plan gets a verdict, even when the guest died before running it.
-    `outcomes`: what the runner left in the plan's rwdir (protocol.read_outcomes)."""
-    checks = list(plan.skipped)
-    for test in plan.planned:
-        if test.kind == "ktap":
-            checks += kselftest_verdicts.judge(kselftest.load_spec(), plan.ktap_runs[test.name],
-                                      outcomes, plan.series_present, plan.config)
-            continue
-        extra = image_comparison(test, plan.rwdir, images[test.image]) if test.image else {}
-        checks.append(judge(test, outcomes.get(test.name), extra))
-    return checks

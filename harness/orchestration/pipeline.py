@@ -16,13 +16,9 @@ from pathlib import Path
 
 from harness import progress
 from harness.backends import Backend, BackendConfig, SuiteRequest, SuiteResult, get_backend
-from harness.data import (
-    Expectations,
-    GuestTest,
-    Settings,
-    load_expectations,
-    load_guest_tests,
-)
+from harness.data.expectations import Expectations, load_expectations
+from harness.data.guest_tests import GuestTest, load_guest_tests
+from harness.data.settings import Settings
 from harness.errors import HarnessError, InfraError, RunTimeout
 from harness.guest import plan as guest
 from harness.guest import protocol
@@ -34,6 +30,7 @@ from harness.outputs.record import Revision as RevisionRecord
 from harness.paths import cache_lock, path_key
 from harness.stages import build, disasm, kconfig, patches, source, vdso
 from harness.verdicts import console
+from harness.verdicts import guest as guest_verdicts
 from harness.verdicts.checks import Check, stage_check, suite_check
 
 log = logging.getLogger("harness")
@@ -356,9 +353,10 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Bac
             SuiteRequest(plan, built.build_dir, logs, suite, images)))
         rev.accel, rev.accel_reason, rev.target = done.accel, done.accel_reason, done.target
         outcomes = protocol.read_outcomes(plan.rwdir)
-        rev.boots.append(Boot(suite, done.accel, done.qemu_opts, guest.test_seconds(outcomes)))
+        seconds = guest_verdicts.test_seconds(outcomes)
+        rev.boots.append(Boot(suite, done.accel, done.qemu_opts, seconds))
         st.detail = done.detail
-        rev.checks += guest.judge_plan(plan, images, outcomes)
+        rev.checks += guest_verdicts.judge_plan(plan, images, outcomes)
         if done.console is not None:
             # A splat fails the run even when every test passed.
             rev.checks.append(_console_check(done.console, suite))

@@ -13,7 +13,8 @@ import shlex
 import textwrap
 from collections.abc import Mapping
 
-from harness.data import EmailSpec, GuestTest, load_email_spec, load_guest_tests
+from harness.data.email import EmailSpec, load_email_spec
+from harness.data.guest_tests import GuestTest, load_guest_tests
 from harness.outputs.record import Revision, Run
 from harness.outputs.report import EXIT_PASS, exit_code, revision_exit, verdict_word
 from harness.verdicts.checks import Check, Verdict

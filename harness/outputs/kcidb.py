@@ -18,7 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.data import DATA, load_settings, read_toml
+from harness.data import DATA, read_toml
+from harness.data.settings import load_settings
 from harness.errors import UserError
 from harness.files import write_atomic
 from harness.outputs.record import Revision, Run, Stage

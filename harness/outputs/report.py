@@ -10,7 +10,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness.data import ReportSpec, load_guest_suite
+from harness.data.guest_tests import ReportSpec, load_guest_suite
 from harness.errors import UserError
 from harness.files import write_atomic
 from harness.outputs import kcidb

@@ -15,7 +15,7 @@ from capstone import x86
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from harness.data import DisasmRegisters, DisasmSpec, Expectations, ImageSpec
+from harness.data.expectations import DisasmRegisters, DisasmSpec, Expectations, ImageSpec
 from harness.stages.vdso import Facts, VdsoResult
 from harness.verdicts.checks import Check, Verdict, disasm_check, elf_check, entry_key
 

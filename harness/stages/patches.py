@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.commands import run
-from harness.data import Timeouts
+from harness.data.settings import Timeouts
 from harness.errors import CommandError, UserError
 from harness.paths import path_key, venv_tool
 from harness.stages import gittree, lore

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness import progress
 from harness.commands import retrying, run
-from harness.data import DebianRelease, Settings, Timeouts
+from harness.data.settings import DebianRelease, Settings, Timeouts
 from harness.errors import CommandError, InfraError, UserError
 from harness.paths import cache_lock, path_key
 from harness.stages import gittree

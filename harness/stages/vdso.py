@@ -13,7 +13,7 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerDefSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
 
-from harness.data import Expectations, FunctionSpec, ImageSpec
+from harness.data.expectations import Expectations, FunctionSpec, ImageSpec
 from harness.stages.kconfig import Config, is_set
 from harness.verdicts.checks import Check, Verdict, elf_check, entry_key
 
@@ -215,38 +215,3 @@ def _check_function(image: str, func: FunctionSpec, version: str, dynsym: dict[s
                  labels["end"], func.pop_width), errs
 
 
-def alternative_ranges(image: Path) -> list[tuple[int, int]]:
-    """[start, end) of every instruction the kernel may patch at boot (.altinstructions).
-
-    Each entry starts with the s32 offset of the original instruction, relative to the
-    entry itself; its length is the byte at offset 12 (struct alt_instr, __packed)."""
-    with image.open("rb") as f:
-        elf = ELFFile(f)
-        sec = elf.get_section_by_name(".altinstructions")
-        if sec is None:
-            return []
-        data, base, size = sec.data(), sec["sh_addr"], sec["sh_entsize"] or 14
-    ranges = []
-    for off in range(0, len(data) - size + 1, size):
-        instr = base + off + int.from_bytes(data[off:off + 4], "little", signed=True)
-        ranges.append((instr, instr + data[off + 12]))
-    return ranges
-
-
-def compare_image(dump: bytes, image: Path) -> dict[str, int]:
-    """Counters comparing a guest's mapped vDSO with the built image, file offset = address.
-
-    Bytes inside boot-time alternatives may differ (alt_patched); any other difference,
-    and any non-zero byte in the page padding past the file, is a mismatch."""
-    built = image.read_bytes()
-    alts = alternative_ranges(image)
-    mismatch = patched = 0
-    for i, (a, b) in enumerate(zip(dump, built, strict=False)):
-        if a != b:
-            if any(s <= i < e for s, e in alts):
-                patched += 1
-            else:
-                mismatch += 1
-    return {"image_bytes": len(built), "dump_bytes": len(dump),
-            "image_mismatch": mismatch + max(len(built) - len(dump), 0),
-            "alt_patched": patched, "padding_nonzero": sum(1 for x in dump[len(built):] if x)}

@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: GPL-2.0
+"""data/expectations/<name>.toml: what a revision's vDSO images must export and contain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.data import EXPECTATIONS, as_paths, read_toml
+from harness.errors import UserError
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    labels: str
+    pop_width: int
+    requires: str | None
+    # What guest tests call this entry (list64, list32), whatever a revision names it.
+    role: str
+
+
+@dataclass(frozen=True)
+class AbsentSpec:
+    """An export the image must not carry; guest tests of its role are N/A, for this reason."""
+
+    name: str
+    role: str
+    why: str
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    # Each path is a list of candidates relative to the build dir, newest layout first:
+    # kernels before 7.x kept the images directly in arch/x86/entry/vdso/.
+    dbg: tuple[str, ...]
+    stripped: tuple[str, ...]
+    generated: tuple[str, ...]
+    elf_class: int
+    requires: str | None
+    functions: tuple[FunctionSpec, ...]
+    absent: tuple[AbsentSpec, ...] = ()
+
+    def path(self, build_dir: Path, candidates: tuple[str, ...]) -> Path:
+        """The first candidate that exists in build_dir, else the first (for the message)."""
+        found = (build_dir / c for c in candidates if (build_dir / c).exists())
+        return next(found, build_dir / candidates[0])
+
+
+@dataclass(frozen=True)
+class DisasmRegisters:
+    """The registers the try_unlock asm pins, for one word size (elf_class)."""
+
+    lock: str
+    pop: str
+    # Every name of the pop register (rdx, edx, ...): a write through any is a write to pop.
+    pop_family: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DisasmSpec:
+    """What the disassembly check expects between the labels; mnemonics as capstone prints."""
+
+    lock_mnemonic: str
+    lock_width: int
+    fail_jump_mnemonic: str
+    store_mnemonic: str
+    # Mnemonics whose memory operand capstone marks read-only although they write it.
+    hidden_writes: tuple[str, ...]
+    registers: dict[int, DisasmRegisters]
+
+
+@dataclass(frozen=True)
+class Expectations:
+    name: str
+    description: str
+    version: str
+    images: tuple[ImageSpec, ...]
+    # None when the file has no [disasm] table: the disassembly check is skipped.
+    disasm: DisasmSpec | None = None
+    # Kconfig options the series adds: a tree without them does not carry the series.
+    kconfig: tuple[str, ...] = ()
+    # Numbers the guest tests take as {op_<key>}: the series' futex ops, which maintainers
+    # renamed and renumbered during review.
+    ops: dict[str, int] = field(default_factory=dict)
+
+
+def expectation_names(directory: Path = EXPECTATIONS) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.toml"))
+
+
+def load_expectations(name: str, directory: Path = EXPECTATIONS) -> Expectations:
+    """The expectations file for one series revision; an unknown name lists the valid ones."""
+    path = directory / f"{name}.toml"
+    if not path.is_file():
+        raise UserError(
+            f"no expectations called '{name}' in {directory}; "
+            f"choose one of: {', '.join(expectation_names(directory)) or '(none)'}"
+        )
+    raw = read_toml(path)
+    images = tuple(
+        ImageSpec(
+            name=i["name"], dbg=as_paths(i["dbg"]), stripped=as_paths(i["stripped"]),
+            generated=as_paths(i["generated"]),
+            elf_class=int(i["elf_class"]), requires=i.get("requires"),
+            functions=tuple(
+                FunctionSpec(f["name"], f["labels"], int(f["pop_width"]), f.get("requires"),
+                             f.get("role", f["name"]))
+                for f in i.get("functions", [])
+            ),
+            absent=tuple(AbsentSpec(a["name"], a["role"], a["why"]) for a in i.get("absent", [])),
+        )
+        for i in raw.get("images", [])
+    )
+    return Expectations(name, raw.get("description", ""), raw["version"], images,
+                        disasm=_disasm_spec(raw["disasm"]) if "disasm" in raw else None,
+                        kconfig=tuple(raw.get("kconfig", [])),
+                        ops={k: int(v) for k, v in raw.get("ops", {}).items()})
+
+
+def _disasm_spec(raw: dict[str, Any]) -> DisasmSpec:
+    registers = {
+        int(r["elf_class"]): DisasmRegisters(r["lock_register"], r["pop_register"],
+                                             tuple(r["pop_family"]))
+        for r in raw.get("registers", [])
+    }
+    return DisasmSpec(raw["lock_mnemonic"], int(raw["lock_width"]), raw["fail_jump_mnemonic"],
+                      raw["store_mnemonic"], tuple(raw.get("hidden_writes", [])), registers)

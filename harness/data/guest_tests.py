@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: GPL-2.0
+"""data/guest-tests.toml: the guest tests, their templates and their verdict rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.data import DATA, read_toml
+from harness.errors import UserError
+
+GUEST_KINDS = ("c", "python", "ktap")
+
+
+@dataclass(frozen=True)
+class GuestTest:
+    name: str
+    sources: tuple[str, ...]
+    cflags: tuple[str, ...]
+    # The vDSO image the test runs against, whose ELF check must have passed; None for
+    # tests that do not use the series' vDSO code at all.
+    image: str | None
+    # The role (list64, list32) of the try_unlock entry whose offsets fill in the
+    # arguments, as the expectations file names it; None for tests that need none.
+    entry: str | None
+    args: tuple[str, ...]
+    timeout: float
+    require: tuple[str, ...]
+    fail_if: tuple[str, ...]
+    # The test dumps its mapped vDSO; the host compares it with this built image.
+    compare: bool = False
+    # "default", or "stress": those run only on request, in their own boot.
+    suite: str = "default"
+    # c: built on the host from sources with cflags; python: script run by the harness's
+    # interpreter; ktap: the tree's own kselftests, one check per subtest.
+    kind: str = "c"
+    # kind python: the script, relative to guest-tests/.
+    script: str | None = None
+    # A kernel option the test needs beyond its image's (CONFIG_IA32_EMULATION for a 32-bit
+    # launcher of a 64-bit test): N/A without it.
+    requires: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    """Which counters the report shows: in the table, and first in a comparison cell."""
+
+    table: tuple[str, ...]
+    cell: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GuestSuite:
+    tests: tuple[GuestTest, ...]
+    report: ReportSpec
+
+
+GUEST_TESTS_FILE = DATA / "guest-tests.toml"
+
+
+def load_guest_suite(path: Path = GUEST_TESTS_FILE) -> GuestSuite:
+    raw = read_toml(path)
+    templates = raw.get("templates", {})
+    tests = tuple(_guest_test(_with_template(t, templates, path), path) for t in raw["tests"])
+    report = raw.get("report", {})
+    return GuestSuite(tests, ReportSpec(tuple(report.get("table", ())),
+                                        tuple(report.get("cell", ()))))
+
+
+def load_guest_tests(path: Path = GUEST_TESTS_FILE) -> tuple[GuestTest, ...]:
+    return load_guest_suite(path).tests
+
+
+def _with_template(test: dict[str, Any], templates: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The test's keys over its template's; extra_args appended to the args."""
+    name = test.get("template")
+    if name is None:
+        merged = dict(test)
+    elif name not in templates:
+        raise UserError(f"{path}: test {test.get('name')} names template {name!r}; "
+                        f"choose one of: {', '.join(sorted(templates)) or '(none)'}")
+    else:
+        merged = {**templates[name], **test}
+    merged["args"] = [*merged.get("args", []), *merged.pop("extra_args", [])]
+    return merged
+
+
+def _guest_test(t: dict[str, Any], path: Path) -> GuestTest:
+    kind = t.get("kind", "c")
+    if kind not in GUEST_KINDS:
+        raise UserError(f"{path}: test {t['name']} has kind {kind!r}; "
+                        f"choose one of: {', '.join(GUEST_KINDS)}")
+    return GuestTest(
+        name=t["name"], kind=kind, sources=tuple(t.get("sources", [])),
+        cflags=tuple(t.get("cflags", [])), image=t.get("image"), entry=t.get("entry"),
+        args=tuple(t["args"]), timeout=float(t["timeout"]),
+        require=tuple(t.get("require", [])), fail_if=tuple(t.get("fail_if", [])),
+        compare=bool(t.get("compare", False)), suite=t.get("suite", "default"),
+        script=t.get("script"), requires=t.get("requires"),
+    )
