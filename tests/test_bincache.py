@@ -12,7 +12,7 @@ from test_guest import BOTH_PASS, BUILT, FACTS, OPS, ROLES
 from test_kselftest import request, tiny_tree
 
 from harness.guest.cache import BinaryCache
-from harness.guest.plan import GuestPlanRequest, plan
+from harness.guest.plan import GuestPlanRequest, make_plan
 from harness.kselftest import programs as ks
 from harness.stages.vdso import VdsoResult
 
@@ -94,7 +94,7 @@ def test_second_plan_reuses_every_compiled_test(tmp_path: Path) -> None:
     vdso = VdsoResult(BOTH_PASS, FACTS, ROLES)
 
     def make(run: str) -> tuple[int, int, bytes]:
-        done = plan(GuestPlanRequest(tests, vdso, tmp_path / run, tmp_path / "logs", 120,
+        done = make_plan(GuestPlanRequest(tests, vdso, tmp_path / run, tmp_path / "logs", 120,
                                      ops=OPS, cache=tmp_path / "cache"))
         return done.compiled, done.reused, (tmp_path / run / "bin" / "fork-exec-64").read_bytes()
 

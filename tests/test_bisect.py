@@ -16,7 +16,7 @@ from test_vng import FAKEBIN
 
 from harness.cli import main
 from harness.errors import RunTimeout
-from harness.orchestration import pipeline
+from harness.orchestration import bisection
 from harness.orchestration.bisect import BAD, GOOD, SKIP, Target, regression, search, step_status
 from harness.outputs import report
 from harness.outputs.record import Revision, Stage
@@ -119,16 +119,16 @@ def test_the_run_time_limit_stops_a_bisection_and_keeps_its_steps(
     """The limit (SIGALRM's RunTimeout) arrives during the second step: the first step and
     the reason stay in results.json, and the run ends as an error."""
     monkeypatch.setenv("PATH", f"{FAKEBIN}:{os.environ['PATH']}")
-    real_step = pipeline._bisect_step
+    real_step = bisection._step
 
     def step_then_time_out(*args: object, **kwargs: object) -> str:
-        rev = args[3]
+        rev = args[0]
         assert isinstance(rev, Revision) and rev.bisect is not None
         if rev.bisect.steps:
             raise RunTimeout("the run went past its limit of 1s")
         return real_step(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "_bisect_step", step_then_time_out)
+    monkeypatch.setattr(bisection, "_step", step_then_time_out)
     code = bisect_build(tmp_path, [mail("[PATCH 1/4] one", "0", "1", "p1@x"),
                                    mail("[PATCH 2/4] two", "1", "2", "p2@x"),
                                    mail("[PATCH 3/4] breaks the build", "2", "nope", "p3@x"),

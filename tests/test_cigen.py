@@ -17,8 +17,9 @@ import pytest
 from conftest import ROOT
 from ruamel.yaml import YAML
 
+from harness.arguments import parser
 from harness.ci import generate as cigen
-from harness.cli import _parser, main
+from harness.cli import main
 from harness.data.settings import load_apt_packages
 from harness.errors import UserError
 from harness.paths import venv_tool
@@ -160,7 +161,7 @@ def test_shard_command_is_one_the_harness_accepts(kind: str) -> None:
                               ("--series", "robust v4.mbx", "--expect", "early-rfc", "--stress"))
     argv = shard_commands(kind, options)
     assert argv[:2] == ["--kernel-src", "linux"]
-    args = _parser().parse_args(["run", *without_shard(argv)])
+    args = parser().parse_args(["run", *without_shard(argv)])
     assert args.series == ["robust v4.mbx"] and args.expect == "early-rfc" and args.stress
     assert str(args.kernel_src) == "linux" and args.run_dir is not None
 

@@ -11,7 +11,7 @@ from conftest import sh
 from harness.data.expectations import load_expectations
 from harness.data.guest_tests import load_guest_tests
 from harness.errors import UserError
-from harness.guest.plan import GuestPlanRequest, plan, select
+from harness.guest.plan import GuestPlanRequest, make_plan, select
 from harness.guest.protocol import read_plan
 from harness.stages.vdso import Facts, VdsoResult
 from harness.verdicts.checks import Check, Verdict
@@ -33,7 +33,7 @@ OPS = load_expectations("upstream").ops
 
 
 def make(tmp_path: Path, vdso: VdsoResult, config: dict[str, str] | None = None):
-    result = plan(GuestPlanRequest(BUILT, vdso, tmp_path / "rw", tmp_path / "logs", 120,
+    result = make_plan(GuestPlanRequest(BUILT, vdso, tmp_path / "rw", tmp_path / "logs", 120,
                                    ops=OPS, config=config))
     entries = read_plan(tmp_path / "rw").entries
     return result, {e.name: {"argv": list(e.argv), "timeout": e.timeout} for e in entries}
@@ -68,7 +68,7 @@ def test_32bit_tests_not_applicable_without_ia32(tmp_path: Path) -> None:
 
 
 def test_missing_op_numbers_are_not_applicable(tmp_path: Path) -> None:
-    result = plan(GuestPlanRequest(BUILT, VdsoResult(BOTH_PASS, FACTS, ROLES), tmp_path / "rw",
+    result = make_plan(GuestPlanRequest(BUILT, VdsoResult(BOTH_PASS, FACTS, ROLES), tmp_path / "rw",
                                    tmp_path / "logs", 120, ops={}))
     skipped = {c.name: c for c in result.skipped}
     assert skipped["robust-unlock-ops-64"].verdict == Verdict.NOT_APPLICABLE

@@ -16,10 +16,10 @@ from test_vng import FAKEBIN
 from harness.cli import main
 from harness.errors import UserError
 from harness.orchestration.jobs import (
+    JobRequest,
     Kernel,
-    PlanRequest,
     Revision,
-    make_plan,
+    list_jobs,
     parse_shard,
     revisions,
 )
@@ -31,14 +31,14 @@ from harness.verdicts.checks import Check, Verdict
 
 
 def plan_of(n_series: int, kernels: tuple[str, ...] = ("7.3",),
-            variants: tuple[str, ...] = ("lean",), **options: str) -> PlanRequest:
+            variants: tuple[str, ...] = ("lean",), **options: str) -> JobRequest:
     revs = revisions([f"s{i}.patch" for i in range(n_series)], None)
-    return PlanRequest(tuple(Kernel(k) for k in kernels), variants, revs,
+    return JobRequest(tuple(Kernel(k) for k in kernels), variants, revs,
                        tuple(sorted(options.items())))
 
 
 def test_shards_are_balanced_cover_every_job_once_and_carry_their_bases() -> None:
-    plan = make_plan(plan_of(7, kernels=("7.3", "7.2"), variants=("lean", "nocompat")))
+    plan = list_jobs(plan_of(7, kernels=("7.3", "7.2"), variants=("lean", "nocompat")))
     assert len(plan.jobs) == 2 * 2 * 8
     for total in (1, 2, 3, 5, 28, 40):
         shards = plan.shards(total)
@@ -53,26 +53,26 @@ def test_shards_are_balanced_cover_every_job_once_and_carry_their_bases() -> Non
             # Same tree, same variant: one after another, in plan order.
             order = [plan.jobs.index(j) for j in share]
             assert order == sorted(order)
-    assert plan.shards(3) == make_plan(plan_of(7, ("7.3", "7.2"), ("lean", "nocompat"))).shards(3)
+    assert plan.shards(3) == list_jobs(plan_of(7, ("7.3", "7.2"), ("lean", "nocompat"))).shards(3)
 
 
 def test_labels_name_kernel_and_variant_only_when_the_request_spans_several() -> None:
-    assert [j.label for j in make_plan(plan_of(1)).jobs] == ["base", "s0"]
-    two = make_plan(plan_of(1, kernels=("7.3", "7.2")))
+    assert [j.label for j in list_jobs(plan_of(1)).jobs] == ["base", "s0"]
+    two = list_jobs(plan_of(1, kernels=("7.3", "7.2")))
     assert [j.label for j in two.jobs] == ["base@7.3-lean", "s0@7.3-lean",
                                            "base@7.2-lean", "s0@7.2-lean"]
     assert [j.id for j in two.jobs][:2] == ["7.3:lean:base", "7.3:lean:s0"]
 
 
 def test_request_id_is_the_request() -> None:
-    assert make_plan(plan_of(3)).request == make_plan(plan_of(3)).request
-    assert make_plan(plan_of(3)).request != make_plan(plan_of(2)).request
-    assert make_plan(plan_of(3)).request != make_plan(plan_of(3, expect="early-rfc")).request
-    assert make_plan(plan_of(3)).request != make_plan(plan_of(3, kernels=("7.2",))).request
+    assert list_jobs(plan_of(3)).request == list_jobs(plan_of(3)).request
+    assert list_jobs(plan_of(3)).request != list_jobs(plan_of(2)).request
+    assert list_jobs(plan_of(3)).request != list_jobs(plan_of(3, expect="early-rfc")).request
+    assert list_jobs(plan_of(3)).request != list_jobs(plan_of(3, kernels=("7.2",))).request
 
 
 def test_only_bases_split_among_themselves_and_spare_shards_are_empty() -> None:
-    plan = make_plan(plan_of(0, kernels=("7.3", "7.2")))
+    plan = list_jobs(plan_of(0, kernels=("7.3", "7.2")))
     assert [[j.id for j in s] for s in plan.shards(3)] == [["7.3:lean:base"],
                                                            ["7.2:lean:base"], []]
 
@@ -85,7 +85,7 @@ def test_bad_shard(text: str) -> None:
 
 def test_same_series_twice_is_refused() -> None:
     with pytest.raises(UserError, match="twice"):
-        make_plan(PlanRequest((Kernel("7.3"),), ("lean", "lean"), (Revision("base"),)))
+        list_jobs(JobRequest((Kernel("7.3"),), ("lean", "lean"), (Revision("base"),)))
 
 
 def shard_run(index: int, total: int, revs: list[Record], plan: list[str]) -> Run:

@@ -199,7 +199,7 @@ def plan_default_suite(build: Path, rwdir: Path, logs: Path) -> guest.GuestPlan:
     # The kernel's own selftests need the source tree, which this copied build lacks; the
     # backend is what is under test here, and every other kind of test goes through it.
     tests = tuple(t for t in load_guest_tests() if t.suite == "default" and t.kind != "ktap")
-    return guest.plan(guest.GuestPlanRequest(tests, elf, rwdir, logs, 120, None, windows,
+    return guest.make_plan(guest.GuestPlanRequest(tests, elf, rwdir, logs, 120, None, windows,
                                              expectations.ops))
 
 
@@ -221,7 +221,7 @@ def through_virtme_ng(build: Path, tmp_path: Path) -> dict[str, tuple[Verdict, s
     """The same suite on the same kernel through the pipeline's own boot path."""
     plan = plan_default_suite(build, tmp_path / "guest-vng", tmp_path / "logs-vng")
     backend = VngBackend(BackendConfig(load_settings(), tmp_path / "cache", "tcg"))
-    done = backend.run(suite(plan, build, tmp_path / "logs-vng"))
+    done = backend.test_suite(suite(plan, build, tmp_path / "logs-vng"))
     assert done.finished, done
     return verdicts(plan, build)
 

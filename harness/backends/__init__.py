@@ -68,7 +68,7 @@ class Backend(Protocol):
     def check(self) -> None:
         """Raise a UserError for bad input now, before anything is built."""
 
-    def run(self, req: SuiteRequest) -> SuiteResult:
+    def test_suite(self, req: SuiteRequest) -> SuiteResult:
         """Run the plan; a hang or a lost machine is reported in the result, not raised."""
 
 

@@ -140,7 +140,7 @@ class SshBackend:
         """The URL, the pin, known_hosts and the key, before anything is built."""
         check_inputs(self._opts)
 
-    def run(self, req: SuiteRequest) -> SuiteResult:
+    def test_suite(self, req: SuiteRequest) -> SuiteResult:
         done = run_remote(self._opts, req)
         return SuiteResult(
             runner_started=done.runner_started, finished=done.finished,

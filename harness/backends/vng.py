@@ -243,7 +243,7 @@ class VngBackend:
             "console.log" if req.suite == "default" else f"console-{req.suite}.log",
             s.kernel_args)
 
-    def run(self, req: SuiteRequest) -> SuiteResult:
+    def test_suite(self, req: SuiteRequest) -> SuiteResult:
         booted = boot(self.boot_request(req))
         return SuiteResult(
             runner_started=booted.runner_started, finished=booted.runner_finished,

@@ -198,7 +198,7 @@ def _ktap_entry(test: GuestTest, run: kselftest.KselftestRun, bin_dir: Path) -> 
                           run.timeout)
 
 
-def plan(req: GuestPlanRequest) -> GuestPlan:
+def make_plan(req: GuestPlanRequest) -> GuestPlan:
     """Build what can run, copy the runner and the protocol, and write the plan."""
     bin_dir = req.rwdir / protocol.BIN
     bin_dir.mkdir(parents=True, exist_ok=True)

@@ -72,7 +72,7 @@ class Job:
 
 
 @dataclass(frozen=True)
-class PlanRequest:
+class JobRequest:
     kernels: tuple[Kernel, ...]
     variants: tuple[str, ...]
     revisions: tuple[Revision, ...]
@@ -81,7 +81,7 @@ class PlanRequest:
 
 
 @dataclass(frozen=True)
-class Plan:
+class JobList:
     request: str
     jobs: tuple[Job, ...]
 
@@ -133,7 +133,7 @@ def _label(series: str, version: int | None) -> str:
     return stem + (f"-v{version}" if version else "")
 
 
-def make_plan(req: PlanRequest) -> Plan:
+def list_jobs(req: JobRequest) -> JobList:
     """Every (kernel, variant) in the order given, each with every revision in order."""
     several = len(req.kernels) * len(req.variants) > 1
     jobs = tuple(
@@ -143,10 +143,10 @@ def make_plan(req: PlanRequest) -> Plan:
     ids = [j.id for j in jobs]
     if len(set(ids)) != len(ids):
         raise UserError("the request names the same kernel, variant or series twice")
-    return Plan(_request_hash(req), jobs)
+    return JobList(_request_hash(req), jobs)
 
 
-def _request_hash(req: PlanRequest) -> str:
+def _request_hash(req: JobRequest) -> str:
     """The same for every shard of one request, and different for any other request."""
     raw = {"kernels": [k.name for k in req.kernels], "variants": list(req.variants),
            "revisions": [[r.label, r.series, r.version] for r in req.revisions],
@@ -165,7 +165,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, total
 
 
-def render_table(plan: Plan, total: int = 1) -> str:
+def render_table(plan: JobList, total: int = 1) -> str:
     """The jobs for people: one line each, with the shard that runs it."""
     out = [f"request {plan.request}: {len(plan.jobs)} jobs"
            + (f" in {total} shards" if total > 1 else "")]

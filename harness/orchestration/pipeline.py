@@ -22,16 +22,16 @@ from harness.data.settings import Settings
 from harness.errors import HarnessError, InfraError, RunTimeout
 from harness.guest import plan as guest
 from harness.guest import protocol
-from harness.orchestration import bisect, rangediff
+from harness.orchestration import bisection, rangediff
 from harness.orchestration.jobs import Job, Kernel
 from harness.outputs import report
-from harness.outputs.record import Bisect, BisectStep, Boot, Run, Stage
+from harness.outputs.record import Boot, Run, Stage
 from harness.outputs.record import Revision as RevisionRecord
 from harness.paths import cache_lock, path_key
 from harness.stages import build, disasm, kconfig, patches, source, vdso
 from harness.verdicts import console
 from harness.verdicts import guest as guest_verdicts
-from harness.verdicts.checks import Check, stage_check, suite_check
+from harness.verdicts.checks import Check, suite_check
 
 log = logging.getLogger("harness")
 
@@ -126,7 +126,7 @@ class _Shared:
     patch_files: dict[str, tuple[Path, ...]] = field(default_factory=dict)
 
 
-def run_all(req: RunRequest, rec: Recorder) -> None:
+def test_all(req: RunRequest, rec: Recorder) -> None:
     """Run every job in order. A stage error ends that job only; it is recorded."""
     # Bad names and bad SSH inputs fail before anything is downloaded or built.
     load_expectations(req.expect)
@@ -136,7 +136,7 @@ def run_all(req: RunRequest, rec: Recorder) -> None:
         shared = _Shared(held, backend)
         for job in req.jobs:
             try:
-                run_job(req, job, rec, shared)
+                test_job(req, job, rec, shared)
             except RunTimeout:
                 raise
             except HarnessError as exc:
@@ -145,10 +145,10 @@ def run_all(req: RunRequest, rec: Recorder) -> None:
             if job.is_base:
                 shared.bases[(job.kernel, job.variant)] = rev
             elif req.bisect:
-                bisect_job(req, job, rec, rev, shared)
+                _bisect(req, job, rec, rev, shared)
 
 
-def run_job(req: RunRequest, job: Job, rec: Recorder, shared: _Shared) -> RevisionRecord:
+def test_job(req: RunRequest, job: Job, rec: Recorder, shared: _Shared) -> RevisionRecord:
     """Test one job end to end; returns its record. HarnessError propagates after recording."""
     rev = rec.revision(job.label)
     rev.job, rev.kernel, rev.variant = job.id, job.kernel.name, job.variant
@@ -156,7 +156,7 @@ def run_job(req: RunRequest, job: Job, rec: Recorder, shared: _Shared) -> Revisi
     with rec.stage(rev, "source") as st:
         src = _source(req, job.kernel, shared, logs)
         rev.origin = st.detail = src.origin
-    return _run_locked(req, job, rec, rev, src, shared, logs)
+    return _test_locked(req, job, rec, rev, src, shared, logs)
 
 
 def _source(req: RunRequest, kernel: Kernel, shared: _Shared,
@@ -172,7 +172,7 @@ def _source(req: RunRequest, kernel: Kernel, shared: _Shared,
     return shared.sources[kernel]
 
 
-def _run_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
+def _test_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
                 src: source.SourceResult, shared: _Shared, logs: Path,
                 upto: int | None = None,
                 behind: tuple[str, ...] | None = None) -> RevisionRecord:
@@ -230,7 +230,7 @@ def _run_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
         chosen = tuple(t for t in tests if t.suite == suite.name
                        and (behind is None or _behind(t, suite.name, behind)))
         if chosen:
-            _run_suite(req, rec, rev, shared.backend, suite.name, chosen, built_tree, logs)
+            _test_suite(req, rec, rev, shared.backend, suite.name, chosen, built_tree, logs)
     return rev
 
 
@@ -240,79 +240,15 @@ def _behind(test: GuestTest, suite: str, checks: tuple[str, ...]) -> bool:
     return any(c in (test.name, console) or c.startswith(test.name + "/") for c in checks)
 
 
-def bisect_job(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
-               shared: _Shared) -> None:
-    """Find the series' first bad patch when it broke what passes on its base."""
-    base = shared.bases.get((job.kernel, job.variant))
-    target = bisect.regression(base, rev) if base else None
-    if target is None:
-        if base is None:
-            log.warning("%s: no base in this run to bisect against", job.label)
-        return
-    rev.bisect = Bisect(list(target.checks) or [stage_check(target.stage or "")])
-    total = len(rev.applied)
-    if total == 0:
-        rev.bisect.detail = "nothing to bisect: the series' patches were never applied"
-        return
-    log.info("%s: bisecting %d patches for %s", job.label, total, target.describe())
+def _bisect(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
+            shared: _Shared) -> None:
+    """Bisect the job's series against its base, each step through the same stages."""
+    def test_step(step_rev: RevisionRecord, k: int, behind: tuple[str, ...] | None) -> None:
+        _test_locked(req, job, rec, step_rev, shared.sources[job.kernel], shared,
+                     req.run_dir / step_rev.label / "logs", upto=k, behind=behind)
 
-    def step(k: int) -> str:
-        return _bisect_step(req, job, rec, rev, shared, target, k)
-
-    try:
-        found = bisect.search(total, step)
-    except RunTimeout:
-        rev.bisect.detail = "stopped at the run's time limit"
-        rec.flush()
-        raise
-    _bisect_result(rev, found, total)
-    rec.flush()
-
-
-def _bisect_step(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
-                 shared: _Shared, target: bisect.Target, k: int) -> str:
-    """Test the base plus the first k patches; good, bad or skip."""
-    assert rev.bisect is not None
-    total = len(rev.applied)
-    name = bisect.patch_name(k, total, rev.applied[k - 1])
-    log.info("%s: bisect step %s", job.label, name)
-    # The step's files (logs, guest dirs) nest under its revision's: <label>/bisect/<k>/.
-    step_rev = RevisionRecord(f"{job.label}/bisect/{k:02d}")
-    logs = req.run_dir / step_rev.label / "logs"
-    host_only = target.stage in ("patches", "config", "build", "vdso", "disasm")
-    start = time.monotonic()
-    try:
-        _run_locked(req, job, rec, step_rev, shared.sources[job.kernel], shared, logs,
-                    upto=k, behind=() if host_only else target.checks or None)
-    except RunTimeout:
-        raise
-    except HarnessError as exc:
-        log.info("%s: bisect step %d stopped: %s", job.label, k, exc)
-    failed = step_rev.failed_stage
-    status = bisect.step_status(target, failed.name if failed else None, step_rev.checks)
-    relevant = [c for c in step_rev.checks if c.name in target.checks]
-    broken = [c for c in relevant if not c.verdict.ok]
-    detail = (f"stage {failed.name}: {failed.detail.splitlines()[0][:200]}" if failed
-              else f"{len(broken)} of {len(relevant)} fail" if broken
-              else f"all {len(relevant)} pass")
-    rev.bisect.steps.append(BisectStep(name, k, status, detail,
-                                       round(time.monotonic() - start, 1), relevant))
-    rec.flush()
-    return status
-
-
-def _bisect_result(rev: RevisionRecord, found: bisect.Outcome, total: int) -> None:
-    assert rev.bisect is not None
-    names = {s.index: s.patch for s in rev.bisect.steps}
-    if found.first_bad is not None:
-        rev.bisect.first_bad = names.get(found.first_bad) or bisect.patch_name(
-            found.first_bad, total, rev.applied[found.first_bad - 1])
-        rev.bisect.detail = f"first bad: {rev.bisect.first_bad}"
-    else:
-        rev.bisect.detail = ("skipped patches hide the first bad one; it is one of: "
-                             + "; ".join(names.get(k) or bisect.patch_name(
-                                 k, total, rev.applied[k - 1]) for k in found.candidates))
-    log.info("%s: %s", rev.label, rev.bisect.detail)
+    bisection.bisect_revision(rev, shared.bases.get((job.kernel, job.variant)), test_step,
+                              rec.flush)
 
 
 def _note_changes(rev: RevisionRecord, patched: patches.PatchResult, shared: _Shared,
@@ -335,21 +271,21 @@ class _BuiltTree:
     config: kconfig.Config
 
 
-def _run_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Backend,
+def _test_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Backend,
                suite: str, tests: tuple[GuestTest, ...], built: _BuiltTree,
                logs: Path) -> None:
     """Build one suite's guest tests, run them all in one go, and judge every one."""
     tag = "" if suite == "default" else f"-{suite}"
     with rec.stage(rev, f"guest-build{tag}") as st:
         rwdir = req.run_dir / rev.label / f"guest{tag}"
-        plan = guest.plan(guest.GuestPlanRequest(
+        plan = guest.make_plan(guest.GuestPlanRequest(
             tests, built.elf, rwdir, logs, req.settings.timeouts.guest_compile,
             rev.series_absent, built.windows, built.expectations.ops, tree=built.tree,
             build_dir=built.build_dir, config=dict(built.config), cache=req.cache / "guest"))
         st.detail = f"{plan.compiled} compiled, {plan.reused} reused"
     images = {i.name: i.path(built.build_dir, i.stripped) for i in built.expectations.images}
     with rec.stage(rev, f"{backend.stage}{tag}") as st:
-        done = _timed(f"{backend.stage}{tag}", built.build_dir, lambda: backend.run(
+        done = _timed(f"{backend.stage}{tag}", built.build_dir, lambda: backend.test_suite(
             SuiteRequest(plan, built.build_dir, logs, suite, images)))
         rev.accel, rev.accel_reason, rev.target = done.accel, done.accel_reason, done.target
         outcomes = protocol.read_outcomes(plan.rwdir)
