@@ -126,6 +126,21 @@ def test_every_action_is_pinned_to_a_commit_from_the_data() -> None:
     assert repos == set(pins.actions)
 
 
+def test_github_jobs_get_least_permissions_and_no_persisted_token() -> None:
+    doc = yaml(cigen.render("github", cigen.default_options()))
+    assert doc["permissions"] == {}
+    assert doc["jobs"]["shard"]["permissions"] == {"contents": "read"}
+    assert doc["jobs"]["merge"]["permissions"] == {}
+    checkout = [s for s in doc["jobs"]["shard"]["steps"]
+                if s.get("uses", "").startswith("actions/checkout@")]
+    assert len(checkout) == 1 and checkout[0]["with"]["persist-credentials"] is False
+    uploads = [s["with"]["path"] for job in doc["jobs"].values() for s in job["steps"]
+               if s.get("uses", "").startswith("actions/upload-artifact@")]
+    # Run directories only, outside the checkout.
+    assert len(uploads) == 3
+    assert all(p.startswith("${{ runner.temp }}/futex-harness/") for p in uploads), uploads
+
+
 def test_gitlab_image_is_pinned_from_the_data_and_artifacts_are_run_dirs_only() -> None:
     doc = yaml(cigen.render("gitlab", cigen.default_options()))
     assert doc[".futex-harness"]["image"] == cigen.load_pins().images["debian"]
