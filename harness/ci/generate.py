@@ -1,21 +1,25 @@
 # SPDX-License-Identifier: GPL-2.0
 """CI pipelines for a kernel tree (GitHub Actions, GitLab CI), rendered from the templates in
-data/ci/: a job per shard, the harness's cache, run dirs as artifacts, and a merge job."""
+data/ci/: a job per shard, the harness's cache, run dirs as artifacts, and a merge job. The
+actions and images they fetch are pinned in data/ci/pins.toml."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 import string
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.data import DATA, read_toml
 from harness.errors import UserError
 from harness.files import write_atomic
 
 CI_DATA = DATA / "ci"
+PINS = CI_DATA / "pins.toml"
 # Run options the pipeline sets itself: each job's share and where its results go.
 OWNED_OPTIONS = ("--shard", "--run-dir", "--kernel-src")
 
@@ -57,9 +61,40 @@ class CiOptions:
     run_args: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ActionPin:
+    """A GitHub Action's release from [actions] of data/ci/pins.toml: its tag and the tag's
+    full commit, which is what the pipeline uses."""
+
+    repo: str
+    version: str
+    sha: str
+
+
+@dataclass(frozen=True)
+class Pins:
+    """data/ci/pins.toml: the actions (by owner/name) and images (by name) pipelines fetch."""
+
+    origin: Path
+    actions: dict[str, ActionPin]
+    images: dict[str, str]
+
+    def uses(self, action: str) -> str:
+        """A `uses:` value for action (owner/name, or owner/name/path): its repository's
+        commit, with the release tag as a YAML comment after it."""
+        repo = "/".join(action.split("/")[:2])
+        if repo not in self.actions:
+            raise UserError(f"{action}: {self.origin} [actions] pins no {repo}; "
+                            f"it pins: {', '.join(sorted(self.actions)) or 'nothing'}")
+        pin = self.actions[repo]
+        return f"{action}@{pin.sha} # {pin.version}"
+
+
 class _Template(string.Template):
-    # '$' belongs to the shell and to GitHub's ${{ }}: the placeholders are @@name.
+    # '$' belongs to the shell and to GitHub's ${{ }}: the placeholders are @@name, and an
+    # action is @@{owner/name} or @@{owner/name/path}, replaced by its pinned reference.
     delimiter = "@@"
+    braceidpattern = r"(?a:[_a-z][_a-z0-9]*|[a-z0-9][a-z0-9_.-]*(?:/[a-z0-9_.-]+)+)"
 
 
 def load_ci(path: Path = CI_DATA / "ci.toml") -> CiSettings:
@@ -70,6 +105,50 @@ def load_ci(path: Path = CI_DATA / "ci.toml") -> CiSettings:
         for name, k in raw["kinds"].items()
     }
     return CiSettings(raw["harness_spec"], int(raw["shards"]), kinds)
+
+
+_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")
+_SHA = re.compile(r"[0-9a-f]{40}")
+_VERSION = re.compile(r"v\d+(\.\d+)*")
+# [registry[:port]/]name[:tag][@sha256:digest]; pinned takes the tag or the digest.
+_IMAGE = re.compile(r"(?:[a-z0-9.-]+(?::\d+)?/)?[a-z0-9][a-z0-9_./-]*"
+                    r"(?P<tag>:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(?P<digest>@sha256:[0-9a-f]{64})?")
+
+
+def load_pins(path: Path = PINS) -> Pins:
+    """The pins, checked: a full commit and a release tag for each action, a tag or a digest
+    for each image. A broken entry is a UserError naming it."""
+    raw = read_toml(path)
+    unknown = sorted(set(raw) - {"actions", "images"})
+    if unknown:
+        raise UserError(f"{path}: unknown tables {unknown}; it has [actions] and [images]")
+    actions = {repo: _action_pin(path, repo, entry)
+               for repo, entry in raw.get("actions", {}).items()}
+    images = {name: _image_pin(path, name, ref) for name, ref in raw.get("images", {}).items()}
+    return Pins(path, actions, images)
+
+
+def _action_pin(path: Path, repo: str, entry: Any) -> ActionPin:
+    where = f"{path} [actions] {repo!r}"
+    if not _REPO.fullmatch(repo):
+        raise UserError(f"{where}: not an owner/name repository")
+    if not isinstance(entry, dict) or set(entry) != {"version", "sha"}:
+        raise UserError(f"{where}: give exactly {{ version = \"vX.Y.Z\", sha = \"<40 hex>\" }}")
+    version, sha = str(entry["version"]), str(entry["sha"])
+    if not _SHA.fullmatch(sha):
+        raise UserError(f"{where}: sha {sha!r} is not a full commit (40 lowercase hex digits)")
+    if not _VERSION.fullmatch(version):
+        raise UserError(f"{where}: version {version!r} is not a release tag such as v7.0.1")
+    return ActionPin(repo, version, sha)
+
+
+def _image_pin(path: Path, name: str, ref: Any) -> str:
+    image = ref if isinstance(ref, str) else ""
+    match = _IMAGE.fullmatch(image)
+    if match is None or not (match["digest"] or match["tag"] not in (None, ":latest")):
+        raise UserError(f"{path} [images] {name!r}: {ref!r} is not pinned; give name:tag "
+                        f"(not latest) or name@sha256:DIGEST")
+    return image
 
 
 def default_options(settings: CiSettings | None = None) -> CiOptions:
@@ -83,6 +162,7 @@ def render(kind: str, options: CiOptions) -> str:
     settings = load_ci()
     spec = settings.kind(kind)
     check_options(options, spec)
+    template = _Template(spec.template.read_text())
     values = {
         "command": shlex.join(generator_argv(kind, options, settings)),
         "harness_spec": json.dumps(options.harness_spec),  # a YAML double-quoted scalar
@@ -91,8 +171,30 @@ def render(kind: str, options: CiOptions) -> str:
         "run_args": shlex.join(shard_run_args(options)),
         # Cache keys allow no '/' (GitLab) or ',' (GitHub); a spec may hold both.
         "cache_tag": hashlib.sha256(options.harness_spec.encode()).hexdigest()[:12],
+        **pinned_values(template.get_identifiers()),
     }
-    return _Template(spec.template.read_text()).substitute(values)
+    try:
+        return template.substitute(values)
+    except KeyError as exc:
+        raise UserError(f"{spec.template}: no value for @@{exc.args[0]}") from exc
+
+
+def pinned_values(names: list[str]) -> dict[str, str]:
+    """The values of a template's pinned placeholders: each @@{owner/name[/path]} and each
+    @@image_NAME. data/ci/pins.toml is read only when a template has one."""
+    actions = [n for n in names if "/" in n]
+    images = [n for n in names if n.startswith("image_")]
+    if not actions and not images:
+        return {}
+    pins = load_pins()
+    values = {action: pins.uses(action) for action in actions}
+    for name in images:
+        image = name.removeprefix("image_")
+        if image not in pins.images:
+            raise UserError(f"@@{name}: {pins.origin} [images] has no {image!r}; it has: "
+                            f"{', '.join(sorted(pins.images)) or 'nothing'}")
+        values[name] = pins.images[image]
+    return values
 
 
 def write_pipeline(text: str, out: Path) -> None:
