@@ -54,11 +54,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define FUTEX_WAITERS 0x80000000U
-#define POP_MARK 0x5a5a0000U
-#define CANARY 0xc0ffee11U
-
-typedef uint32_t (*try_unlock_fn)(uint32_t *lock, uint32_t tid, void *pop);
+/* Or'ed into the lock's address as pop's value before each call: a non-zero pop that
+ * the kernel's clear (or a stray store) visibly changes. */
+#define POP_TAG 0x5a5a0000U
 
 /* pop.word[0] is the pending-op slot for list32; word[1] is its canary. */
 union pop_slot {
@@ -153,7 +151,7 @@ static void do_call(void *arg)
 
 static void arm_pop(struct stepper *s, uint32_t *lock)
 {
-	uint64_t mark = (uint64_t)(uintptr_t)lock | POP_MARK;
+	uint64_t mark = (uint64_t)(uintptr_t)lock | POP_TAG;
 
 	if (s->width == 8) {
 		s->pop->q = mark;

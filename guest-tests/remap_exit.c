@@ -44,7 +44,6 @@
 #define FILL 0xa5a5a5a5U
 #define WAIT_MS 10000
 
-typedef uint32_t (*try_unlock_fn)(uint32_t *lock, uint32_t tid, void *pop);
 
 enum mapping { MAP_FILE_BACKED, MAP_MEMFD, MAP_SHMEM, MAP_KINDS };
 static const char *const mapping_names[MAP_KINDS] = { "file", "memfd", "shmem" };

@@ -48,12 +48,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FUTEX_WAITERS 0x80000000U
 #define WAKE_TIMEOUT_MS 5000
 #define RELEASE_TIMEOUT_MS 30000
 #define GUARD 0x6a6a6a6aU
-#define CANARY 0xc0ffee11U
-#define POP_MARK 0x5a5a5a5a5a5a5a5aULL
 #define WAIT_BITS 0x2U
 #define WAKE_BITS 0x6U
 #define MAX_SLOTS 64

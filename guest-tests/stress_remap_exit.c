@@ -53,7 +53,6 @@
 #define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
 #define READ_ONCE(x) (*(volatile __typeof__(x) *)&(x))
 
-typedef uint32_t (*try_unlock_fn)(uint32_t *lock, uint32_t tid, void *pop);
 
 enum phase { IDLE, LOCKED, UNLOCKING };
 

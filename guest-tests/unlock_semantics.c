@@ -17,11 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FUTEX_WAITERS 0x80000000U
-#define CANARY 0xc0ffee11U
-#define POP_MARK 0x5a5a5a5a5a5a5a5aULL
 
-typedef uint32_t (*try_unlock_fn)(uint32_t *lock, uint32_t tid, void *pop);
 
 union pop_slot {
 	uint64_t q;

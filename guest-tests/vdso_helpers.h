@@ -10,6 +10,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <ucontext.h>
+#include <linux/futex.h>	/* FUTEX_WAITERS, FUTEX_OWNER_DIED, struct robust_list_head */
+
+/* Written around a lock word or a pop slot: a byte changed here was written by mistake. */
+#define CANARY 0xc0ffee11U
+/* A pop value no kernel path writes: seen after a call, it was left alone. */
+#define POP_MARK 0x5a5a5a5a5a5a5a5aULL
+
+/* __vdso_futex_robust_list{64,32}_try_unlock: the lock's old value, 0 on success. */
+typedef uint32_t (*try_unlock_fn)(uint32_t *lock, uint32_t tid, void *pop);
 
 #define X86_EFLAGS_ZF 0x40UL
 #define X86_EFLAGS_TF 0x100UL

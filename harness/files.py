@@ -6,14 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import InfraError
+from harness.guest import protocol
 
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write a whole file or leave the old one; a full disk is the machine's fault."""
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        protocol.write_atomic(path, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise InfraError(f"cannot write {path}: {exc.strerror}") from exc

@@ -126,7 +126,7 @@ def _cannot_run(test: GuestTest, req: GuestPlanRequest) -> Check | None:
     """Why a test cannot run on this build, as its verdict; None when it can."""
     vdso, absent = req.vdso, req.series_absent
     if test.requires and req.config is not None and \
-            not is_set(req.config, test.requires.removeprefix("CONFIG_")):
+            not is_set(req.config, test.requires):
         return Check(test.name, Verdict.NOT_APPLICABLE, f"{test.requires} is not set")
     missing = _missing_ops(test, req.ops)
     if missing and not absent:

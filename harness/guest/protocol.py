@@ -148,11 +148,19 @@ def read_plan(rwdir: Path) -> Plan:
     return Plan.from_json(plan_path(rwdir).read_text())
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the whole new one, never half of it."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Readers see the old file or the whole new one, never half of it. The one copy: this
+    module also runs in the guest, alone, so it cannot use the host's harness.files."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        if isinstance(data, str):
+            tmp.write_text(data)
+        else:
+            tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_outcome(rwdir: Path, outcome: Outcome) -> None:

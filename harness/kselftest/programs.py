@@ -18,6 +18,7 @@ from harness.commands import Completed, run
 from harness.data import DATA, read_toml
 from harness.errors import CommandError, InfraError, UserError
 from harness.guest.cache import BinaryCache
+from harness.stages.kconfig import is_set
 
 log = logging.getLogger("harness")
 
@@ -86,7 +87,7 @@ class KselftestSpec:
         if kconfig is None:
             return None
         for pattern, option in self.series_requires.get(program, {}).items():
-            if fnmatch.fnmatchcase(subtest, pattern) and kconfig.get(option) not in ("y", "m"):
+            if fnmatch.fnmatchcase(subtest, pattern) and not is_set(kconfig, option):
                 return option
         return None
 

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,8 +185,10 @@ def _index_file(path: Path, index: dict[str, list[str]]) -> None:
             index[current].append(m.group(1).strip())
 
 
-def is_set(config: Config, name: str) -> bool:
-    return config.get(name, "n") not in ("n", "")
+def is_set(config: Mapping[str, str], name: str) -> bool:
+    """Whether an option is on (y, m or a value). The one way to ask: name it with or
+    without CONFIG_, as the data files do."""
+    return config.get(name.removeprefix("CONFIG_"), "n") not in ("n", "")
 
 
 def unmet(wanted: Config, final: Config, index: dict[str, list[str]]) -> list[str]:

@@ -118,7 +118,7 @@ def check_vdso(req: VdsoRequest) -> VdsoResult:
     missing: dict[str, str] = {}
     for image in req.expectations.images:
         start = time.monotonic()
-        if image.requires and not is_set(req.config, image.requires.removeprefix("CONFIG_")):
+        if image.requires and not is_set(req.config, image.requires):
             checks.append(Check(elf_check(image.name), Verdict.NOT_APPLICABLE,
                                 f"{image.requires} is not set"))
             continue
@@ -175,7 +175,7 @@ def _check_image(req: VdsoRequest, image: ImageSpec,
 
 def _wanted(config: Config, func: FunctionSpec) -> bool:
     """Whether this build must carry the entry: its Kconfig option, if any, is set."""
-    return not func.requires or is_set(config, func.requires.removeprefix("CONFIG_"))
+    return not func.requires or is_set(config, func.requires)
 
 
 def _check_function(image: str, func: FunctionSpec, version: str, dynsym: dict[str, Symbol],
