@@ -99,7 +99,7 @@ def load_expectations(name: str, directory: Path = EXPECTATIONS) -> Expectations
             f"no expectations called '{name}' in {directory}; "
             f"choose one of: {', '.join(expectation_names(directory)) or '(none)'}"
         )
-    raw = read_toml(path)
+    raw = _with_base(read_toml(path), path, directory, (name,))
     images = tuple(
         ImageSpec(
             name=i["name"], dbg=as_paths(i["dbg"]), stripped=as_paths(i["stripped"]),
@@ -118,6 +118,23 @@ def load_expectations(name: str, directory: Path = EXPECTATIONS) -> Expectations
                         disasm=_disasm_spec(raw["disasm"]) if "disasm" in raw else None,
                         kconfig=tuple(raw.get("kconfig", [])),
                         ops={k: int(v) for k, v in raw.get("ops", {}).items()})
+
+
+def _with_base(raw: dict[str, Any], path: Path, directory: Path,
+               chain: tuple[str, ...]) -> dict[str, Any]:
+    """A file with `base = "<name>"` takes every top-level key it does not set itself from
+    that expectations file ([ops], [disasm], version...): shared tables are written once."""
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if base in chain:
+        raise UserError(f"{path}: base {base!r} leads back to itself ({' -> '.join(chain)})")
+    base_path = directory / f"{base}.toml"
+    if not base_path.is_file():
+        raise UserError(f"{path}: base {base!r} names no file in {directory}; choose one of: "
+                        f"{', '.join(expectation_names(directory))}")
+    inherited = _with_base(read_toml(base_path), base_path, directory, (*chain, base))
+    return {**inherited, **raw}
 
 
 def _disasm_spec(raw: dict[str, Any]) -> DisasmSpec:

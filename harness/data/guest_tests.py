@@ -72,16 +72,23 @@ def load_guest_tests(path: Path = GUEST_TESTS_FILE) -> tuple[GuestTest, ...]:
     return load_guest_suite(path).tests
 
 
-def _with_template(test: dict[str, Any], templates: dict[str, Any], path: Path) -> dict[str, Any]:
-    """The test's keys over its template's; extra_args appended to the args."""
+def _with_template(test: dict[str, Any], templates: dict[str, Any], path: Path,
+                   chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The test's keys over its template's; extra_args appended to the args. A template may
+    name a template of its own, resolved the same way."""
     name = test.get("template")
     if name is None:
         merged = dict(test)
     elif name not in templates:
         raise UserError(f"{path}: test {test.get('name')} names template {name!r}; "
                         f"choose one of: {', '.join(sorted(templates)) or '(none)'}")
+    elif name in chain:
+        raise UserError(f"{path}: template {name!r} leads back to itself "
+                        f"({' -> '.join((*chain, name))})")
     else:
-        merged = {**templates[name], **test}
+        parent = _with_template(templates[name], templates, path, (*chain, name))
+        merged = {**parent, **test}
+    merged.pop("template", None)
     merged["args"] = [*merged.get("args", []), *merged.pop("extra_args", [])]
     return merged
 
