@@ -54,7 +54,7 @@ def test_a_base_cycle_is_named(tmp_path: Path) -> None:
 
 def test_an_unknown_base_lists_the_files(tmp_path: Path) -> None:
     write(tmp_path, "a", 'base = "nope"\n')
-    with pytest.raises(UserError, match="base 'nope' names no file.*choose one of: a"):
+    with pytest.raises(UserError, match=r"base 'nope' names no file.*choose one of: a"):
         load_expectations("a", tmp_path)
 
 

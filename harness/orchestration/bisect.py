@@ -3,7 +3,7 @@
 
 The search is pure: it asks a step function about "the base plus the first k patches" and
 gets back good, bad or skip (did not apply, did not build), as `git bisect` does. What a step
-runs, and what counts as bad, is the pipeline's business (harness/pipeline.py)."""
+runs, and what counts as bad, is the pipeline's business (harness/orchestration/pipeline.py)."""
 
 from __future__ import annotations
 

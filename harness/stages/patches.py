@@ -3,7 +3,7 @@
 
 A series is a quilt directory, a directory of *.patch, one patch or mbox file, a thread
 mbox holding several revisions (one picked with b4), a git range of the user's tree, or a
-message-id or lore URL (fetched with b4, see harness/lore.py).
+message-id or lore URL (fetched with b4, see harness/stages/lore.py).
 Everything is split into single patches first, then applied in order with git apply."""
 
 from __future__ import annotations
