@@ -101,8 +101,8 @@ def test_the_first_name_the_tree_has_wins() -> None:
 
 def test_two_names_of_one_option_asked_different_values_conflict() -> None:
     renames = (Rename(("NEW", "OLD"), "why"),)
-    with pytest.raises(UserError, match="CONFIG_NEW=y and CONFIG_OLD=n.*one option in this "
-                                        "tree: CONFIG_NEW"):
+    with pytest.raises(UserError, match=r"CONFIG_NEW=y and CONFIG_OLD=n.*one option in this "
+                                        r"tree: CONFIG_NEW"):
         resolve({"NEW": "y", "OLD": "n"}, {"NEW"}, renames=renames)
     assert resolve({"NEW": "y", "OLD": "y"}, {"NEW"}, renames=renames)[1] == ()
 
