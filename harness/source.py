@@ -109,25 +109,38 @@ def debian_version(version: str, settings: Settings, cache: Path, logs: Path) ->
     offers: list[Offer] = []
     unreachable: list[str] = []
     for suite in settings.debian_suites.values():
-        # The suite's apt state is shared with runs of releases pinned to it.
-        with cache_lock(cache / "locks" / f"apt-{suite.name}.lock", f"fetching from {suite.name}"):
-            apt = _apt_options(suite, settings.keyring, cache / "apt" / suite.name)
-            try:
-                found = _offers(suite.name, apt, settings.package_prefix, logs / "source.log",
-                                settings.timeouts)
-            except CommandError as exc:
-                unreachable.append(f"{suite.name}: {str(exc).splitlines()[0]}")
-                continue
-            match = next((o for o in found if o.version == version), None)
-            if match is not None:
-                rel = DebianRelease(version, match.package, suite.mirror, suite.name)
-                return _fetch(rel, version, apt, settings, cache, logs)
+        try:
+            found = suite_offers(suite, settings, cache, logs)
+        except CommandError as exc:
+            unreachable.append(f"{suite.name}: {str(exc).splitlines()[0]}")
+            continue
+        match = next((o for o in found if o.version == version), None)
+        if match is not None:
+            return _fetch_offer(match, suite, settings, cache, logs)
         offers += found
     if unreachable:
         # It may be in a suite apt could not read: not the user's error, as far as we know.
         raise InfraError(f"cannot reach the Debian archive to look for {version!r}: "
                          + "; ".join(unreachable))
     raise UserError(_not_offered(version, settings, offers))
+
+
+def suite_offers(suite: DebianSuite, settings: Settings, cache: Path,
+                 logs: Path) -> tuple[Offer, ...]:
+    """Every version of linux-source that apt offers in one suite, its lists updated first."""
+    # The suite's apt state is shared with other runs, and with releases pinned to it.
+    with cache_lock(cache / "locks" / f"apt-{suite.name}.lock", f"fetching from {suite.name}"):
+        apt = _apt_options(suite, settings.keyring, cache / "apt" / suite.name)
+        return _offers(suite.name, apt, settings.package_prefix, logs / "source.log",
+                       settings.timeouts)
+
+
+def _fetch_offer(offer: Offer, suite: DebianSuite, settings: Settings, cache: Path,
+                 logs: Path) -> SourceResult:
+    with cache_lock(cache / "locks" / f"apt-{suite.name}.lock", f"fetching from {suite.name}"):
+        apt = _apt_options(suite, settings.keyring, cache / "apt" / suite.name)
+        rel = DebianRelease(offer.version, offer.package, suite.mirror, suite.name)
+        return _fetch(rel, offer.version, apt, settings, cache, logs)
 
 
 def _not_offered(name: str, settings: Settings, offers: list[Offer]) -> str:
