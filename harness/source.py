@@ -145,11 +145,13 @@ def _fetch_offer(offer: Offer, suite: DebianSuite, settings: Settings, cache: Pa
 
 def _not_offered(name: str, settings: Settings, offers: list[Offer]) -> str:
     """The message for a --debian that is neither a pin nor an offered version."""
-    by_package: dict[str, list[str]] = {}
+    by_package: dict[str, dict[str, list[str]]] = {}
     for o in offers:
-        by_package.setdefault(o.package, []).append(f"{o.version} ({o.suite})")
-    listing = "\n".join(f"  {package}: {', '.join(versions)}"
-                        for package, versions in sorted(by_package.items()))
+        by_package.setdefault(o.package, {}).setdefault(o.suite, []).append(o.version)
+    listing = "\n".join(
+        f"  {package}: " + "; ".join(f"{', '.join(versions)} ({suite})"
+                                     for suite, versions in suites.items())
+        for package, suites in sorted(by_package.items()))
     return (f"unknown Debian kernel {name!r}: neither a release of settings.toml "
             f"({', '.join(sorted(settings.releases))}) nor a version of "
             f"{settings.package_prefix}* that apt offers in {', '.join(settings.debian_suites)}; "

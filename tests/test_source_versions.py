@@ -98,10 +98,10 @@ def test_what_apt_does_not_offer_is_the_users_error_listing_the_offers(
     text = str(err.value)
     assert text.startswith(f"unknown Debian kernel '{asked}': neither a release of "
                            "settings.toml (6.12, 7.2, 7.3) nor a version of linux-source-*")
-    assert "  linux-source-7.3: 7.3.4-1~bpo13+1 (trixie-backports), 7.3~rc7-1~exp1 " \
+    assert "  linux-source-7.3: 7.3.4-1~bpo13+1 (trixie-backports); 7.3~rc7-1~exp1 " \
            "(experimental)" in text
-    assert "  linux-source-6.12: 6.12.118-1~deb12u1 (bookworm-security), " \
-           "6.12.117-1~deb12u1 (bookworm-security)\n" in text
+    assert "  linux-source-6.12: 6.12.118-1~deb12u1, 6.12.117-1~deb12u1 " \
+           "(bookworm-security)\n" in text
     assert "  linux-source-7.2: 7.2.13-1 (sid)" in text
     assert updated(apt) == list(ARCHIVE)
     assert not (tmp_path / "cache" / "src").exists() or \
