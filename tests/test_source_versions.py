@@ -66,15 +66,13 @@ def test_a_version_in_experimental_resolves_downloads_and_unpacks(tmp_path: Path
     assert "apt-get experimental download linux-source-7.3=7.3~rc7-1~exp1" in apt.read_text()
 
 
-def test_an_unpacked_version_needs_no_apt(tmp_path: Path, apt: Path) -> None:
+def test_an_unpacked_version_needs_no_apt(tmp_path: Path, apt: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     first = fetch(tmp_path, "7.3~rc7-1~exp1")
     apt.write_text("")
-    os.environ["FAKE_APT_OFFLINE"] = ",".join(ARCHIVE)
-    try:
-        again = fetch(tmp_path, "7.3~rc7-1~exp1")
-    finally:
-        del os.environ["FAKE_APT_OFFLINE"]
-    assert again == first and apt.read_text() == ""
+    monkeypatch.setenv("FAKE_APT_OFFLINE", ",".join(ARCHIVE))
+    assert fetch(tmp_path, "7.3~rc7-1~exp1") == first
+    assert apt.read_text() == "", "apt was asked again"
 
 
 def test_an_older_version_of_a_pinned_package(tmp_path: Path, apt: Path) -> None:
