@@ -86,8 +86,10 @@ def run_args(run: argparse.ArgumentParser) -> None:
     """The options of run and build."""
     run.add_argument("--kernel-src", type=Path, help="your kernel tree (never written to)")
     run.add_argument("--debian", action="append", default=[], metavar="RELEASE",
-                     help=f"Debian linux-source release (default: "
-                          f"{load_settings().debian_default}); repeat to test each")
+                     help=f"Debian linux-source release pinned in settings.toml (default: "
+                          f"{load_settings().debian_default}), or any version of "
+                          "linux-source that apt offers in its suites, such as 7.3~rc7-1~exp1 "
+                          "(experimental); repeat to test each")
     run.add_argument("--shard", metavar="I/N",
                      help="only the I-th of N shares of the jobs (see the plan command)")
     run.add_argument("--series", action="append", default=[], metavar="SERIES",
@@ -149,4 +151,5 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel-src", type=Path, help="your kernel tree (never written to)")
     settings = load_settings()
     p.add_argument("--debian", default=None,
-                   help=f"Debian linux-source release (default: {settings.debian_default})")
+                   help=f"Debian linux-source release (default: {settings.debian_default}), "
+                        "or a version of linux-source that apt offers, such as 7.3~rc7-1~exp1")

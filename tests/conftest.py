@@ -11,6 +11,13 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# Lines a test wants shown after the run, such as the e2e config times.
+SUMMARY = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in terminalreporter.config.stash.get(SUMMARY, []):
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(autouse=True)

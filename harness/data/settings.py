@@ -21,6 +21,14 @@ class DebianRelease:
 
 
 @dataclass(frozen=True)
+class DebianSuite:
+    """An apt suite linux-source packages are looked up in ([debian.suites])."""
+
+    name: str
+    mirror: str
+
+
+@dataclass(frozen=True)
 class Timeouts:
     """Seconds for each step, from [timeouts] in settings.toml; every key is required."""
 
@@ -71,7 +79,12 @@ class Suite:
 class Settings:
     debian_default: str
     keyring: Path
+    # The pins: --debian <release>.
     releases: dict[str, DebianRelease]
+    # Where --debian <version> is looked up, in order.
+    debian_suites: dict[str, DebianSuite]
+    # The packages a version may belong to: their names start with this.
+    package_prefix: str
     arch: str
     defconfig: str
     config_variant: str
@@ -107,12 +120,11 @@ class Settings:
 def load_settings(path: Path = DATA / "settings.toml") -> Settings:
     raw = read_toml(path)
     deb, kernel, boot = raw["debian"], raw["kernel"], raw["boot"]
-    releases = {
-        name: DebianRelease(name, r["package"], r["mirror"], r["suite"])
-        for name, r in deb["releases"].items()
-    }
+    suites = {name: DebianSuite(name, mirror) for name, mirror in deb["suites"].items()}
     return Settings(
-        debian_default=deb["default"], keyring=Path(deb["keyring"]), releases=releases,
+        debian_default=deb["default"], keyring=Path(deb["keyring"]),
+        releases=_releases(deb["releases"], suites, path), debian_suites=suites,
+        package_prefix=deb["package_prefix"],
         arch=kernel["arch"], defconfig=kernel["defconfig"],
         config_variant=kernel["config_variant"], targets=tuple(kernel["targets"]),
         bzimage=kernel["bzimage"], timeouts=Timeouts.from_toml(raw["timeouts"], path),
@@ -123,6 +135,18 @@ def load_settings(path: Path = DATA / "settings.toml") -> Settings:
                 for name, s in raw["suites"].items()},
         kernel_args=tuple(boot.get("kernel_args", [])),
     )
+
+
+def _releases(raw: dict[str, Any], suites: dict[str, DebianSuite],
+              path: Path) -> dict[str, DebianRelease]:
+    """The pinned releases; each takes its mirror from the suite it names."""
+    releases = {}
+    for name, r in raw.items():
+        if r["suite"] not in suites:
+            raise UserError(f"{path}: release {name} names suite {r['suite']!r}, which is not "
+                            f"in [debian.suites] ({', '.join(suites)})")
+        releases[name] = DebianRelease(name, r["package"], suites[r["suite"]].mirror, r["suite"])
+    return releases
 
 
 def load_apt_packages(path: Path = DATA / "apt-packages.txt") -> tuple[str, ...]:

@@ -41,7 +41,8 @@ class RunRequest:
     settings: Settings
     run_dir: Path
     cache: Path
-    # The jobs to run, in order (harness/orchestration/jobs.py): revisions on kernels and config variants.
+    # The jobs to run, in order (orchestration/jobs.py): revisions on kernels and config
+    # variants.
     jobs: tuple[Job, ...]
     expect: str
     # Each config variant's fragments; each variant has its own build dir.

@@ -9,7 +9,7 @@ results.json (schema 1):
     revisions    list, one per column of the report, in order:
         label          str, "base" or the series' name (plus "@KERNEL-VARIANT" when the
                        request spans more than one kernel or config variant)
-        job            str, the job id: "KERNEL/VARIANT/REVISION" (see harness/orchestration/jobs.py)
+        job            str, the job id: "KERNEL/VARIANT/REVISION" (see orchestration/jobs.py)
         kernel         str, the kernel source: a Debian release ("7.3") or the --kernel-src path
         variant        str, the config variant ("lean", "nocompat", ...)
         origin         str, where the source tree came from

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,9 @@ _DEPENDS = re.compile(r"^\s*(?:depends on|def_bool|def_tristate)\s+(.+)$")
 # Next to .config in the build dir: the key of everything that made it (see config_key).
 KEY_FILE = ".harness-config-key"
 # Bump when configure() changes what it does with the same inputs.
-KEY_FORMAT = "1"
+KEY_FORMAT = "2"
 INPUTS_FILE = DATA / "config-inputs.toml"
+RENAMES_FILE = DATA / "kconfig-renames.toml"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class ConfigRequest:
     # False when the variant has a base of its own (tinyconfig): its fragments then say
     # what the boot needs, and virtme-ng's config items are not merged.
     virtme_items: bool = True
+    # Options known under other names in other kernel releases.
+    renames: Path = RENAMES_FILE
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,36 @@ class ConfigResult:
     # Nothing that makes the config changed since the last one: merge and olddefconfig
     # were not run, only the requested-options check.
     skipped: bool = False
+    # Options asked off that this tree does not have: off already, so not checked.
+    gone: tuple[str, ...] = ()
+    # (name in the fragments, this tree's name for it).
+    renamed: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Rename:
+    """One option under every name it has had; a fragment may use any of them."""
+
+    names: tuple[str, ...]
+    why: str
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How the requested options fit one tree's Kconfig symbols."""
+
+    # Optional options (the series') the tree lacks: dropped from the request.
+    absent: tuple[str, ...] = ()
+    # Options asked off that the tree lacks: off already.
+    gone: tuple[str, ...] = ()
+    # (name in the fragments, the tree's name for it).
+    renamed: tuple[tuple[str, str], ...] = ()
+
+    def apply(self, wanted: Config) -> Config:
+        """The request in the tree's names, without what the tree lacks."""
+        names = dict(self.renamed)
+        dropped = set(self.absent) | set(self.gone)
+        return {names.get(k, k): v for k, v in wanted.items() if k not in dropped}
 
 
 def parse_config(text: str, origin: str) -> Config:
@@ -105,6 +138,68 @@ def merge_fragments(fragments: tuple[Path, ...]) -> Config:
                 )
             merged[name], owner[name] = value, frag
     return merged
+
+
+def load_renames(path: Path = RENAMES_FILE) -> tuple[Rename, ...]:
+    """The options that go by other names in other releases (data/kconfig-renames.toml)."""
+    renames: list[Rename] = []
+    seen: set[str] = set()
+    for number, entry in enumerate(read_toml(path).get("option", []), 1):
+        names = entry.get("names", [])
+        if len(names) < 2 or not entry.get("why"):
+            raise UserError(f"{path}: option {number} needs two or more names and a why")
+        if seen & set(names):
+            raise UserError(f"{path}: {', '.join(sorted(seen & set(names)))} in two entries")
+        seen |= set(names)
+        renames.append(Rename(tuple(names), entry["why"]))
+    return tuple(renames)
+
+
+def resolve(wanted: Config, symbols: Collection[str], optional: Collection[str] = (),
+            renames: tuple[Rename, ...] = ()) -> tuple[Resolution, tuple[str, ...]]:
+    """Fit the request to a tree's symbols: a name the tree lacks takes the tree's name for
+    that option if it has one; else an optional option is dropped (absent), and an option
+    asked off is off already (gone). Returns the rest too: options asked on the tree lacks."""
+    absent = tuple(sorted(n for n in optional if _tree_name(n, symbols, renames) is None))
+    gone: list[str] = []
+    missing: list[str] = []
+    renamed: list[tuple[str, str]] = []
+    for name, value in sorted(wanted.items()):
+        other = _tree_name(name, symbols, renames)
+        if other is None and name not in absent:
+            (gone if value == "n" else missing).append(name)
+        elif other not in (None, name):
+            renamed.append((name, other))
+    resolution = Resolution(absent, tuple(gone), tuple(renamed))
+    _check_one_value(wanted, resolution)
+    return resolution, tuple(missing)
+
+
+def _tree_name(name: str, symbols: Collection[str], renames: tuple[Rename, ...]) -> str | None:
+    """The tree's name for an option: its own, else the first of its other names the tree
+    has; None when the tree has none of them."""
+    if name in symbols:
+        return name
+    names = next((r.names for r in renames if name in r.names), ())
+    return next((n for n in names if n in symbols), None)
+
+
+def _check_one_value(wanted: Config, resolution: Resolution) -> None:
+    """Two names of one option asked different values: which one wins is not the user's
+    intent, so it is their error."""
+    names = dict(resolution.renamed)
+    first: dict[str, tuple[str, str]] = {}
+    for name, value in sorted(wanted.items()):
+        target = names.get(name, name)
+        other, seen = first.setdefault(target, (name, value))
+        if seen != value:
+            raise UserError(f"config fragments ask CONFIG_{other}={seen} and CONFIG_{name}="
+                            f"{value}, which are one option in this tree: CONFIG_{target}")
+
+
+def variant_names(directory: Path) -> list[str]:
+    """Every config variant: vng (virtme-ng's base config alone) and each subdirectory."""
+    return ["vng", *sorted(d.name for d in directory.iterdir() if d.is_dir())]
 
 
 def variant_fragments(directory: Path, variant: str) -> tuple[Path, ...]:
@@ -150,9 +245,8 @@ def _variant(directory: Path, variant: str, seen: tuple[str, ...],
         raise UserError(f"config variants include each other: {' -> '.join([*seen, variant])}")
     own = tuple(sorted((directory / variant).glob("*.config")))
     if not own:
-        known = sorted(d.name for d in directory.iterdir() if d.is_dir())
         raise UserError(f"no config variant '{variant}' in {directory}; "
-                        f"choose one of: {', '.join(['vng', *known])}")
+                        f"choose one of: {', '.join(variant_names(directory))}")
     raw = _variant_spec(directory, variant)
     found: tuple[Path, ...] = ()
     dropped = set(raw.get("drop", []))
@@ -221,39 +315,73 @@ def configure(req: ConfigRequest) -> ConfigResult:
     base = (virtme_fragment(req.logs / "virtme.config", req.arch, log_file, req.tool_timeout)
             if req.virtme_items else None)
     key = config_key(req, base, log_file)
-    absent = _unchanged(req.build_dir, key)
-    if absent is not None:
+    kept = _unchanged(req.build_dir, key)
+    if kept is not None:
         log.info("config: nothing that makes the config changed; kept %s",
                  req.build_dir / ".config")
-        return _check_kept(req, wanted, absent)
+        return _check_kept(req, wanted, kept)
     (req.build_dir / KEY_FILE).unlink(missing_ok=True)
     result = _configure(req, wanted, base, log_file)
-    _save_key(req.build_dir, key, result.absent)
+    _save_key(req.build_dir, key, Resolution(result.absent, result.gone, result.renamed))
     return result
 
 
 def _configure(req: ConfigRequest, wanted: Config, base: Path | None,
                log_file: Path) -> ConfigResult:
     """defconfig, virtme-ng's items and the fragments merged, olddefconfig, then checked."""
-    index = kconfig_index(req.tree)
-    absent = tuple(sorted(n for n in req.optional if n not in index))
-    wanted = {k: v for k, v in wanted.items() if k not in absent}
-    unknown = sorted(n for n in wanted if n not in index)
-    if unknown:
-        names = ", ".join(f"CONFIG_{n}" for n in unknown)
-        raise UserError(f"config fragments ask for options this tree does not have: {names}")
+    resolution = _resolve(req, wanted, set(kconfig_index(req.tree)))
+    wanted = resolution.apply(wanted)
     scratch = req.build_dir.with_name(req.build_dir.name + ".kconfig")
     scratch.mkdir(parents=True, exist_ok=True)
     make = ["make", "-s", "-C", str(req.tree), f"O={scratch}"]
     run([*make, req.defconfig], log_file=log_file, timeout=req.timeout)
     virtme = (base,) if base else ()
+    # A name the tree lacks is ignored by Kconfig; the tree's names come last, and win.
+    tree_names = _renamed_fragment(req.logs / "renamed.config", wanted, resolution)
     run(["sh", req.tree / "scripts/kconfig/merge_config.sh", "-m", "-O", scratch,
-         scratch / ".config", *virtme, *req.fragments], log_file=log_file, timeout=req.timeout)
+         scratch / ".config", *virtme, *req.fragments, *tree_names],
+        log_file=log_file, timeout=req.timeout)
     run([*make, "olddefconfig"], log_file=log_file, timeout=req.timeout)
     final = parse_config((scratch / ".config").read_text(), str(scratch / ".config"))
     _check_stuck(wanted, final, req.tree)
     changed = _install(scratch / ".config", req)
-    return ConfigResult(req.build_dir / ".config", wanted, changed, absent, final)
+    return ConfigResult(req.build_dir / ".config", wanted, changed, resolution.absent, final,
+                        gone=resolution.gone, renamed=resolution.renamed)
+
+
+def _resolve(req: ConfigRequest, wanted: Config, symbols: set[str]) -> Resolution:
+    """The request fitted to the tree; an option asked on that the tree lacks is fatal."""
+    renames = load_renames(req.renames)
+    resolution, missing = resolve(wanted, symbols, req.optional, renames)
+    if missing:
+        asked = ", ".join(f"CONFIG_{n}={wanted[n]} ({_fragment_of(req.fragments, n)})"
+                          for n in missing)
+        raise UserError(f"config fragments ask for options this tree does not have: {asked}; "
+                        "one that may be missing must be listed as optional (the expectations' "
+                        f"kconfig), one known by another name in {req.renames}")
+    if resolution.gone:
+        log.info("config: this tree has no %s; asked off, so off already",
+                 ", ".join(f"CONFIG_{n}" for n in resolution.gone))
+    for old, new in resolution.renamed:
+        log.info("config: CONFIG_%s is CONFIG_%s in this tree", old, new)
+    return resolution
+
+
+def _fragment_of(fragments: tuple[Path, ...], name: str) -> str:
+    """The fragment that asks for an option, for the message."""
+    found = (f for f in fragments if name in parse_config(f.read_text(), str(f)))
+    return str(next(found, "?"))
+
+
+def _renamed_fragment(path: Path, wanted: Config, resolution: Resolution) -> tuple[Path, ...]:
+    """A fragment with the renamed options under the tree's names; none without renames."""
+    if not resolution.renamed:
+        return ()
+    lines = [f"CONFIG_{new}={wanted[new]}" if wanted[new] != "n"
+             else f"# CONFIG_{new} is not set" for _, new in resolution.renamed]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return (path,)
 
 
 def _check_stuck(wanted: Config, final: Config, tree: Path) -> None:
@@ -264,14 +392,15 @@ def _check_stuck(wanted: Config, final: Config, tree: Path) -> None:
     raise UserError("requested config options did not stick:\n  " + "\n  ".join(problems))
 
 
-def _check_kept(req: ConfigRequest, wanted: Config, absent: tuple[str, ...]) -> ConfigResult:
+def _check_kept(req: ConfigRequest, wanted: Config, kept: Resolution) -> ConfigResult:
     """The requested-options check against the .config the last config left."""
     config = req.build_dir / ".config"
     final = parse_config(config.read_text(), str(config))
-    wanted = {k: v for k, v in wanted.items() if k not in absent}
+    wanted = kept.apply(wanted)
     _check_stuck(wanted, final, req.tree)
     shutil.copy2(config, req.logs / "kernel.config")
-    return ConfigResult(config, wanted, False, absent, final, skipped=True)
+    return ConfigResult(config, wanted, False, kept.absent, final, skipped=True,
+                        gone=kept.gone, renamed=kept.renamed)
 
 
 def load_inputs(path: Path = INPUTS_FILE) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -283,12 +412,13 @@ def load_inputs(path: Path = INPUTS_FILE) -> tuple[tuple[str, ...], tuple[str, .
 def config_key(req: ConfigRequest, base: Path | None, log_file: Path,
                inputs: Path = INPUTS_FILE) -> str:
     """sha256 of everything that can change the config: the fragments, the variant, the
-    defconfig and arch, virtme-ng's items, the tree's Kconfig inputs and the host tools."""
+    defconfig and arch, virtme-ng's items, the renames, the tree's Kconfig inputs and the
+    host tools."""
     paths, tools = load_inputs(inputs)
     digest = hashlib.sha256()
     for part in (KEY_FORMAT, req.variant, req.defconfig, req.arch, " ".join(req.optional)):
         digest.update(part.encode() + b"\0")
-    for frag in (*([base] if base else []), *req.fragments):
+    for frag in (*([base] if base else []), *req.fragments, req.renames):
         digest.update(frag.read_bytes() + b"\0")
     for tool in tools:
         digest.update(_tool_id(tool).encode() + b"\0")
@@ -327,9 +457,9 @@ def _walk_inputs(tree: Path, patterns: tuple[str, ...]) -> str:
     return "".join(lines)
 
 
-def _unchanged(build_dir: Path, key: str) -> tuple[str, ...] | None:
-    """The absent options recorded with key when the last config had this key and its
-    .config is still as it left it; None when the config must run."""
+def _unchanged(build_dir: Path, key: str) -> Resolution | None:
+    """How the request fitted the tree, as recorded with key when the last config had this
+    key and its .config is still as it left it; None when the config must run."""
     try:
         saved = json.loads((build_dir / KEY_FILE).read_text())
         config = (build_dir / ".config").read_bytes()
@@ -338,12 +468,15 @@ def _unchanged(build_dir: Path, key: str) -> tuple[str, ...] | None:
     if not isinstance(saved, dict) or saved.get("key") != key or \
             saved.get("config") != hashlib.sha256(config).hexdigest():
         return None
-    return tuple(saved.get("absent", ()))
+    return Resolution(tuple(saved.get("absent", ())), tuple(saved.get("gone", ())),
+                      tuple((old, new) for old, new in saved.get("renamed", ())))
 
 
-def _save_key(build_dir: Path, key: str, absent: tuple[str, ...]) -> None:
+def _save_key(build_dir: Path, key: str, resolution: Resolution) -> None:
     config = (build_dir / ".config").read_bytes()
-    record = {"key": key, "config": hashlib.sha256(config).hexdigest(), "absent": list(absent)}
+    record = {"key": key, "config": hashlib.sha256(config).hexdigest(),
+              "absent": list(resolution.absent), "gone": list(resolution.gone),
+              "renamed": [list(pair) for pair in resolution.renamed]}
     (build_dir / KEY_FILE).write_text(json.dumps(record, indent=1) + "\n")
 
 
