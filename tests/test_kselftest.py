@@ -5,6 +5,7 @@ runs and reruns, the data file, and a real build of a tiny selftests tree with g
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 from pathlib import Path
 
@@ -79,6 +80,20 @@ def test_bad_program_output_kind(tmp_path: Path) -> None:
         'output = "exit-status"', 'output = "json"')
     (tmp_path / "k.toml").write_text(bad)
     with pytest.raises(UserError, match="choose tap or exit-status"):
+        ks.load_spec(tmp_path / "k.toml")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ('why = "the automatic', "say why this reason is not the kernel's fault"),
+    ("reason = 'Automatic increase with", "bad regex"),
+])
+def test_accepted_skip_without_a_why_or_with_a_bad_regex(tmp_path: Path, edit: str,
+                                                         message: str) -> None:
+    text = (KTAP.parent.parent.parent / "data" / "kselftest.toml").read_text()
+    broken = text.replace(edit, {"why": 'why = "" #', "rea": "reason = '(' #"}[edit[:3]])
+    assert broken != text
+    (tmp_path / "k.toml").write_text(broken)
+    with pytest.raises(UserError, match=message):
         ks.load_spec(tmp_path / "k.toml")
 
 
@@ -166,10 +181,141 @@ def test_a_skip_for_a_missing_feature_is_not_applicable_with_its_reason() -> Non
         "futex2 MPOL hints test requires libnuma 2.0.18+")]
 
 
-def test_whole_program_skip_is_one_not_applicable_check() -> None:
-    checks = judge_one("futex_waitv", ran("hand-skip-all.tap", exit_code=4))
+def accepting(spec: KselftestSpec, program: str, subtest: str, reason: str,
+              table: str = "accepted_skips") -> KselftestSpec:
+    listed = ks.AcceptedResult(program, subtest, re.compile(reason), "test")
+    return dataclasses.replace(spec, **{table: (*getattr(spec, table), listed)})
+
+
+def test_whole_program_skip_for_a_listed_reason_is_one_not_applicable_check() -> None:
+    spec = accepting(only(SPEC), "futex_waitv", "", r"futex2 is not supported by this kernel")
+    checks = judge_one("futex_waitv", ran("hand-skip-all.tap", exit_code=4), spec=spec)
     assert [(c.name, c.verdict, c.detail) for c in checks.values()] == [
         (sub("futex_waitv"), Verdict.NOT_APPLICABLE, "futex2 is not supported by this kernel")]
+
+
+def test_whole_program_skip_for_an_unlisted_reason_fails() -> None:
+    """The fooled case: `1..0 # SKIP` used to be N/A whatever its reason."""
+    checks = judge_one("futex_waitv", ran("hand-skip-all.tap", exit_code=4))
+    assert [(c.name, c.verdict, c.detail) for c in checks.values()] == [
+        (sub("futex_waitv"), Verdict.FAIL, "the whole program skipped for a reason "
+         "data/kselftest.toml does not accept: 'futex2 is not supported by this kernel'")]
+
+
+REQUEUE_SKIPPED = """\
+TAP version 13
+1..2
+# Starting 2 tests from 1 test cases.
+#  RUN           global.requeue_single ...
+#      SKIP      requeue needs two CPUs
+#            OK  global.requeue_single
+ok 1 global.requeue_single # SKIP requeue needs two CPUs
+#  RUN           global.requeue_multiple ...
+#            OK  global.requeue_multiple
+ok 2 global.requeue_multiple
+# PASSED: 2 / 2 tests passed.
+# Totals: pass:1 fail:0 xfail:0 xpass:0 skip:1 error:0
+"""
+
+
+def test_unlisted_skip_of_a_non_series_subtest_fails_quoting_its_reason() -> None:
+    """The fooled case: a revision added a SKIP to futex_requeue's requeue_single, and the
+    check became N/A, so the revision passed."""
+    checks = judge_one("futex_requeue", RunOutcome(REQUEUE_SKIPPED, 0, False, 0.3))
+    single = checks[sub("futex_requeue", "global.requeue_single")]
+    assert single.verdict == Verdict.FAIL
+    assert single.detail == ("SKIP for a reason data/kselftest.toml does not accept: "
+                             "'requeue needs two CPUs'")
+    assert checks[sub("futex_requeue", "global.requeue_multiple")].verdict == Verdict.PASS
+
+
+def test_listed_skip_reason_must_match_in_full() -> None:
+    spec = accepting(only(SPEC), "futex_requeue", "global.requeue_single", r"needs two CPUs")
+    checks = judge_one("futex_requeue", RunOutcome(REQUEUE_SKIPPED, 0, False, 0.3), spec=spec)
+    assert checks[sub("futex_requeue", "global.requeue_single")].verdict == Verdict.FAIL
+    spec = accepting(only(SPEC), "futex_requeue", "global.requeue_single",
+                     r"requeue needs two CPUs")
+    checks = judge_one("futex_requeue", RunOutcome(REQUEUE_SKIPPED, 0, False, 0.3), spec=spec)
+    assert checks[sub("futex_requeue", "global.requeue_single")] == Check(
+        sub("futex_requeue", "global.requeue_single"), Verdict.NOT_APPLICABLE,
+        "requeue needs two CPUs")
+
+
+def test_listed_skip_after_a_failed_expectation_fails() -> None:
+    """kselftest_harness's SKIP() overwrites an EXPECT failure that came before it."""
+    text = golden("host-6.18-futex_numa_mpol.txt").replace(
+        "# futex_numa_mpol.c:184:futex_numa_mpol:Memory back to RW\n",
+        "# futex_numa_mpol.c:184:futex_numa_mpol:Memory back to RW\n"
+        "# futex_numa_mpol.c:60:futex_numa_mpol:Expected ret (-1) >= 0 (0)\n")
+    checks = judge_one("futex_numa_mpol", RunOutcome(text, 0, False, 0.3))
+    (check,) = checks.values()
+    assert check.verdict == Verdict.FAIL
+    assert check.detail == ("skipped (futex2 MPOL hints test requires libnuma 2.0.18+) after a "
+                            "failed expectation: futex_numa_mpol.c:60:futex_numa_mpol:"
+                            "Expected ret (-1) >= 0 (0)")
+
+
+def test_the_data_file_accepts_the_skips_a_pristine_guest_gives() -> None:
+    assert SPEC.accepted_skip("futex_numa_mpol", "global.futex_numa_mpol",
+                              "futex2 MPOL hints test requires libnuma 2.0.18+")
+    assert SPEC.accepted_skip("futex_priv_hash", "global.priv_hash",
+                              "Automatic increase with more than 16 CPUs (only 1 online)")
+    assert not SPEC.accepted_skip("futex_priv_hash", "global.priv_hash",
+                                  "Automatic increase with more than 16 CPUs (only 64 online)")
+    assert not SPEC.accepted_skip("futex_requeue", "global.requeue_single",
+                                  "futex2 MPOL hints test requires libnuma 2.0.18+")
+    assert all(a.why for a in (*SPEC.accepted_skips, *SPEC.expected_failures))
+
+
+XFAIL = """\
+TAP version 13
+1..2
+ok 1 global.requeue_single # XFAIL requeue is known broken
+#  RUN           global.requeue_multiple ...
+ok 1 # XFAIL inner reason
+#            OK  global.requeue_multiple
+ok 2 global.requeue_multiple
+"""
+
+
+def test_xfail_is_a_failure_unless_listed_with_its_reason() -> None:
+    checks = judge_one("futex_requeue", RunOutcome(XFAIL, 0, False, 0.3))
+    single = checks[sub("futex_requeue", "global.requeue_single")]
+    assert single.verdict == Verdict.FAIL
+    assert single.detail == ("XFAIL, but data/kselftest.toml does not list it as expected to "
+                             "fail: 'requeue is known broken'")
+    # An XFAIL printed inside the test, under the harness's plain `ok`, is an XFAIL too.
+    assert checks[sub("futex_requeue", "global.requeue_multiple")].verdict == Verdict.FAIL
+    spec = accepting(only(SPEC), "futex_requeue", "global.requeue_single",
+                     r"requeue is known broken", "expected_failures")
+    listed = judge_one("futex_requeue", RunOutcome(XFAIL, 0, False, 0.3), spec=spec)
+    assert listed[single.name] == Check(single.name, Verdict.PASS,
+                                        "expected failure: requeue is known broken (test)")
+
+
+NESTED_FAIL_UNDER_OK = """\
+KTAP version 1
+1..2
+    KTAP version 1
+    # Subtest: futex_robust
+    1..2
+    ok 1 uncontended
+    not ok 2 contended
+ok 1 futex_robust
+    KTAP version 1
+    # Subtest: futex_other
+    1..1
+    ok 1 only
+ok 2 futex_other
+"""
+
+
+def test_a_nested_not_ok_under_an_ok_parent_fails() -> None:
+    checks = judge_one("kunit_robust", RunOutcome(NESTED_FAIL_UNDER_OK, 0, False, 0.1))
+    assert {c.name: (c.verdict, c.detail) for c in checks.values()} == {
+        sub("kunit_robust", "futex_robust"): (Verdict.FAIL, "nested contended: not ok"),
+        sub("kunit_robust", "futex_other"): (Verdict.PASS, ""),
+    }
 
 
 # --- verdicts: timing-sensitive subtests ---------------------------------------------------

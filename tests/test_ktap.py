@@ -169,3 +169,10 @@ def test_harness_failures_from_a_stderr_kept_apart() -> None:
             "head.list_op_pending (0) == &lock.list (140726521792680)",)),
     ]
     assert ktap.harness_failures("") == []
+
+
+def test_an_inner_xfail_marks_a_test_the_harness_calls_ok() -> None:
+    text = ("TAP version 13\n1..1\n#  RUN           global.t ...\n"
+            "ok 1 # XFAIL known broken\n#            OK  global.t\nok 1 global.t\n")
+    (r,) = ktap.parse(text)
+    assert r.ok and r.directive == Directive.XFAIL and r.reason == "known broken"

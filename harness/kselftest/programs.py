@@ -38,6 +38,22 @@ class TimingSensitive:
 
 
 @dataclass(frozen=True)
+class AcceptedResult:
+    """A SKIP or XFAIL that data/kselftest.toml accepts: the subtest ("" for a whole
+    program's `1..0 # SKIP`), the reason it must give (a regex matched in full) and why
+    that reason says nothing about the kernel under test."""
+
+    program: str
+    subtest: str
+    reason: re.Pattern[str]
+    why: str
+
+    def matches(self, program: str, subtest: str, reason: str) -> bool:
+        return (program == self.program and fnmatch.fnmatchcase(subtest, self.subtest)
+                and self.reason.fullmatch(reason.strip()) is not None)
+
+
+@dataclass(frozen=True)
 class ProgramSpec:
     timeout: float | None = None
     args: tuple[str, ...] = ()
@@ -70,6 +86,8 @@ class KselftestSpec:
     # Per program, series subtest patterns -> the kernel option (no CONFIG_) they need.
     series_requires: dict[str, dict[str, str]] = field(default_factory=dict)
     timing_sensitive: tuple[TimingSensitive, ...] = ()
+    accepted_skips: tuple[AcceptedResult, ...] = ()
+    expected_failures: tuple[AcceptedResult, ...] = ()
 
     def program(self, name: str) -> ProgramSpec:
         return self.programs.get(name, ProgramSpec())
@@ -96,6 +114,17 @@ class KselftestSpec:
 
     def timing(self, program: str) -> tuple[TimingSensitive, ...]:
         return tuple(t for t in self.timing_sensitive if t.program == program)
+
+    def accepted_skip(self, program: str, subtest: str, reason: str) -> AcceptedResult | None:
+        """The listed SKIP this one is, or None: an unlisted SKIP is a FAIL."""
+        return next((a for a in self.accepted_skips if a.matches(program, subtest, reason)),
+                    None)
+
+    def expected_failure(self, program: str, subtest: str, reason: str
+                         ) -> AcceptedResult | None:
+        """The listed XFAIL this one is, or None: an unlisted XFAIL is a FAIL."""
+        return next((a for a in self.expected_failures
+                     if a.matches(program, subtest, reason)), None)
 
 
 @dataclass(frozen=True)
@@ -174,7 +203,26 @@ def load_spec(path: Path = DATA / "kselftest.toml") -> KselftestSpec:
         timing_sensitive=tuple(
             TimingSensitive(t["program"], t["subtest"], t["reason"], int(t["reruns"]))
             for t in raw.get("timing_sensitive", [])),
+        accepted_skips=tuple(_accepted(a, "accepted_skips")
+                             for a in raw.get("accepted_skips", [])),
+        expected_failures=tuple(_accepted(a, "expected_failures")
+                                for a in raw.get("expected_failures", [])),
     )
+
+
+def _accepted(raw: dict[str, Any], table: str) -> AcceptedResult:
+    where = f"{table} {raw.get('program')}/{raw.get('subtest', '')}"
+    if not raw.get("why"):
+        raise UserError(f"kselftest {where}: say why this reason is not the kernel's fault")
+    return AcceptedResult(raw["program"], raw.get("subtest", ""),
+                          _regex(raw["reason"], where), raw["why"])
+
+
+def _regex(text: str, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise UserError(f"kselftest {where}: bad regex {text!r}: {exc}") from exc
 
 
 def _build_flags(raw: dict[str, Any]) -> BuildFlags:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness.kselftest import ktap
 from harness.kselftest.programs import (
@@ -128,7 +128,7 @@ def _subtest_verdict(ctx: _Ctx, result: ktap.KtapResult, outcome: RunOutcomeLike
     unmet = _not_applicable(ctx, result.name) if series else None
     if unmet:
         return Check(name, Verdict.NOT_APPLICABLE, f"{unmet} (it reported {_said(result)})")
-    return _directive_verdict(name, result, series, logs)
+    return _with_nested(ctx, name, result, _directive_verdict(ctx, name, result, series, logs))
 
 
 def _not_applicable(ctx: _Ctx, subtest: str) -> str | None:
@@ -139,23 +139,76 @@ def _not_applicable(ctx: _Ctx, subtest: str) -> str | None:
     return f"needs CONFIG_{option}, which this kernel's config lacks" if option else None
 
 
-def _directive_verdict(name: str, result: ktap.KtapResult, series: bool,
+def _directive_verdict(ctx: _Ctx, name: str, result: ktap.KtapResult, series: bool,
                        logs: tuple[str, ...]) -> Check:
     directive, reason = result.directive, result.reason
-    if directive == ktap.Directive.SKIP and series:
-        return Check(name, Verdict.FAIL, f"skipped, but the series provides it: {reason}")
-    if directive == ktap.Directive.SKIP:
-        return Check(name, Verdict.NOT_APPLICABLE, reason or "skipped, no reason given")
-    if directive == ktap.Directive.TODO:
-        return Check(name, Verdict.NOT_APPLICABLE, f"TODO: {reason}")
+    if directive in (ktap.Directive.SKIP, ktap.Directive.TODO):
+        return _skip_verdict(ctx, name, result, series, logs)
     if directive == ktap.Directive.ERROR:
         return Check(name, Verdict.ERROR, reason or "the test reported an error")
     if directive == ktap.Directive.XFAIL:
-        return Check(name, Verdict.PASS, f"expected failure: {reason}")
+        return _xfail_verdict(ctx, name, result, series)
     if result.ok:
         return Check(name, Verdict.PASS, "passed unexpectedly (XPASS)"
                      if directive == ktap.Directive.XPASS else "")
     return Check(name, Verdict.FAIL, _failure_detail(result, logs))
+
+
+def _skip_verdict(ctx: _Ctx, name: str, result: ktap.KtapResult, series: bool,
+                  logs: tuple[str, ...]) -> Check:
+    """N/A only for a SKIP data/kselftest.toml lists, with the reason it gives, and with no
+    failed expectation before it; every other SKIP (or TODO) is a FAIL quoting its reason."""
+    reason = result.reason
+    if series:
+        return Check(name, Verdict.FAIL, f"skipped, but the series provides it: {reason}")
+    if ctx.spec.accepted_skip(ctx.program, result.name, reason) is None:
+        return Check(name, Verdict.FAIL, f"{result.directive} for a reason data/kselftest.toml "
+                     f"does not accept: {reason!r}")
+    failed = _expectation_failures((*result.diagnostics, *logs))
+    if failed:
+        return Check(name, Verdict.FAIL, f"skipped ({reason}) after a failed expectation: "
+                     f"{failed[0]}")
+    return Check(name, Verdict.NOT_APPLICABLE, reason)
+
+
+def _xfail_verdict(ctx: _Ctx, name: str, result: ktap.KtapResult, series: bool) -> Check:
+    """PASS only for an XFAIL data/kselftest.toml lists as expected, with its reason."""
+    listed = ctx.spec.expected_failure(ctx.program, result.name, result.reason)
+    if series:
+        return Check(name, Verdict.FAIL, f"XFAIL, but the series provides it: {result.reason}")
+    if listed is None:
+        return Check(name, Verdict.FAIL, "XFAIL, but data/kselftest.toml does not list it as "
+                     f"expected to fail: {result.reason!r}")
+    return Check(name, Verdict.PASS, f"expected failure: {result.reason} ({listed.why})")
+
+
+# kselftest_harness prints each failed EXPECT_*/ASSERT_* as "<file>:<line>:<test>:Expected ...".
+_EXPECTATION = re.compile(r"^\S+:\d+:[^:\s]+:Expected ")
+
+
+def _expectation_failures(lines: Sequence[str]) -> list[str]:
+    return [ln for ln in lines if _EXPECTATION.search(ln)]
+
+
+def _with_nested(ctx: _Ctx, name: str, result: ktap.KtapResult, own: Check) -> Check:
+    """A nested KTAP block is judged too: its worst result is the parent's when it is worse,
+    so a `not ok` under an `ok` parent is a FAIL."""
+    nested = [_nested_check(ctx, name, child) for child in result.subtests]
+    worst = max(nested, key=_rank, default=None)
+    if worst is None or _rank(worst) <= _rank(own):
+        return own
+    return Check(name, worst.verdict, f"nested {worst.name.removeprefix(name + '/')}: "
+                 f"{worst.detail or worst.verdict}")
+
+
+def _nested_check(ctx: _Ctx, parent: str, child: ktap.KtapResult) -> Check:
+    name = f"{parent}/{child.name or f'#{child.number}'}"
+    if not child.complete:
+        return Check(name, Verdict.ERROR, child.reason)
+    subtest = name.removeprefix(ctx.name() + "/")
+    series = ctx.spec.is_series(ctx.program, subtest)
+    named = replace(child, name=subtest)
+    return _with_nested(ctx, name, child, _directive_verdict(ctx, name, named, series, ()))
 
 
 def _said(result: ktap.KtapResult) -> str:
@@ -234,8 +287,7 @@ def _program_check(ctx: _Ctx, doc: ktap.KtapDocument, outcome: RunOutcomeLike) -
     reported = sum(r.complete for r in doc.results)
     planned = doc.plan.count if doc.plan else reported
     if not doc.results and doc.plan and doc.plan.skip_reason is not None:
-        return Check(ctx.name(), Verdict.NOT_APPLICABLE, doc.plan.skip_reason or "skipped",
-                     seconds=outcome.seconds)
+        return _program_skip(ctx, doc.plan.skip_reason, outcome)
     problems = _problems(doc, outcome, reported, planned)
     if not problems:
         return None
@@ -243,6 +295,14 @@ def _program_check(ctx: _Ctx, doc: ktap.KtapDocument, outcome: RunOutcomeLike) -
     return Check(ctx.name(), Verdict.TIMEOUT if outcome.timed_out else Verdict.ERROR,
                  "; ".join(problems) + (f"; output ends: {tail}" if tail else ""),
                  {"planned": planned, "reported": reported}, outcome.seconds)
+
+
+def _program_skip(ctx: _Ctx, reason: str, outcome: RunOutcomeLike) -> Check:
+    """A whole program skipped (`1..0 # SKIP`): N/A only for a reason the data file lists."""
+    if ctx.spec.accepted_skip(ctx.program, "", reason) is None:
+        return Check(ctx.name(), Verdict.FAIL, "the whole program skipped for a reason "
+                     f"data/kselftest.toml does not accept: {reason!r}", seconds=outcome.seconds)
+    return Check(ctx.name(), Verdict.NOT_APPLICABLE, reason, seconds=outcome.seconds)
 
 
 def _problems(doc: ktap.KtapDocument, outcome: RunOutcomeLike, reported: int,
