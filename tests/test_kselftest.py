@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.data.guest_tests import load_guest_tests
 from harness.errors import InfraError, UserError
+from harness.guest.plan import GuestPlanRequest, plan
 from harness.kselftest import ktap
 from harness.kselftest import programs as ks
 from harness.kselftest.programs import (
@@ -21,6 +23,7 @@ from harness.kselftest.programs import (
     RunOutcome,
     TimingSensitive,
 )
+from harness.stages.vdso import VdsoResult
 from harness.verdicts.checks import Check, Verdict
 from harness.verdicts.kselftest import judge
 
@@ -53,7 +56,9 @@ def judge_one(program: str, outcome: RunOutcome | None, series_present: bool = T
     spec = spec or only(SPEC)
     runs = ks.plan_runs([binary(program)], spec)
     outcomes = {runs[0].name: outcome} if outcome else {}
-    return {c.name: c for c in judge(spec, runs, outcomes, series_present)}
+    # Only this program's checks: the series subtests of a program not run are judged too.
+    return {c.name: c for c in judge(spec, runs, outcomes, series_present)
+            if c.name == sub(program) or c.name.startswith(sub(program) + "/")}
 
 
 def sub(program: str, subtest: str = "") -> str:
@@ -439,10 +444,15 @@ def test_output_with_no_results_is_one_error() -> None:
 
 
 def test_program_never_ran() -> None:
+    """With the series, a series program that never ran fails each series subtest by name."""
     checks = judge_one("robust_list", None)
     assert checks[sub("robust_list")].verdict == Verdict.ERROR
-    assert checks[sub("robust_list", VDSO64)].verdict == Verdict.ERROR
+    assert checks[sub("robust_list", VDSO64)] == Check(
+        sub("robust_list", VDSO64), Verdict.FAIL,
+        "not run: the guest never ran robust_list, but the series provides it")
     assert len(checks) == 11
+    absent = judge_one("robust_list", None, series_present=False)
+    assert absent[sub("robust_list", VDSO64)].verdict == Verdict.NOT_APPLICABLE
 
 
 def test_unexplained_exit_code_is_an_error() -> None:
@@ -611,6 +621,26 @@ def test_a_failed_rerun_keeps_its_own_stderr_detail() -> None:
                                  "Expected ret (-1) == 0 (0)")
 
 
+def test_series_program_missing_from_the_makefile_fails_each_series_subtest() -> None:
+    """The fooled case: a revision moved robust_list out of TEST_GEN_PROGS, every series
+    subtest vanished from the report, and the revision passed."""
+    runs = ks.plan_runs([binary("futex_wait")], SPEC)
+    checks = {c.name: c for c in judge(SPEC, runs, {runs[0].name: ran(
+        "guest-7.3-futex_wait.9p-cwd.txt", 1)}, series_present=True)}
+    series = [c for c in checks.values() if c.name.startswith(sub("robust_list") + "/")]
+    assert sorted(c.name for c in series) == sorted(
+        sub("robust_list", s) for s in SPEC.series_names("robust_list"))
+    assert {c.verdict for c in series} == {Verdict.FAIL}
+    assert checks[sub("robust_list", VDSO64)].detail == (
+        "robust_list was not built: the tree's tools/testing/selftests/futex/functional/"
+        "Makefile does not name it in TEST_GEN_PROGS, but the series provides it")
+    # Without CONFIG_COMPAT the 32-bit ones are N/A, as when the program runs.
+    nocompat = {c.name: c for c in judge(SPEC, runs, {}, True, {"COMPAT": "n"})}
+    assert nocompat[sub("robust_list", "vdso_unlock.32.test_robust_try_unlock_contended")
+                    ].verdict == Verdict.NOT_APPLICABLE
+    assert nocompat[sub("robust_list", VDSO64)].verdict == Verdict.FAIL
+
+
 def test_series_subtests_of_a_program_the_tree_lacks_are_never_silent() -> None:
     # A pre-series tree (6.12) has no robust_list program at all.
     runs = (KselftestRun("kselftest-futex.futex_wait", "futex_wait", (), 45.0),)
@@ -618,3 +648,54 @@ def test_series_subtests_of_a_program_the_tree_lacks_are_never_silent() -> None:
     listed = [c for c in absent if c.name.startswith("kselftest-futex/robust_list/")]
     assert listed and all(c.verdict == Verdict.NOT_APPLICABLE for c in listed)
     assert all("series absent" in c.detail for c in listed)
+
+
+# --- a tree whose selftests are missing or do not build ----------------------------------
+
+KSELFTEST_TEST = next(t for t in load_guest_tests() if t.kind == "ktap")
+
+
+def plan_tree(tmp_path: Path, tree: Path, series_absent: str | None = None
+              ) -> dict[str, Check]:
+    request = GuestPlanRequest((KSELFTEST_TEST,), VdsoResult((), {}), tmp_path / "rw",
+                               tmp_path / "logs", 60.0, series_absent, tree=tree,
+                               build_dir=tmp_path / "build")
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    result = plan(request)
+    assert result.planned == ()
+    return {c.name: c for c in result.skipped}
+
+
+def test_tree_without_the_selftests_is_an_error_naming_the_directory(tmp_path: Path) -> None:
+    """With the series, a tree without tools/testing/selftests/futex used to be one N/A."""
+    tree = tmp_path / "linux"
+    (tree / "tools/testing/selftests").mkdir(parents=True)
+    checks = plan_tree(tmp_path, tree)
+    assert checks[KSELFTEST_TEST.name] == Check(
+        KSELFTEST_TEST.name, Verdict.ERROR,
+        f"the tree has no {tree}/tools/testing/selftests/futex, so none of its futex "
+        "selftests can run")
+    series = [c for c in checks.values() if c.name.startswith(sub("robust_list") + "/")]
+    assert len(series) == 10 and {c.verdict for c in series} == {Verdict.FAIL}
+    assert series[0].detail == ("robust_list was not built: the tree has no futex "
+                                "selftests, but the series provides it")
+
+
+def test_tree_without_the_selftests_and_without_the_series_is_not_applicable(
+        tmp_path: Path) -> None:
+    checks = plan_tree(tmp_path, tmp_path / "linux", "the tree has no FUTEX_ROBUST_UNLOCK")
+    assert checks[KSELFTEST_TEST.name].verdict == Verdict.NOT_APPLICABLE
+    assert {c.verdict for c in checks.values()} == {Verdict.NOT_APPLICABLE}
+    assert len(checks) == 11
+
+
+def test_selftests_that_do_not_build_fail_each_series_subtest(tmp_path: Path) -> None:
+    tree = tiny_tree(tmp_path)
+    (tree / SPEC.directory / "second.c").write_text("int main(void) { return nope; }\n")
+    checks = plan_tree(tmp_path, tree)
+    assert checks[KSELFTEST_TEST.name].verdict == Verdict.ERROR
+    assert checks[KSELFTEST_TEST.name].detail.startswith(
+        "the selftests did not build: cannot build selftest second: ")
+    assert checks[sub("robust_list", VDSO64)] == Check(
+        sub("robust_list", VDSO64), Verdict.FAIL,
+        "robust_list was not built: the selftests did not build, but the series provides it")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from harness.kselftest import ktap
 from harness.kselftest.programs import (
@@ -49,18 +50,64 @@ def judge(spec: KselftestSpec, runs: Sequence[KselftestRun | KselftestBinary],
             reruns = [r for r in planned if r.binary == main.binary and r.subtest]
             ctx = _Ctx(spec, main.binary, series_present, kconfig)
             checks += _judge_program(ctx, outcomes.get(main.name), reruns, outcomes)
-    if not series_present:
-        checks += _series_programs_absent(spec, {r.binary for r in planned})
+    checks += series_not_built(spec, {r.binary for r in planned}, series_present, kconfig,
+                               _not_built_why(spec))
     return checks
 
 
-def _series_programs_absent(spec: KselftestSpec, built: set[str]) -> list[Check]:
-    """On a tree without the series, the series' subtests of a program its selftests do
-    not have (robust_list before 7.2) are N/A by name, so none is silently missing."""
-    return [Check(spec.check_name(program, subtest), Verdict.NOT_APPLICABLE,
-                  f"series absent: the tree's selftests have no {program}")
-            for program, subtests in spec.series.items() if program not in built
-            for subtest in subtests if not any(c in subtest for c in "*?[")]
+def series_not_built(spec: KselftestSpec, built: set[str], series_present: bool,
+                     kconfig: Mapping[str, str] | None, why: str) -> list[Check]:
+    """The series subtests of every series program not among `built`, by name, so none is
+    silently missing: FAIL with the series (`why` says what happened), N/A without it (a
+    pre-7.2 tree has no robust_list) or when the kernel lacks the option they need."""
+    checks = []
+    for program in (p for p in spec.series if p not in built):
+        ctx = _Ctx(spec, program, series_present, kconfig)
+        for subtest in spec.series_names(program):
+            unmet = _not_applicable(ctx, subtest)
+            if unmet:
+                checks.append(Check(ctx.name(subtest), Verdict.NOT_APPLICABLE,
+                                    f"{unmet}: {program} {why}"))
+            else:
+                checks.append(Check(ctx.name(subtest), Verdict.FAIL,
+                                    f"{program} {why}, but the series provides it"))
+    return checks
+
+
+def selftests_unbuilt(spec: KselftestSpec, test: str, tree: Path, series_present: bool,
+                      kconfig: Mapping[str, str] | None, error: str) -> list[Check]:
+    """The checks of a tree whose selftests did not build. Without the selftests directory
+    it is N/A only when the series is absent (a trimmed pre-series tree); with the series
+    it is an ERROR naming the directory. Either way each series subtest is named."""
+    missing = _first_missing(tree, spec.directory)
+    if missing is not None and not series_present:
+        check = Check(test, Verdict.NOT_APPLICABLE, f"series absent: the tree has no {missing}")
+    elif missing is not None:
+        check = Check(test, Verdict.ERROR, f"the tree has no {missing}, so none of its "
+                      "futex selftests can run")
+    else:
+        check = Check(test, Verdict.ERROR, f"the selftests did not build: {error}")
+    why = "was not built: the " + ("tree has no futex selftests" if missing is not None
+                                   else "selftests did not build")
+    return [check, *series_not_built(spec, set(), series_present, kconfig, why)]
+
+
+def _first_missing(tree: Path, directory: str) -> Path | None:
+    """The first directory on the way to the selftests that the tree lacks (or its
+    Makefile), or None when both are there."""
+    path = tree
+    for part in Path(directory).parts:
+        path = path / part
+        if not path.is_dir():
+            return path
+    return None if (path / "Makefile").is_file() else path / "Makefile"
+
+
+def _not_built_why(spec: KselftestSpec) -> str:
+    if spec.binaries is None:
+        return (f"was not built: the tree's {spec.directory}/Makefile does not name it in "
+                "TEST_GEN_PROGS")
+    return "was not built: binaries in data/kselftest.toml does not name it"
 
 
 def _judge_program(ctx: _Ctx, outcome: RunOutcomeLike | None, reruns: list[KselftestRun],
@@ -69,7 +116,8 @@ def _judge_program(ctx: _Ctx, outcome: RunOutcomeLike | None, reruns: list[Kself
         return [_exit_status_check(ctx, outcome)]
     if outcome is None:
         never = Check(ctx.name(), Verdict.ERROR, "no result: the guest never ran it")
-        return [never, *_missing_series(ctx, {}, never)]
+        return [never, *_missing_series(ctx, {}, None, "not run: the guest never ran "
+                                        f"{ctx.program}")]
     doc = ktap.parse_document(outcome.stdout)
     found = _subtest_checks(ctx, doc.results, outcome)
     for timing in ctx.spec.timing(ctx.program):
@@ -330,10 +378,11 @@ def _any_failed(doc: ktap.KtapDocument) -> bool:
                for r in doc.results)
 
 
-def _missing_series(ctx: _Ctx, found: Mapping[str, Check], broken: Check | None
-                    ) -> list[Check]:
-    """The series subtests the output never named: FAIL with the series, N/A without; the
-    program's ERROR or TIMEOUT when it crashed, timed out or never ran."""
+def _missing_series(ctx: _Ctx, found: Mapping[str, Check], broken: Check | None,
+                    missing: str = "not reported") -> list[Check]:
+    """The series subtests the output never named: FAIL with the series (also when the
+    program never ran), N/A without; the program's ERROR or TIMEOUT when it crashed or
+    timed out."""
     checks = []
     for subtest in ctx.spec.series_names(ctx.program):
         name = ctx.name(subtest)
@@ -345,7 +394,7 @@ def _missing_series(ctx: _Ctx, found: Mapping[str, Check], broken: Check | None
         elif broken is not None:
             checks.append(Check(name, broken.verdict, f"not reported: {broken.detail}"))
         else:
-            checks.append(Check(name, Verdict.FAIL, "not reported, but the series provides it"))
+            checks.append(Check(name, Verdict.FAIL, f"{missing}, but the series provides it"))
     return checks
 
 
