@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.data import GUEST_TESTS
 from harness.data.guest_tests import load_guest_tests
 from harness.errors import InfraError, UserError
-from harness.guest.plan import GuestPlanRequest, plan
+from harness.guest.plan import GuestPlanRequest, _ktap_entry, plan
 from harness.kselftest import ktap
 from harness.kselftest import programs as ks
 from harness.kselftest.programs import (
@@ -699,3 +700,81 @@ def test_selftests_that_do_not_build_fail_each_series_subtest(tmp_path: Path) ->
     assert checks[sub("robust_list", VDSO64)] == Check(
         sub("robust_list", VDSO64), Verdict.FAIL,
         "robust_list was not built: the selftests did not build, but the series provides it")
+
+
+# --- robust_list's exit race, removed by a preload -----------------------------------------
+
+SETTLE = GUEST_TESTS / "kselftest" / "robust_exit_settle.c"
+
+
+def lost_wakeup_main_run() -> str:
+    """The full robust_list run of a kernel that loses the wakeup at owner death: the
+    waiters of test_robust_list_multiple_elements time out (the same text as the race)."""
+    failed = golden("guest-7.3-robust_list.multiple_elements.fail.txt").splitlines()[3:-2]
+    ok = golden("guest-7.3-robust_list.txt").splitlines()
+    at = ok.index("ok 6 global.test_robust_list_multiple_elements")
+    return "\n".join([*ok[:at - 2], *failed[:-1], "not ok 6 " + MULTI, *ok[at + 1:]]) + "\n"
+
+
+def test_a_lost_wakeup_is_not_forgiven_by_a_lucky_rerun() -> None:
+    """The fooled case: a kernel with a lost wakeup at owner death failed 5 of 6 attempts of
+    multiple_elements, and the check passed ("passed 1 of 6 attempts"). The race is gone
+    (the preload), so robust_list is not rerun and its first failure is a FAIL."""
+    runs = ks.plan_runs([binary("robust_list")], SPEC)
+    assert [r.name for r in runs] == ["kselftest-futex.robust_list"]
+    fail = "guest-7.3-robust_list.multiple_elements.fail.txt"
+    outcomes = {runs[0].name: RunOutcome(lost_wakeup_main_run(), 1, False, 4.0)}
+    # What the reruns that used to be planned said: one lucky pass.
+    base = f"kselftest-futex.robust_list.{MULTI}"
+    outcomes |= {f"{base}.rerun{i}": ran(fail, 1) for i in range(1, 5)}
+    outcomes[f"{base}.rerun5"] = ran("guest-7.3-robust_list.multiple_elements.pass.txt")
+    checks = {c.name: c for c in judge(SPEC, runs, outcomes, True)}
+    check = checks[sub("robust_list", MULTI)]
+    assert check.verdict == Verdict.FAIL
+    assert "robust_list.c:532:test_robust_list_multiple_elements:One or more children " \
+        "failed" in check.detail
+    assert sum(c.verdict == Verdict.PASS for c in checks.values()) == 16
+
+
+def test_robust_list_runs_with_the_settle_preload() -> None:
+    assert SPEC.program("robust_list").preload == "kselftest/robust_exit_settle.c"
+    assert not SPEC.timing("robust_list")
+    preloaded = dataclasses.replace(binary("robust_list"),
+                                    preload=Path("/b/robust_exit_settle.so"))
+    (run,) = ks.plan_runs([preloaded], SPEC)
+    assert run.preload == "robust_exit_settle.so"
+    entry = _ktap_entry(KSELFTEST_TEST, run, Path("/rw/bin"))
+    programs = "/rw/bin/kselftest-futex"
+    assert entry.argv == ("/usr/bin/env", f"LD_PRELOAD={programs}/robust_exit_settle.so",
+                          f"{programs}/robust_list")
+
+
+def test_build_compiles_a_preload_library(tmp_path: Path) -> None:
+    spec = dataclasses.replace(SPEC, programs={"second": ks.ProgramSpec(
+        preload="kselftest/robust_exit_settle.c")})
+    first, second = ks.build(request(tmp_path, tiny_tree(tmp_path), spec))
+    assert first.preload is None
+    assert second.preload == tmp_path / "out" / "robust_exit_settle.so"
+    assert second.preload.read_bytes()[:4] == b"\x7fELF"
+
+
+def test_unknown_preload_source_is_named(tmp_path: Path) -> None:
+    text = (KTAP.parent.parent.parent / "data" / "kselftest.toml").read_text()
+    (tmp_path / "k.toml").write_text(text.replace("robust_exit_settle.c", "nope.c"))
+    with pytest.raises(UserError, match=r"preload 'kselftest/nope\.c': no such file"):
+        ks.load_spec(tmp_path / "k.toml")
+
+
+def test_settle_preload_holds_the_exit_until_the_late_waiter_sleeps(tmp_path: Path) -> None:
+    """The race for real, on the host: a waiter 300 ms late misses the owner's death and
+    times out; with the preload the owner's usleep() waits for it, and it is woken."""
+    probe, library = tmp_path / "probe", tmp_path / "settle.so"
+    subprocess.run(["gcc", "-O2", "-Wall", "-Werror", KTAP.parent / "robust_exit_probe.c",
+                    "-o", probe], check=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", SETTLE,
+                    "-o", library], check=True)
+    plain = subprocess.run([probe], capture_output=True, text=True, timeout=30)
+    assert plain.stdout == "timed out\n"
+    settled = subprocess.run([probe], capture_output=True, text=True, timeout=30,
+                             env={"LD_PRELOAD": str(library)})
+    assert settled.stdout == "woken\n", settled.stderr

@@ -25,6 +25,8 @@ from harness.verdicts.checks import Check, Verdict, elf_check, entry_key
 
 CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror", "-mno-red-zone")
 PROTOCOL_SOURCE = Path(protocol.__file__)
+# The guest shares the host's root file system (virtme-ng, or the SSH guest's own Debian).
+ENV = "/usr/bin/env"
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,11 @@ def _ktap_unbuilt(test: GuestTest, req: GuestPlanRequest, exc: HarnessError) -> 
 
 
 def _ktap_entry(test: GuestTest, run: kselftest.KselftestRun, bin_dir: Path) -> protocol.Entry:
-    return protocol.Entry(run.name, (str(bin_dir / test.name / run.binary), *run.argv),
+    """The run's command; a preload library goes in through env(1), so the runner and its
+    protocol stay as they are."""
+    programs = bin_dir / test.name
+    preload = (ENV, f"LD_PRELOAD={programs / run.preload}") if run.preload else ()
+    return protocol.Entry(run.name, (*preload, str(programs / run.binary), *run.argv),
                           run.timeout)
 
 

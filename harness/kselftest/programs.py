@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.commands import Completed, run
-from harness.data import DATA, read_toml
+from harness.data import DATA, GUEST_TESTS, read_toml
 from harness.errors import CommandError, InfraError, UserError
 from harness.guest.cache import BinaryCache
 
@@ -59,6 +59,9 @@ class ProgramSpec:
     args: tuple[str, ...] = ()
     # "tap", or "exit-status" for a program that prints no TAP.
     output: str = "tap"
+    # A C source under guest-tests/, built as a shared library and LD_PRELOADed into every
+    # run of the program.
+    preload: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ class KselftestBinary:
     path: Path
     # The tree's own per-program timeout (a settings file, else runner.sh's default).
     timeout: float
+    # The library preloaded into its runs, built next to it; None: none.
+    preload: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,8 @@ class KselftestRun:
     timeout: float
     # The one subtest a rerun selects (kselftest_harness -r); "" for the whole program.
     subtest: str = ""
+    # The file name of the library to LD_PRELOAD, next to the binary; "" for none.
+    preload: str = ""
 
 
 class RunOutcomeLike(Protocol):
@@ -235,8 +242,11 @@ def _program_spec(raw: dict[str, Any]) -> ProgramSpec:
     if output not in ("tap", "exit-status"):
         raise UserError(f"kselftest program output '{output}': choose tap or exit-status")
     timeout = raw.get("timeout")
+    preload = raw.get("preload")
+    if preload is not None and not (GUEST_TESTS / preload).is_file():
+        raise UserError(f"kselftest program preload '{preload}': no such file in {GUEST_TESTS}")
     return ProgramSpec(float(timeout) if timeout is not None else None,
-                       tuple(raw.get("args", ())), output)
+                       tuple(raw.get("args", ())), output, preload)
 
 
 # --- build on the host -------------------------------------------------------------------
@@ -252,7 +262,8 @@ def build(req: KselftestBuildRequest) -> tuple[KselftestBinary, ...]:
     numa = _numa(spec.build, req)
     timeout = tree_timeout(req.tree, src)
     req.out.mkdir(parents=True, exist_ok=True)
-    return tuple(KselftestBinary(n, _compile(req, spec.build, src, headers, n, numa), timeout)
+    return tuple(KselftestBinary(n, _compile(req, spec.build, src, headers, n, numa), timeout,
+                                 _preload(req, spec.program(n), headers))
                  for n in names)
 
 
@@ -331,6 +342,22 @@ def _compile(req: KselftestBuildRequest, flags: BuildFlags, src: Path, headers: 
     return binary
 
 
+def _preload(req: KselftestBuildRequest, program: ProgramSpec, headers: Path) -> Path | None:
+    """Build the program's preload library against the same uapi headers; None: none."""
+    if program.preload is None:
+        return None
+    source = GUEST_TESTS / program.preload
+    library = req.out / f"{source.stem}.so"
+    argv: list[str | Path] = ["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror",
+                              f"-I{headers}/include", source]
+    try:
+        (req.binaries or BinaryCache(None)).compile(
+            argv, library, log_file=req.logs / "kselftest-build.log", timeout=req.timeout)
+    except CommandError as exc:
+        raise InfraError(_failed(f"cannot build preload library {source.name}", exc)) from exc
+    return library
+
+
 def _host_run(argv: Sequence[str | Path], req: KselftestBuildRequest, check: bool = True,
               cwd: Path | None = None) -> Completed:
     return run(argv, log_file=req.logs / "kselftest-build.log", timeout=req.timeout,
@@ -361,8 +388,9 @@ def plan_runs(binaries: Sequence[KselftestBinary], spec: KselftestSpec
         program = spec.program(binary.name)
         timeout = program.timeout or spec.default_timeout or binary.timeout
         base = f"{spec.suite}.{binary.name}"
-        runs.append(KselftestRun(base, binary.name, program.args, timeout))
+        preload = binary.preload.name if binary.preload else ""
+        runs.append(KselftestRun(base, binary.name, program.args, timeout, "", preload))
         runs += [KselftestRun(f"{base}.{t.subtest}.rerun{i}", binary.name,
-                              (*program.args, "-r", t.subtest), timeout, t.subtest)
+                              (*program.args, "-r", t.subtest), timeout, t.subtest, preload)
                  for t in spec.timing(binary.name) for i in range(1, t.reruns + 1)]
     return tuple(runs)
