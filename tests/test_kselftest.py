@@ -5,6 +5,7 @@ runs and reruns, the data file, and a real build of a tiny selftests tree with g
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -26,7 +27,7 @@ from harness.kselftest.programs import (
 )
 from harness.stages.vdso import VdsoResult
 from harness.verdicts.checks import Check, Verdict
-from harness.verdicts.kselftest import judge
+from harness.verdicts.kselftest import allowed_failures, judge
 
 KTAP = Path(__file__).resolve().parent / "data" / "ktap"
 SPEC = ks.load_spec()
@@ -77,6 +78,7 @@ def test_data_file_names_real_subtests() -> None:
     assert len(SPEC.series_names("robust_list")) == 10
     assert {t.subtest for t in SPEC.timing_sensitive} <= printed
     assert all(t.reruns >= 1 and t.reason for t in SPEC.timing_sensitive)
+    assert all(t.assertions and 0 < t.rate < 1 for t in SPEC.timing_sensitive)
     assert SPEC.binaries is None and SPEC.default_timeout is None
     assert SPEC.program("futex_numa").output == "exit-status"
 
@@ -97,6 +99,21 @@ def test_accepted_skip_without_a_why_or_with_a_bad_regex(tmp_path: Path, edit: s
                                                          message: str) -> None:
     text = (KTAP.parent.parent.parent / "data" / "kselftest.toml").read_text()
     broken = text.replace(edit, {"why": 'why = "" #', "rea": "reason = '(' #"}[edit[:3]])
+    assert broken != text
+    (tmp_path / "k.toml").write_text(broken)
+    with pytest.raises(UserError, match=message):
+        ks.load_spec(tmp_path / "k.toml")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ("measured_failures = 1\n", "measured_failures 9 of measured_attempts 3 is not a rate"),
+    ("assertions = ['futex_requeue_pi", "no assertions: a race without a signature"),
+])
+def test_timing_entry_needs_a_rate_and_a_signature(tmp_path: Path, edit: str,
+                                                   message: str) -> None:
+    text = (KTAP.parent.parent.parent / "data" / "kselftest.toml").read_text()
+    broken = text.replace(edit, {"mea": "measured_failures = 9\n",
+                                 "ass": "nothing = ['"}[edit[:3]], 1)
     assert broken != text
     (tmp_path / "k.toml").write_text(broken)
     with pytest.raises(UserError, match=message):
@@ -325,6 +342,8 @@ def test_a_nested_not_ok_under_an_ok_parent_fails() -> None:
 
 
 # --- verdicts: timing-sensitive subtests ---------------------------------------------------
+# The rules run on robust_list's captures with a made-up entry, as robust_list was rerun
+# before its preload: a late waiter's mutex_lock() returns -1, which is the signature.
 
 def rerun_outcomes(spec: KselftestSpec, main: RunOutcome, reruns: list[str]
                    ) -> tuple[tuple[KselftestRun, ...], dict[str, RunOutcome]]:
@@ -335,65 +354,210 @@ def rerun_outcomes(spec: KselftestSpec, main: RunOutcome, reruns: list[str]
     return runs, outcomes
 
 
-def flaky(reruns: int) -> KselftestSpec:
-    return only(SPEC, TimingSensitive("robust_list", MULTI, "racy", reruns))
+def racy(subtest: str, reruns: int, failures: int = 7, of: int = 20) -> TimingSensitive:
+    test = subtest.rsplit(".", 1)[-1]
+    late = re.compile(rf"robust_list\.c:\d+:{test}:Expected ret \(-1\) == 0 \(0\)")
+    return TimingSensitive("robust_list", subtest, "racy", reruns, failures, of, (late,))
+
+
+def flaky(reruns: int, failures: int = 7, of: int = 20) -> KselftestSpec:
+    return only(SPEC, racy(MULTI, reruns, failures, of))
+
+
+FAIL_MULTI = "guest-7.3-robust_list.multiple_elements.fail.txt"
+PASS_MULTI = "guest-7.3-robust_list.multiple_elements.pass.txt"
+
+
+def multi_check(spec: KselftestSpec, runs: tuple[KselftestRun, ...],
+                outcomes: dict[str, RunOutcome]) -> Check:
+    (check,) = [c for c in judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
+    return check
 
 
 def test_flaky_passes_when_a_rerun_passes_and_counts_the_failures() -> None:
     spec = flaky(2)
-    runs, outcomes = rerun_outcomes(
-        spec, ran("guest-7.3-robust_list.multiple_elements.fail.txt", exit_code=1),
-        ["guest-7.3-robust_list.multiple_elements.fail.txt",
-         "guest-7.3-robust_list.multiple_elements.pass.txt"])
-    (check,) = [c for c in judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
+    runs, outcomes = rerun_outcomes(spec, ran(FAIL_MULTI, exit_code=1), [FAIL_MULTI, PASS_MULTI])
+    check = multi_check(spec, runs, outcomes)
     assert check.verdict == Verdict.PASS
-    assert check.counters == {"attempts": 3, "failures": 2}
-    assert check.detail.startswith("passed 1 of 3 attempts; timing-sensitive, 2 reruns; "
-                                   "first failure: FAIL: ")
+    assert check.counters == {"attempts": 3, "failures": 2, "allowed_failures": 3}
+    assert check.detail.startswith(
+        "passed 1 of 3 attempts; timing-sensitive, 2 reruns, at most 3 may fail (measured 7 "
+        "of 20); first failure (the main run): FAIL: ")
 
 
 def test_flaky_fails_when_every_attempt_fails() -> None:
     spec = flaky(2)
-    fail = "guest-7.3-robust_list.multiple_elements.fail.txt"
-    runs, outcomes = rerun_outcomes(spec, ran(fail, exit_code=1), [fail, fail])
-    (check,) = [c for c in judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
+    runs, outcomes = rerun_outcomes(spec, ran(FAIL_MULTI, exit_code=1), [FAIL_MULTI, FAIL_MULTI])
+    check = multi_check(spec, runs, outcomes)
     assert check.verdict == Verdict.FAIL
-    assert check.counters == {"attempts": 3, "failures": 3}
+    assert check.counters == {"attempts": 3, "failures": 3, "allowed_failures": 3}
+    assert check.detail.startswith("every attempt failed; ")
     assert "One or more children failed" in check.detail
 
 
 def test_flaky_main_pass_still_shows_rerun_failures_and_missing_reruns() -> None:
     spec = flaky(3)
-    runs, outcomes = rerun_outcomes(spec, ran("guest-7.3-robust_list.txt"),
-                                    ["guest-7.3-robust_list.multiple_elements.fail.txt"])
-    (check,) = [c for c in judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
+    runs, outcomes = rerun_outcomes(spec, ran("guest-7.3-robust_list.txt"), [FAIL_MULTI])
+    check = multi_check(spec, runs, outcomes)
     assert check.verdict == Verdict.PASS
-    assert check.counters == {"attempts": 2, "failures": 1}
+    assert check.counters == {"attempts": 2, "failures": 1, "allowed_failures": 4}
     assert "2 rerun(s) left no result" in check.detail
 
 
-def test_flaky_rerun_that_crashed_counts_as_a_failed_attempt() -> None:
-    spec = flaky(1)
+def test_flaky_rerun_that_crashed_is_not_the_race() -> None:
+    spec = flaky(2)
     runs = ks.plan_runs([binary("robust_list")], spec)
-    outcomes = {runs[0].name: ran("guest-7.3-robust_list.multiple_elements.fail.txt", 1),
-                runs[1].name: RunOutcome("TAP version 13\n1..1\n", -11, False, 0.2)}
-    (check,) = [c for c in judge(spec, runs, outcomes, True) if c.name.endswith(MULTI)]
+    outcomes = {runs[0].name: ran(FAIL_MULTI, 1),
+                runs[1].name: RunOutcome("TAP version 13\n1..1\n", -11, False, 0.2),
+                runs[2].name: ran(PASS_MULTI)}
+    check = multi_check(spec, runs, outcomes)
     assert check.verdict == Verdict.FAIL
-    assert check.counters == {"attempts": 2, "failures": 2}
+    assert check.counters == {"attempts": 3, "failures": 2, "allowed_failures": 3}
+    assert check.detail.startswith("rerun 1 failed without the race's signature: ERROR: not "
+                                   "reported; exit code -11; ")
+
+
+def test_a_failure_without_the_race_signature_fails_at_once() -> None:
+    """The race leaves one signature; any other failure is not forgiven by a passing rerun."""
+    other = golden(FAIL_MULTI).replace(
+        "robust_list.c:485:test_robust_list_multiple_elements:Expected ret (-1) == 0 (0)",
+        "robust_list.c:489:test_robust_list_multiple_elements:Expected 0 (0) != "
+        "lock->futex & FUTEX_OWNER_DIED (0)")
+    spec = flaky(2)
+    runs, outcomes = rerun_outcomes(spec, RunOutcome(other, 1, False, 1.0),
+                                    [PASS_MULTI, PASS_MULTI])
+    check = multi_check(spec, runs, outcomes)
+    assert check.verdict == Verdict.FAIL
+    assert check.detail.startswith("the main run failed without the race's signature: FAIL: ")
+    assert check.counters == {"attempts": 3, "failures": 1, "allowed_failures": 3}
+
+
+def test_a_signal_is_not_the_race() -> None:
+    killed = golden(FAIL_MULTI).replace(
+        "test_robust_list_multiple_elements: Test failed",
+        "test_robust_list_multiple_elements: Test terminated unexpectedly by signal 11")
+    spec = flaky(1)
+    runs, outcomes = rerun_outcomes(spec, RunOutcome(killed, 1, False, 1.0), [PASS_MULTI])
+    check = multi_check(spec, runs, outcomes)
+    assert check.verdict == Verdict.FAIL
+    assert "by signal 11" in check.detail
+
+
+def test_more_failures_than_the_rate_explains_fail_even_with_a_pass() -> None:
+    """The fooled case's shape: 5 of 6 attempts failed with the race's signature and one
+    passed. At a measured 1 in 20, P[4 or more of 6 fail] < 0.001: at most 3 may fail."""
+    spec = flaky(5, failures=1, of=20)
+    runs, outcomes = rerun_outcomes(spec, ran(FAIL_MULTI, exit_code=1),
+                                    [FAIL_MULTI] * 4 + [PASS_MULTI])
+    check = multi_check(spec, runs, outcomes)
+    assert check.verdict == Verdict.FAIL
+    assert check.counters == {"attempts": 6, "failures": 5, "allowed_failures": 3}
+    assert check.detail.startswith("5 of 6 attempts failed, more than the race explains; "
+                                   "passed 1 of 6 attempts; ")
+    runs, outcomes = rerun_outcomes(spec, ran(FAIL_MULTI, exit_code=1),
+                                    [FAIL_MULTI] * 2 + [PASS_MULTI] * 3)
+    assert multi_check(spec, runs, outcomes).verdict == Verdict.PASS
+
+
+def cut_in_multi() -> str:
+    """The full robust_list run, ended while multiple_elements ran."""
+    text = golden("guest-7.3-robust_list.txt")
+    return text[:text.index("#            OK  global.test_robust_list_multiple_elements")]
+
+
+@pytest.mark.parametrize(("timed_out", "code", "verdict"), [
+    (True, None, Verdict.TIMEOUT), (False, -11, Verdict.ERROR)])
+def test_a_main_run_that_broke_is_never_overridden_by_a_passing_rerun(
+        timed_out: bool, code: int | None, verdict: Verdict) -> None:
+    spec = flaky(2)
+    runs, outcomes = rerun_outcomes(spec, RunOutcome(cut_in_multi(), code, timed_out, 45.0),
+                                    [PASS_MULTI, PASS_MULTI])
+    check = multi_check(spec, runs, outcomes)
+    assert check.verdict == verdict
+    assert check.detail.startswith("the main run: no result line: the output ended while it "
+                                   "ran")
+    assert check.counters == {"attempts": 3, "failures": 1, "allowed_failures": 3}
+
+
+@pytest.mark.parametrize(("attempts", "rate", "allowed"), [
+    (6, 0.35, 6), (6, 0.05, 3), (3, 1 / 3, 3), (6, 0.0, 0), (10, 1 / 3, 8), (1, 0.5, 1)])
+def test_allowed_failures_is_a_binomial_bound(attempts: int, rate: float, allowed: int) -> None:
+    timing = TimingSensitive("p", "t", "racy", attempts - 1, round(rate * 1000), 1000,
+                             (re.compile("x"),))
+    assert allowed_failures(timing, 0.001) == allowed
+    tail = sum(math.comb(attempts, k) * timing.rate ** k * (1 - timing.rate) ** (attempts - k)
+               for k in range(allowed + 1, attempts + 1))
+    assert tail < 0.001
 
 
 def test_split_streams_failure_detail_comes_from_stderr() -> None:
-    spec = only(SPEC, TimingSensitive("robust_list", PENDING, "racy", 1))
+    spec = only(SPEC, racy(PENDING, 1))
     runs = ks.plan_runs([binary("robust_list")], spec)
     outcomes = {runs[0].name: RunOutcome(golden("guest-7.3-robust_list.stdout"), 1, False, 2.0,
                                          golden("guest-7.3-robust_list.stderr"))}
     checks = {c.name: c for c in judge(spec, runs, outcomes, True)}
     check = checks[sub("robust_list", PENDING)]
     assert check.verdict == Verdict.FAIL
-    assert check.counters == {"attempts": 1, "failures": 1}
+    assert check.counters == {"attempts": 1, "failures": 1, "allowed_failures": 2}
+    assert check.detail.startswith("every attempt failed; ")
     assert "1 rerun(s) left no result" in check.detail
     assert "robust_list.c:435:test_set_list_op_pending:Expected ret (-1) == 0 (0)" in check.detail
     assert sum(c.verdict == Verdict.PASS for c in checks.values()) == 16
+
+
+def requeue_pi_rerun(passed: bool) -> RunOutcome:
+    name = "args.t_500000_broadcast_owner.futex_requeue_pi"
+    text = golden("guest-7.3-futex_requeue_pi.txt")
+    if passed:
+        return RunOutcome(f"TAP version 13\n1..1\n#  RUN           {name} ...\n"
+                          f"#            OK  {name}\nok 1 {name}\n", 0, False, 0.5)
+    start = text.index(f"#  RUN           {name} ...")
+    end = text.index(f"not ok 16 {name}\n")
+    return RunOutcome("TAP version 13\n1..1\n" + text[start:end] + f"not ok 1 {name}\n", 1,
+                      False, 0.5)
+
+
+def test_requeue_pi_race_carries_its_signature_and_is_forgiven_by_a_pass() -> None:
+    """The data file's entry on a real capture of the race (pristine 7.3 under TCG)."""
+    runs = ks.plan_runs([binary("futex_requeue_pi")], SPEC)
+    outcomes = {runs[0].name: ran("guest-7.3-futex_requeue_pi.txt", exit_code=1),
+                runs[1].name: requeue_pi_rerun(False), runs[2].name: requeue_pi_rerun(True)}
+    checks = {c.name: c for c in judge(SPEC, runs, outcomes, True)}
+    check = checks[sub("futex_requeue_pi", "args.t_500000_broadcast_owner.futex_requeue_pi")]
+    assert check.verdict == Verdict.PASS, check.detail
+    assert check.counters == {"attempts": 3, "failures": 2, "allowed_failures": 3}
+
+
+PRIVATE_FUTEX_RACE = """\
+TAP version 13
+1..1
+#  RUN           global.private_futex ...
+# futex_wait.c:58:private_futex:Calling private futex_wait on futex: 0x7ffd1c0
+# futex_wait.c:64:private_futex:Calling private futex_wake on futex: 0x7ffd1c0
+# futex_wait.c:66:private_futex:Expected res (0) == 1 (1)
+# futex_wait.c:67:private_futex:futex_wake private returned: 0 {}
+# futex_wait.c:39:private_futex:Expected res (-1) == 0 (0)
+# futex_wait.c:40:private_futex:waiter failed errno 110: Connection timed out
+# private_futex: Test failed
+#          FAIL  global.private_futex
+not ok 1 global.private_futex
+""".format("")  # the TH_LOG ends "returned: %d %s" with an empty %s: a trailing space
+
+
+def test_futex_wait_race_carries_its_signature() -> None:
+    """What futex_wait.c prints when the waker's futex_wake() comes before the wait."""
+    runs = ks.plan_runs([binary("futex_wait")], SPEC)
+    passing = PRIVATE_FUTEX_RACE.replace("not ok 1", "ok 1").replace("FAIL  ", "OK  ")
+    passing = "\n".join(ln for ln in passing.splitlines() if "private_futex:" not in ln)
+    outcomes = {runs[0].name: RunOutcome(PRIVATE_FUTEX_RACE, 1, False, 0.2),
+                runs[1].name: RunOutcome(passing, 0, False, 0.2)}
+    check = {c.name: c for c in judge(SPEC, runs, outcomes, True)}[
+        sub("futex_wait", "global.private_futex")]
+    assert check.verdict == Verdict.PASS, check.detail
+    lost = PRIVATE_FUTEX_RACE.replace("errno 110: Connection timed out", "errno 4: Interrupted")
+    outcomes[runs[0].name] = RunOutcome(lost, 1, False, 0.2)
+    check = {c.name: c for c in judge(SPEC, runs, outcomes, True)}[check.name]
+    assert check.verdict == Verdict.FAIL
 
 
 def test_timing_subtest_skipped_is_not_retried() -> None:
@@ -609,7 +773,7 @@ def test_mutant_contended_jump_fails_exactly_the_contended_subtests() -> None:
 
 
 def test_a_failed_rerun_keeps_its_own_stderr_detail() -> None:
-    spec = only(SPEC, TimingSensitive("robust_list", PENDING, "racy", 1))
+    spec = only(SPEC, racy(PENDING, 1))
     runs = ks.plan_runs([binary("robust_list")], spec)
     name = "guest-7.3-robust_list.set_list_op_pending.rerun-fail"
     outcomes = {runs[0].name: ran("guest-7.3-robust_list.txt"),
@@ -617,9 +781,9 @@ def test_a_failed_rerun_keeps_its_own_stderr_detail() -> None:
                                          golden(f"{name}.stderr"))}
     (check,) = [c for c in judge(spec, runs, outcomes, True) if c.name.endswith(PENDING)]
     assert check.verdict == Verdict.PASS
-    assert check.counters == {"attempts": 2, "failures": 1}
-    assert check.detail.endswith("first failure: FAIL: robust_list.c:435:test_set_list_op_pending:"
-                                 "Expected ret (-1) == 0 (0)")
+    assert check.counters == {"attempts": 2, "failures": 1, "allowed_failures": 2}
+    assert check.detail.endswith("first failure (rerun 1): FAIL: robust_list.c:435:"
+                                 "test_set_list_op_pending:Expected ret (-1) == 0 (0)")
 
 
 def test_series_program_missing_from_the_makefile_fails_each_series_subtest() -> None:

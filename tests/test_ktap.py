@@ -163,10 +163,12 @@ def test_harness_failures_from_a_stderr_kept_apart() -> None:
     assert ktap.harness_failures(stderr) == [
         ("test_robust_try_unlock_contended", (
             "robust_list.c:713:test_robust_try_unlock_contended:Expected "
-            "head.list_op_pending (140724603453440) == &lock.list (140726521792680)",)),
+            "head.list_op_pending (140724603453440) == &lock.list (140726521792680)",
+            "test_robust_try_unlock_contended: Test terminated by assertion")),
         ("test_robust_try_unlock_contended", (
             "robust_list.c:713:test_robust_try_unlock_contended:Expected "
-            "head.list_op_pending (0) == &lock.list (140726521792680)",)),
+            "head.list_op_pending (0) == &lock.list (140726521792680)",
+            "test_robust_try_unlock_contended: Test terminated by assertion")),
     ]
     assert ktap.harness_failures("") == []
 

@@ -267,16 +267,19 @@ def _orphan_children(frame: _Frame) -> None:
 
 def harness_failures(stderr: str) -> list[tuple[str, tuple[str, ...]]]:
     """From a kselftest_harness program's stderr kept apart from stdout: (test function,
-    its log lines) for each failed test, in order. The harness closes each failure with
-    "# <function>: Test terminated by assertion" (or "Test failed", "... by signal N")."""
+    its log lines and the closing line) for each failed test, in order. The harness closes
+    each failure with "# <function>: Test terminated by assertion" (or "Test failed",
+    "... by signal N")."""
     failures: list[tuple[str, tuple[str, ...]]] = []
     lines: list[str] = []
     for raw in stderr.split("\n"):
         line = raw.rstrip("\r").strip()
         ended = _ENDED.match(line)
         if ended:
+            # The ending line itself says how: by assertion, or by a signal or timeout.
             function = ended.group(1)
-            failures.append((function, tuple(ln for ln in lines if f":{function}:" in ln)))
+            own = [ln for ln in lines if f":{function}:" in ln]
+            failures.append((function, (*own, line[1:].strip())))
             lines = []
         elif line:
             lines.append(line[1:].strip() if line.startswith("#") else line)

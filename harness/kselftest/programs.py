@@ -31,10 +31,28 @@ TAIL_CHARS = 300
 
 @dataclass(frozen=True)
 class TimingSensitive:
+    """A subtest with a known race: rerun, and its failed attempts forgiven only when they
+    carry the race's signature and are no more than the measured rate explains."""
+
     program: str
     subtest: str
     reason: str
     reruns: int
+    # The measured rate: failed attempts of so many, on a pristine kernel.
+    measured_failures: int = 0
+    measured_attempts: int = 1
+    # The race's signature: every assertion line of a failed attempt matches one of
+    # `assertions` in full, and each of `shows` matches some line of it.
+    assertions: tuple[re.Pattern[str], ...] = ()
+    shows: tuple[re.Pattern[str], ...] = ()
+
+    @property
+    def attempts(self) -> int:
+        return 1 + self.reruns
+
+    @property
+    def rate(self) -> float:
+        return self.measured_failures / self.measured_attempts
 
 
 @dataclass(frozen=True)
@@ -89,6 +107,8 @@ class KselftestSpec:
     # Per program, series subtest patterns -> the kernel option (no CONFIG_) they need.
     series_requires: dict[str, dict[str, str]] = field(default_factory=dict)
     timing_sensitive: tuple[TimingSensitive, ...] = ()
+    # The odds below which a number of failed attempts is no longer the race's doing.
+    false_failure_odds: float = 0.001
     accepted_skips: tuple[AcceptedResult, ...] = ()
     expected_failures: tuple[AcceptedResult, ...] = ()
 
@@ -207,14 +227,28 @@ def load_spec(path: Path = DATA / "kselftest.toml") -> KselftestSpec:
         programs={k: _program_spec(v) for k, v in raw.get("programs", {}).items()},
         series={k: tuple(v) for k, v in raw.get("series", {}).items()},
         series_requires={k: dict(v) for k, v in raw.get("series_requires", {}).items()},
-        timing_sensitive=tuple(
-            TimingSensitive(t["program"], t["subtest"], t["reason"], int(t["reruns"]))
-            for t in raw.get("timing_sensitive", [])),
+        timing_sensitive=tuple(_timing(t) for t in raw.get("timing_sensitive", [])),
+        false_failure_odds=float(raw.get("false_failure_odds", 0.001)),
         accepted_skips=tuple(_accepted(a, "accepted_skips")
                              for a in raw.get("accepted_skips", [])),
         expected_failures=tuple(_accepted(a, "expected_failures")
                                 for a in raw.get("expected_failures", [])),
     )
+
+
+def _timing(raw: dict[str, Any]) -> TimingSensitive:
+    where = f"timing_sensitive {raw.get('program')}/{raw.get('subtest')}"
+    failures, attempts = int(raw["measured_failures"]), int(raw["measured_attempts"])
+    if not 0 <= failures <= attempts or attempts < 1:
+        raise UserError(f"kselftest {where}: measured_failures {failures} of "
+                        f"measured_attempts {attempts} is not a rate")
+    if not raw.get("assertions"):
+        raise UserError(f"kselftest {where}: no assertions: a race without a signature "
+                        "would forgive any failure")
+    return TimingSensitive(
+        raw["program"], raw["subtest"], raw["reason"], int(raw["reruns"]), failures, attempts,
+        tuple(_regex(r, where) for r in raw["assertions"]),
+        tuple(_regex(r, where) for r in raw.get("shows", [])))
 
 
 def _accepted(raw: dict[str, Any], table: str) -> AcceptedResult:
