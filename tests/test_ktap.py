@@ -163,9 +163,18 @@ def test_harness_failures_from_a_stderr_kept_apart() -> None:
     assert ktap.harness_failures(stderr) == [
         ("test_robust_try_unlock_contended", (
             "robust_list.c:713:test_robust_try_unlock_contended:Expected "
-            "head.list_op_pending (140724603453440) == &lock.list (140726521792680)",)),
+            "head.list_op_pending (140724603453440) == &lock.list (140726521792680)",
+            "test_robust_try_unlock_contended: Test terminated by assertion")),
         ("test_robust_try_unlock_contended", (
             "robust_list.c:713:test_robust_try_unlock_contended:Expected "
-            "head.list_op_pending (0) == &lock.list (140726521792680)",)),
+            "head.list_op_pending (0) == &lock.list (140726521792680)",
+            "test_robust_try_unlock_contended: Test terminated by assertion")),
     ]
     assert ktap.harness_failures("") == []
+
+
+def test_an_inner_xfail_marks_a_test_the_harness_calls_ok() -> None:
+    text = ("TAP version 13\n1..1\n#  RUN           global.t ...\n"
+            "ok 1 # XFAIL known broken\n#            OK  global.t\nok 1 global.t\n")
+    (r,) = ktap.parse(text)
+    assert r.ok and r.directive == Directive.XFAIL and r.reason == "known broken"

@@ -20,10 +20,13 @@ from harness.kselftest import programs as kselftest
 from harness.stages.disasm import Window
 from harness.stages.kconfig import is_set
 from harness.stages.vdso import Facts, VdsoResult
+from harness.verdicts import kselftest as kselftest_verdicts
 from harness.verdicts.checks import Check, Verdict, elf_check, entry_key
 
 CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror", "-mno-red-zone")
 PROTOCOL_SOURCE = Path(protocol.__file__)
+# The guest shares the host's root file system (virtme-ng, or the SSH guest's own Debian).
+ENV = "/usr/bin/env"
 
 
 @dataclass(frozen=True)
@@ -183,18 +186,21 @@ def _ktap_runs(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
     return kselftest.plan_runs(built, spec)
 
 
-def _ktap_unbuilt(test: GuestTest, req: GuestPlanRequest, exc: HarnessError) -> Check:
-    """A tree without the selftests is N/A (a trimmed user tree); one whose selftests do not
-    build is an ERROR of that check alone, not of the revision."""
+def _ktap_unbuilt(test: GuestTest, req: GuestPlanRequest, exc: HarnessError) -> list[Check]:
+    """Selftests that did not build are that test's verdicts alone, not the revision's
+    error: verdicts.kselftest names the missing directory and each series subtest."""
     assert req.tree is not None
-    directory = req.tree / kselftest.load_spec().directory
-    if not (directory / "Makefile").is_file():
-        return Check(test.name, Verdict.NOT_APPLICABLE, f"the tree has no {directory}")
-    return Check(test.name, Verdict.ERROR, f"the selftests did not build: {exc}")
+    return kselftest_verdicts.selftests_unbuilt(
+        kselftest.load_spec(), test.name, req.tree, req.series_absent is None, req.config,
+        str(exc))
 
 
 def _ktap_entry(test: GuestTest, run: kselftest.KselftestRun, bin_dir: Path) -> protocol.Entry:
-    return protocol.Entry(run.name, (str(bin_dir / test.name / run.binary), *run.argv),
+    """The run's command; a preload library goes in through env(1), so the runner and its
+    protocol stay as they are."""
+    programs = bin_dir / test.name
+    preload = (ENV, f"LD_PRELOAD={programs / run.preload}") if run.preload else ()
+    return protocol.Entry(run.name, (*preload, str(programs / run.binary), *run.argv),
                           run.timeout)
 
 
@@ -217,7 +223,7 @@ def make_plan(req: GuestPlanRequest) -> GuestPlan:
             try:
                 ktap[test.name] = _ktap_runs(test, req, bin_dir, binaries)
             except HarnessError as exc:
-                skipped.append(_ktap_unbuilt(test, req, exc))
+                skipped += _ktap_unbuilt(test, req, exc)
                 continue
             entries += [_ktap_entry(test, r, bin_dir) for r in ktap[test.name]]
         else:

@@ -4,9 +4,9 @@ and the kselftest_harness framing ("#  RUN" ... "#  OK") around each of its test
 
 Pure: text in, frozen records out. A test that kselftest_harness started and whose result
 line never came (a crash, a timeout, truncated output) is a result with complete=False.
-Results printed by the ksft_* calls inside such a test (`ok 1 # SKIP ...`) belong to that
-test: they are kept in `inner` and folded into its outcome, because the harness itself
-prints `ok N name` for a test that merely returned after such a SKIP.
+Results printed by the ksft_* calls inside such a test (`ok 1 # SKIP ...`, `# XFAIL`) belong
+to that test: they are kept in `inner` and folded into its outcome, because the harness
+itself prints `ok N name` for a test that merely returned after such a SKIP or XFAIL.
 """
 
 from __future__ import annotations
@@ -222,10 +222,12 @@ def _fold(result: KtapResult) -> KtapResult:
     if failed and result.ok:
         why = "; ".join(r.reason or r.name or "not ok" for r in failed)
         return replace(result, ok=False, directive=None, reason=f"reported inside: {why}")
-    skips = [r for r in result.inner if r.skipped]
-    if skips and result.ok and result.directive is None:
-        why = "; ".join(r.reason or r.name for r in skips)
-        return replace(result, directive=Directive.SKIP, reason=why)
+    # ksft_test_result_skip()/_xfail() inside a test: the harness's own line says only ok.
+    for directive in (Directive.SKIP, Directive.XFAIL, Directive.TODO):
+        marked = [r for r in result.inner if r.directive == directive]
+        if marked and result.ok and result.directive is None:
+            why = "; ".join(r.reason or r.name for r in marked)
+            return replace(result, directive=directive, reason=why)
     return result
 
 
@@ -265,16 +267,19 @@ def _orphan_children(frame: _Frame) -> None:
 
 def harness_failures(stderr: str) -> list[tuple[str, tuple[str, ...]]]:
     """From a kselftest_harness program's stderr kept apart from stdout: (test function,
-    its log lines) for each failed test, in order. The harness closes each failure with
-    "# <function>: Test terminated by assertion" (or "Test failed", "... by signal N")."""
+    its log lines and the closing line) for each failed test, in order. The harness closes
+    each failure with "# <function>: Test terminated by assertion" (or "Test failed",
+    "... by signal N")."""
     failures: list[tuple[str, tuple[str, ...]]] = []
     lines: list[str] = []
     for raw in stderr.split("\n"):
         line = raw.rstrip("\r").strip()
         ended = _ENDED.match(line)
         if ended:
+            # The ending line itself says how: by assertion, or by a signal or timeout.
             function = ended.group(1)
-            failures.append((function, tuple(ln for ln in lines if f":{function}:" in ln)))
+            own = [ln for ln in lines if f":{function}:" in ln]
+            failures.append((function, (*own, line[1:].strip())))
             lines = []
         elif line:
             lines.append(line[1:].strip() if line.startswith("#") else line)

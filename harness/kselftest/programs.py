@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.commands import Completed, run
-from harness.data import DATA, read_toml
+from harness.data import DATA, GUEST_TESTS, read_toml
 from harness.errors import CommandError, InfraError, UserError
 from harness.guest.cache import BinaryCache
 from harness.stages.kconfig import is_set
@@ -32,10 +32,44 @@ TAIL_CHARS = 300
 
 @dataclass(frozen=True)
 class TimingSensitive:
+    """A subtest with a known race: rerun, and its failed attempts forgiven only when they
+    carry the race's signature and are no more than the measured rate explains."""
+
     program: str
     subtest: str
     reason: str
     reruns: int
+    # The measured rate: failed attempts of so many, on a pristine kernel.
+    measured_failures: int = 0
+    measured_attempts: int = 1
+    # The race's signature: every assertion line of a failed attempt matches one of
+    # `assertions` in full, and each of `shows` matches some line of it.
+    assertions: tuple[re.Pattern[str], ...] = ()
+    shows: tuple[re.Pattern[str], ...] = ()
+
+    @property
+    def attempts(self) -> int:
+        return 1 + self.reruns
+
+    @property
+    def rate(self) -> float:
+        return self.measured_failures / self.measured_attempts
+
+
+@dataclass(frozen=True)
+class AcceptedResult:
+    """A SKIP or XFAIL that data/kselftest.toml accepts: the subtest ("" for a whole
+    program's `1..0 # SKIP`), the reason it must give (a regex matched in full) and why
+    that reason says nothing about the kernel under test."""
+
+    program: str
+    subtest: str
+    reason: re.Pattern[str]
+    why: str
+
+    def matches(self, program: str, subtest: str, reason: str) -> bool:
+        return (program == self.program and fnmatch.fnmatchcase(subtest, self.subtest)
+                and self.reason.fullmatch(reason.strip()) is not None)
 
 
 @dataclass(frozen=True)
@@ -44,6 +78,9 @@ class ProgramSpec:
     args: tuple[str, ...] = ()
     # "tap", or "exit-status" for a program that prints no TAP.
     output: str = "tap"
+    # A C source under guest-tests/, built as a shared library and LD_PRELOADed into every
+    # run of the program.
+    preload: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +108,10 @@ class KselftestSpec:
     # Per program, series subtest patterns -> the kernel option (no CONFIG_) they need.
     series_requires: dict[str, dict[str, str]] = field(default_factory=dict)
     timing_sensitive: tuple[TimingSensitive, ...] = ()
+    # The odds below which a number of failed attempts is no longer the race's doing.
+    false_failure_odds: float = 0.001
+    accepted_skips: tuple[AcceptedResult, ...] = ()
+    expected_failures: tuple[AcceptedResult, ...] = ()
 
     def program(self, name: str) -> ProgramSpec:
         return self.programs.get(name, ProgramSpec())
@@ -98,6 +139,17 @@ class KselftestSpec:
     def timing(self, program: str) -> tuple[TimingSensitive, ...]:
         return tuple(t for t in self.timing_sensitive if t.program == program)
 
+    def accepted_skip(self, program: str, subtest: str, reason: str) -> AcceptedResult | None:
+        """The listed SKIP this one is, or None: an unlisted SKIP is a FAIL."""
+        return next((a for a in self.accepted_skips if a.matches(program, subtest, reason)),
+                    None)
+
+    def expected_failure(self, program: str, subtest: str, reason: str
+                         ) -> AcceptedResult | None:
+        """The listed XFAIL this one is, or None: an unlisted XFAIL is a FAIL."""
+        return next((a for a in self.expected_failures
+                     if a.matches(program, subtest, reason)), None)
+
 
 @dataclass(frozen=True)
 class KselftestBuildRequest:
@@ -118,6 +170,8 @@ class KselftestBinary:
     path: Path
     # The tree's own per-program timeout (a settings file, else runner.sh's default).
     timeout: float
+    # The library preloaded into its runs, built next to it; None: none.
+    preload: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +184,8 @@ class KselftestRun:
     timeout: float
     # The one subtest a rerun selects (kselftest_harness -r); "" for the whole program.
     subtest: str = ""
+    # The file name of the library to LD_PRELOAD, next to the binary; "" for none.
+    preload: str = ""
 
 
 class RunOutcomeLike(Protocol):
@@ -172,10 +228,43 @@ def load_spec(path: Path = DATA / "kselftest.toml") -> KselftestSpec:
         programs={k: _program_spec(v) for k, v in raw.get("programs", {}).items()},
         series={k: tuple(v) for k, v in raw.get("series", {}).items()},
         series_requires={k: dict(v) for k, v in raw.get("series_requires", {}).items()},
-        timing_sensitive=tuple(
-            TimingSensitive(t["program"], t["subtest"], t["reason"], int(t["reruns"]))
-            for t in raw.get("timing_sensitive", [])),
+        timing_sensitive=tuple(_timing(t) for t in raw.get("timing_sensitive", [])),
+        false_failure_odds=float(raw.get("false_failure_odds", 0.001)),
+        accepted_skips=tuple(_accepted(a, "accepted_skips")
+                             for a in raw.get("accepted_skips", [])),
+        expected_failures=tuple(_accepted(a, "expected_failures")
+                                for a in raw.get("expected_failures", [])),
     )
+
+
+def _timing(raw: dict[str, Any]) -> TimingSensitive:
+    where = f"timing_sensitive {raw.get('program')}/{raw.get('subtest')}"
+    failures, attempts = int(raw["measured_failures"]), int(raw["measured_attempts"])
+    if not 0 <= failures <= attempts or attempts < 1:
+        raise UserError(f"kselftest {where}: measured_failures {failures} of "
+                        f"measured_attempts {attempts} is not a rate")
+    if not raw.get("assertions"):
+        raise UserError(f"kselftest {where}: no assertions: a race without a signature "
+                        "would forgive any failure")
+    return TimingSensitive(
+        raw["program"], raw["subtest"], raw["reason"], int(raw["reruns"]), failures, attempts,
+        tuple(_regex(r, where) for r in raw["assertions"]),
+        tuple(_regex(r, where) for r in raw.get("shows", [])))
+
+
+def _accepted(raw: dict[str, Any], table: str) -> AcceptedResult:
+    where = f"{table} {raw.get('program')}/{raw.get('subtest', '')}"
+    if not raw.get("why"):
+        raise UserError(f"kselftest {where}: say why this reason is not the kernel's fault")
+    return AcceptedResult(raw["program"], raw.get("subtest", ""),
+                          _regex(raw["reason"], where), raw["why"])
+
+
+def _regex(text: str, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise UserError(f"kselftest {where}: bad regex {text!r}: {exc}") from exc
 
 
 def _build_flags(raw: dict[str, Any]) -> BuildFlags:
@@ -188,8 +277,11 @@ def _program_spec(raw: dict[str, Any]) -> ProgramSpec:
     if output not in ("tap", "exit-status"):
         raise UserError(f"kselftest program output '{output}': choose tap or exit-status")
     timeout = raw.get("timeout")
+    preload = raw.get("preload")
+    if preload is not None and not (GUEST_TESTS / preload).is_file():
+        raise UserError(f"kselftest program preload '{preload}': no such file in {GUEST_TESTS}")
     return ProgramSpec(float(timeout) if timeout is not None else None,
-                       tuple(raw.get("args", ())), output)
+                       tuple(raw.get("args", ())), output, preload)
 
 
 # --- build on the host -------------------------------------------------------------------
@@ -205,7 +297,8 @@ def build(req: KselftestBuildRequest) -> tuple[KselftestBinary, ...]:
     numa = _numa(spec.build, req)
     timeout = tree_timeout(req.tree, src)
     req.out.mkdir(parents=True, exist_ok=True)
-    return tuple(KselftestBinary(n, _compile(req, spec.build, src, headers, n, numa), timeout)
+    return tuple(KselftestBinary(n, _compile(req, spec.build, src, headers, n, numa), timeout,
+                                 _preload(req, spec.program(n), headers))
                  for n in names)
 
 
@@ -284,6 +377,22 @@ def _compile(req: KselftestBuildRequest, flags: BuildFlags, src: Path, headers: 
     return binary
 
 
+def _preload(req: KselftestBuildRequest, program: ProgramSpec, headers: Path) -> Path | None:
+    """Build the program's preload library against the same uapi headers; None: none."""
+    if program.preload is None:
+        return None
+    source = GUEST_TESTS / program.preload
+    library = req.out / f"{source.stem}.so"
+    argv: list[str | Path] = ["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror",
+                              f"-I{headers}/include", source]
+    try:
+        (req.binaries or BinaryCache(None)).compile(
+            argv, library, log_file=req.logs / "kselftest-build.log", timeout=req.timeout)
+    except CommandError as exc:
+        raise InfraError(_failed(f"cannot build preload library {source.name}", exc)) from exc
+    return library
+
+
 def _host_run(argv: Sequence[str | Path], req: KselftestBuildRequest, check: bool = True,
               cwd: Path | None = None) -> Completed:
     return run(argv, log_file=req.logs / "kselftest-build.log", timeout=req.timeout,
@@ -314,8 +423,9 @@ def plan_runs(binaries: Sequence[KselftestBinary], spec: KselftestSpec
         program = spec.program(binary.name)
         timeout = program.timeout or spec.default_timeout or binary.timeout
         base = f"{spec.suite}.{binary.name}"
-        runs.append(KselftestRun(base, binary.name, program.args, timeout))
+        preload = binary.preload.name if binary.preload else ""
+        runs.append(KselftestRun(base, binary.name, program.args, timeout, "", preload))
         runs += [KselftestRun(f"{base}.{t.subtest}.rerun{i}", binary.name,
-                              (*program.args, "-r", t.subtest), timeout, t.subtest)
+                              (*program.args, "-r", t.subtest), timeout, t.subtest, preload)
                  for t in spec.timing(binary.name) for i in range(1, t.reruns + 1)]
     return tuple(runs)

@@ -1,13 +1,18 @@
 # SPDX-License-Identifier: GPL-2.0
 """Verdicts for the kernel's own futex selftests: each program's KTAP output, read by
-ktap.py, becomes one check per subtest. A SKIP of a subtest the series brings is a FAIL
-when the series is present; timing-sensitive subtests fold their reruns into one check."""
+ktap.py, becomes one check per subtest. With the series present, each series subtest is
+named and must pass (a SKIP, a missing one, or its program not built or never run is a
+FAIL); any other SKIP or XFAIL passes only when data/kselftest.toml lists its reason; a
+timing-sensitive subtest folds its reruns into one check, forgiving only failures that
+carry its race's signature, no more of them than its measured rate explains."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from harness.kselftest import ktap
 from harness.kselftest.programs import (
@@ -49,18 +54,64 @@ def judge(spec: KselftestSpec, runs: Sequence[KselftestRun | KselftestBinary],
             reruns = [r for r in planned if r.binary == main.binary and r.subtest]
             ctx = _Ctx(spec, main.binary, series_present, kconfig)
             checks += _judge_program(ctx, outcomes.get(main.name), reruns, outcomes)
-    if not series_present:
-        checks += _series_programs_absent(spec, {r.binary for r in planned})
+    checks += series_not_built(spec, {r.binary for r in planned}, series_present, kconfig,
+                               _not_built_why(spec))
     return checks
 
 
-def _series_programs_absent(spec: KselftestSpec, built: set[str]) -> list[Check]:
-    """On a tree without the series, the series' subtests of a program its selftests do
-    not have (robust_list before 7.2) are N/A by name, so none is silently missing."""
-    return [Check(spec.check_name(program, subtest), Verdict.NOT_APPLICABLE,
-                  f"series absent: the tree's selftests have no {program}")
-            for program, subtests in spec.series.items() if program not in built
-            for subtest in subtests if not any(c in subtest for c in "*?[")]
+def series_not_built(spec: KselftestSpec, built: set[str], series_present: bool,
+                     kconfig: Mapping[str, str] | None, why: str) -> list[Check]:
+    """The series subtests of every series program not among `built`, by name, so none is
+    silently missing: FAIL with the series (`why` says what happened), N/A without it (a
+    pre-7.2 tree has no robust_list) or when the kernel lacks the option they need."""
+    checks = []
+    for program in (p for p in spec.series if p not in built):
+        ctx = _Ctx(spec, program, series_present, kconfig)
+        for subtest in spec.series_names(program):
+            unmet = _not_applicable(ctx, subtest)
+            if unmet:
+                checks.append(Check(ctx.name(subtest), Verdict.NOT_APPLICABLE,
+                                    f"{unmet}: {program} {why}"))
+            else:
+                checks.append(Check(ctx.name(subtest), Verdict.FAIL,
+                                    f"{program} {why}, but the series provides it"))
+    return checks
+
+
+def selftests_unbuilt(spec: KselftestSpec, test: str, tree: Path, series_present: bool,
+                      kconfig: Mapping[str, str] | None, error: str) -> list[Check]:
+    """The checks of a tree whose selftests did not build. Without the selftests directory
+    it is N/A only when the series is absent (a trimmed pre-series tree); with the series
+    it is an ERROR naming the directory. Either way each series subtest is named."""
+    missing = _first_missing(tree, spec.directory)
+    if missing is not None and not series_present:
+        check = Check(test, Verdict.NOT_APPLICABLE, f"series absent: the tree has no {missing}")
+    elif missing is not None:
+        check = Check(test, Verdict.ERROR, f"the tree has no {missing}, so none of its "
+                      "futex selftests can run")
+    else:
+        check = Check(test, Verdict.ERROR, f"the selftests did not build: {error}")
+    why = "was not built: the " + ("tree has no futex selftests" if missing is not None
+                                   else "selftests did not build")
+    return [check, *series_not_built(spec, set(), series_present, kconfig, why)]
+
+
+def _first_missing(tree: Path, directory: str) -> Path | None:
+    """The first directory on the way to the selftests that the tree lacks (or its
+    Makefile), or None when both are there."""
+    path = tree
+    for part in Path(directory).parts:
+        path = path / part
+        if not path.is_dir():
+            return path
+    return None if (path / "Makefile").is_file() else path / "Makefile"
+
+
+def _not_built_why(spec: KselftestSpec) -> str:
+    if spec.binaries is None:
+        return (f"was not built: the tree's {spec.directory}/Makefile does not name it in "
+                "TEST_GEN_PROGS")
+    return "was not built: binaries in data/kselftest.toml does not name it"
 
 
 def _judge_program(ctx: _Ctx, outcome: RunOutcomeLike | None, reruns: list[KselftestRun],
@@ -69,13 +120,15 @@ def _judge_program(ctx: _Ctx, outcome: RunOutcomeLike | None, reruns: list[Kself
         return [_exit_status_check(ctx, outcome)]
     if outcome is None:
         never = Check(ctx.name(), Verdict.ERROR, "no result: the guest never ran it")
-        return [never, *_missing_series(ctx, {}, never)]
+        return [never, *_missing_series(ctx, {}, None, "not run: the guest never ran "
+                                        f"{ctx.program}")]
     doc = ktap.parse_document(outcome.stdout)
     found = _subtest_checks(ctx, doc.results, outcome)
-    for timing in ctx.spec.timing(ctx.program):
-        _fold_reruns(ctx, timing, found, [r for r in reruns if r.subtest == timing.subtest],
-                     outcomes)
     problem = _program_check(ctx, doc, outcome)
+    skipped = problem is not None and problem.verdict == Verdict.NOT_APPLICABLE
+    for timing in () if skipped else ctx.spec.timing(ctx.program):
+        _fold_reruns(ctx, timing, found, outcome,
+                     [r for r in reruns if r.subtest == timing.subtest], outcomes)
     broken = problem if outcome.timed_out or _crashed(outcome.exit_code) else None
     return [*([problem] if problem else []), *found.values(), *_missing_series(ctx, found,
                                                                                 broken)]
@@ -128,7 +181,7 @@ def _subtest_verdict(ctx: _Ctx, result: ktap.KtapResult, outcome: RunOutcomeLike
     unmet = _not_applicable(ctx, result.name) if series else None
     if unmet:
         return Check(name, Verdict.NOT_APPLICABLE, f"{unmet} (it reported {_said(result)})")
-    return _directive_verdict(name, result, series, logs)
+    return _with_nested(ctx, name, result, _directive_verdict(ctx, name, result, series, logs))
 
 
 def _not_applicable(ctx: _Ctx, subtest: str) -> str | None:
@@ -139,23 +192,76 @@ def _not_applicable(ctx: _Ctx, subtest: str) -> str | None:
     return f"needs CONFIG_{option}, which this kernel's config lacks" if option else None
 
 
-def _directive_verdict(name: str, result: ktap.KtapResult, series: bool,
+def _directive_verdict(ctx: _Ctx, name: str, result: ktap.KtapResult, series: bool,
                        logs: tuple[str, ...]) -> Check:
     directive, reason = result.directive, result.reason
-    if directive == ktap.Directive.SKIP and series:
-        return Check(name, Verdict.FAIL, f"skipped, but the series provides it: {reason}")
-    if directive == ktap.Directive.SKIP:
-        return Check(name, Verdict.NOT_APPLICABLE, reason or "skipped, no reason given")
-    if directive == ktap.Directive.TODO:
-        return Check(name, Verdict.NOT_APPLICABLE, f"TODO: {reason}")
+    if directive in (ktap.Directive.SKIP, ktap.Directive.TODO):
+        return _skip_verdict(ctx, name, result, series, logs)
     if directive == ktap.Directive.ERROR:
         return Check(name, Verdict.ERROR, reason or "the test reported an error")
     if directive == ktap.Directive.XFAIL:
-        return Check(name, Verdict.PASS, f"expected failure: {reason}")
+        return _xfail_verdict(ctx, name, result, series)
     if result.ok:
         return Check(name, Verdict.PASS, "passed unexpectedly (XPASS)"
                      if directive == ktap.Directive.XPASS else "")
     return Check(name, Verdict.FAIL, _failure_detail(result, logs))
+
+
+def _skip_verdict(ctx: _Ctx, name: str, result: ktap.KtapResult, series: bool,
+                  logs: tuple[str, ...]) -> Check:
+    """N/A only for a SKIP data/kselftest.toml lists, with the reason it gives, and with no
+    failed expectation before it; every other SKIP (or TODO) is a FAIL quoting its reason."""
+    reason = result.reason
+    if series:
+        return Check(name, Verdict.FAIL, f"skipped, but the series provides it: {reason}")
+    if ctx.spec.accepted_skip(ctx.program, result.name, reason) is None:
+        return Check(name, Verdict.FAIL, f"{result.directive} for a reason data/kselftest.toml "
+                     f"does not accept: {reason!r}")
+    failed = _expectation_failures((*result.diagnostics, *logs))
+    if failed:
+        return Check(name, Verdict.FAIL, f"skipped ({reason}) after a failed expectation: "
+                     f"{failed[0]}")
+    return Check(name, Verdict.NOT_APPLICABLE, reason)
+
+
+def _xfail_verdict(ctx: _Ctx, name: str, result: ktap.KtapResult, series: bool) -> Check:
+    """PASS only for an XFAIL data/kselftest.toml lists as expected, with its reason."""
+    listed = ctx.spec.expected_failure(ctx.program, result.name, result.reason)
+    if series:
+        return Check(name, Verdict.FAIL, f"XFAIL, but the series provides it: {result.reason}")
+    if listed is None:
+        return Check(name, Verdict.FAIL, "XFAIL, but data/kselftest.toml does not list it as "
+                     f"expected to fail: {result.reason!r}")
+    return Check(name, Verdict.PASS, f"expected failure: {result.reason} ({listed.why})")
+
+
+# kselftest_harness prints each failed EXPECT_*/ASSERT_* as "<file>:<line>:<test>:Expected ...".
+_EXPECTATION = re.compile(r"^\S+:\d+:[^:\s]+:Expected ")
+
+
+def _expectation_failures(lines: Sequence[str]) -> list[str]:
+    return [ln for ln in lines if _EXPECTATION.search(ln)]
+
+
+def _with_nested(ctx: _Ctx, name: str, result: ktap.KtapResult, own: Check) -> Check:
+    """A nested KTAP block is judged too: its worst result is the parent's when it is worse,
+    so a `not ok` under an `ok` parent is a FAIL."""
+    nested = [_nested_check(ctx, name, child) for child in result.subtests]
+    worst = max(nested, key=_rank, default=None)
+    if worst is None or _rank(worst) <= _rank(own):
+        return own
+    return Check(name, worst.verdict, f"nested {worst.name.removeprefix(name + '/')}: "
+                 f"{worst.detail or worst.verdict}")
+
+
+def _nested_check(ctx: _Ctx, parent: str, child: ktap.KtapResult) -> Check:
+    name = f"{parent}/{child.name or f'#{child.number}'}"
+    if not child.complete:
+        return Check(name, Verdict.ERROR, child.reason)
+    subtest = name.removeprefix(ctx.name() + "/")
+    series = ctx.spec.is_series(ctx.program, subtest)
+    named = replace(child, name=subtest)
+    return _with_nested(ctx, name, child, _directive_verdict(ctx, name, named, series, ()))
 
 
 def _said(result: ktap.KtapResult) -> str:
@@ -167,9 +273,13 @@ def _said(result: ktap.KtapResult) -> str:
 _SOURCE_DIR = re.compile(r"(?:/[^\s/:]+)+/([^\s/:]+\.[ch]:)")
 
 
+# kselftest_harness's line closing a test that failed by its assertions: no news in a detail.
+_PLAIN_END = re.compile(r": Test (?:terminated by assertion|failed)$")
+
+
 def _failure_detail(result: ktap.KtapResult, logs: tuple[str, ...]) -> str:
     """What the test said about its failure: its diagnostics and its stderr log lines."""
-    lines = [ln for ln in (*result.diagnostics, *logs) if ": Test terminated" not in ln]
+    lines = [ln for ln in (*result.diagnostics, *logs) if not _PLAIN_END.search(ln)]
     said = " / ".join(_SOURCE_DIR.sub(r"\1", ln) for ln in lines[-3:])
     return "; ".join(x for x in (result.reason, said) if x) or "not ok"
 
@@ -182,48 +292,109 @@ def _ending(outcome: RunOutcomeLike) -> str:
 
 # --- timing-sensitive subtests -----------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Attempt:
+    """One run of a timing-sensitive subtest: which one, its check, and what it printed."""
+
+    label: str
+    check: Check
+    lines: tuple[str, ...] = ()
+
+
 def _fold_reruns(ctx: _Ctx, timing: TimingSensitive, found: dict[str, Check],
-                 reruns: list[KselftestRun], outcomes: Mapping[str, RunOutcomeLike]) -> None:
+                 main: RunOutcomeLike, reruns: list[KselftestRun],
+                 outcomes: Mapping[str, RunOutcomeLike]) -> None:
     """The main run's check of a timing-sensitive subtest, with its reruns counted in."""
     name = ctx.name(timing.subtest)
-    main = found.get(name)
-    if main is not None and main.verdict == Verdict.NOT_APPLICABLE:
+    first = _attempt(ctx, "the main run", timing.subtest, main)
+    if name in found:
+        # A name reported twice: found kept the worse of the two.
+        first = _Attempt(first.label, found[name], first.lines)
+    if first.check.verdict == Verdict.NOT_APPLICABLE:
         return
-    tries = [_rerun_check(ctx, timing.subtest, outcomes.get(r.name)) for r in reruns]
-    attempts = [c for c in (main, *tries) if c is not None]
-    found[name] = _attempts_check(name, timing, attempts, sum(t is None for t in tries))
+    ran = [(i, o) for i, r in enumerate(reruns, 1) if (o := outcomes.get(r.name)) is not None]
+    attempts = [first, *(_attempt(ctx, f"rerun {i}", timing.subtest, o) for i, o in ran)]
+    found[name] = _attempts_check(name, timing, attempts, len(reruns) - len(ran),
+                                  allowed_failures(timing, ctx.spec.false_failure_odds))
 
 
-def _rerun_check(ctx: _Ctx, subtest: str, outcome: RunOutcomeLike | None) -> Check | None:
-    if outcome is None:
-        return None
+def _attempt(ctx: _Ctx, label: str, subtest: str, outcome: RunOutcomeLike) -> _Attempt:
+    """One attempt at subtest: its check from the run's output, and the lines it printed."""
     results = ktap.parse(outcome.stdout)
     logs = _failure_logs(results, outcome.stderr)
     for index, result in enumerate(results):
         if result.name == subtest:
-            return _subtest_verdict(ctx, result, outcome, logs.get(index, ()))
+            own = logs.get(index, ())
+            return _Attempt(label, _subtest_verdict(ctx, result, outcome, own),
+                            (*result.diagnostics, *own))
     verdict = Verdict.TIMEOUT if outcome.timed_out else Verdict.ERROR
-    return Check(ctx.name(subtest), verdict, f"not reported by its rerun; {_ending(outcome)}")
+    return _Attempt(label, Check(ctx.name(subtest), verdict,
+                                 f"not reported; {_ending(outcome)}"))
 
 
-def _attempts_check(name: str, timing: TimingSensitive, attempts: list[Check],
-                    missing: int) -> Check:
-    passed = sum(c.verdict == Verdict.PASS for c in attempts)
-    counters = {"attempts": len(attempts), "failures": len(attempts) - passed}
-    notes = [f"passed {passed} of {len(attempts)} attempts",
-             f"timing-sensitive, {timing.reruns} reruns"]
+def allowed_failures(timing: TimingSensitive, odds: float) -> int:
+    """The most failed attempts the race explains: one less than the smallest k with
+    P[Binomial(attempts, measured rate) >= k] < odds; every attempt when none is that rare."""
+    n, p = timing.attempts, timing.rate
+    tail = 1.0
+    for k in range(n + 1):
+        if tail < odds:
+            return k - 1
+        tail -= math.comb(n, k) * p ** k * (1 - p) ** (n - k)
+    return n
+
+
+def _attempts_check(name: str, timing: TimingSensitive, attempts: list[_Attempt],
+                    missing: int, allowed: int) -> Check:
+    """PASS only when the main run did not break, every failed attempt carries the race's
+    signature, no more failed than the measured rate explains, and one passed."""
+    failed = [a for a in attempts if a.check.verdict != Verdict.PASS]
+    counters = {"attempts": len(attempts), "failures": len(failed), "allowed_failures": allowed}
+    notes = _attempt_notes(timing, attempts, failed, missing, allowed)
+    main = attempts[0].check
+    if main.verdict in (Verdict.ERROR, Verdict.TIMEOUT):
+        # A later pass never overrides a main run that crashed or timed out.
+        return Check(name, main.verdict, f"the main run: {main.detail}; {notes}", counters)
+    other = next((a for a in failed if not _race_signature(timing, a)), None)
+    if other is not None:
+        return Check(name, Verdict.FAIL, f"{other.label} failed without the race's signature: "
+                     f"{other.check.verdict}: {other.check.detail}; {notes}", counters)
+    if len(failed) > allowed:
+        return Check(name, Verdict.FAIL, f"{len(failed)} of {len(attempts)} attempts failed, "
+                     f"more than the race explains; {notes}", counters)
+    if len(failed) == len(attempts):
+        return Check(name, Verdict.FAIL, f"every attempt failed; {notes}", counters)
+    return Check(name, Verdict.PASS, notes, counters)
+
+
+def _attempt_notes(timing: TimingSensitive, attempts: list[_Attempt], failed: list[_Attempt],
+                   missing: int, allowed: int) -> str:
+    notes = [f"passed {len(attempts) - len(failed)} of {len(attempts)} attempts",
+             f"timing-sensitive, {timing.reruns} reruns, at most {allowed} may fail (measured "
+             f"{timing.measured_failures} of {timing.measured_attempts})"]
     if missing:
         notes.append(f"{missing} rerun(s) left no result")
-    failures = [c for c in attempts if c.verdict != Verdict.PASS]
-    if failures:
-        notes.append(f"first failure: {failures[0].verdict}: {failures[0].detail}")
-    if passed:
-        return Check(name, Verdict.PASS, "; ".join(notes), counters)
-    if not attempts:
-        return Check(name, Verdict.ERROR, "not reported by any attempt; " + "; ".join(notes),
-                     counters)
-    fail = any(c.verdict == Verdict.FAIL for c in attempts)
-    return Check(name, Verdict.FAIL if fail else attempts[0].verdict, "; ".join(notes), counters)
+    if failed:
+        notes.append(f"first failure ({failed[0].label}): {failed[0].check.verdict}: "
+                     f"{failed[0].check.detail}")
+    return "; ".join(notes)
+
+
+# How kselftest_harness ends a test that did not fail by its own assertions.
+_ABNORMAL = re.compile(r"Test terminated (?:by timeout|unexpectedly by signal)|"
+                       r"Test ended in some other way")
+
+
+def _race_signature(timing: TimingSensitive, attempt: _Attempt) -> bool:
+    """A failed attempt is the race when it failed by its assertions alone, each of them
+    matches one of the signature's in full, and it shows what the signature shows."""
+    if attempt.check.verdict != Verdict.FAIL:
+        return False
+    lines = [_SOURCE_DIR.sub(r"\1", ln) for ln in attempt.lines]
+    asserted = _expectation_failures(lines)
+    return (bool(asserted) and not any(_ABNORMAL.search(ln) for ln in lines)
+            and all(any(p.fullmatch(a) for p in timing.assertions) for a in asserted)
+            and all(any(p.search(ln) for ln in lines) for p in timing.shows))
 
 
 # --- the program as a whole --------------------------------------------------------------
@@ -234,8 +405,7 @@ def _program_check(ctx: _Ctx, doc: ktap.KtapDocument, outcome: RunOutcomeLike) -
     reported = sum(r.complete for r in doc.results)
     planned = doc.plan.count if doc.plan else reported
     if not doc.results and doc.plan and doc.plan.skip_reason is not None:
-        return Check(ctx.name(), Verdict.NOT_APPLICABLE, doc.plan.skip_reason or "skipped",
-                     seconds=outcome.seconds)
+        return _program_skip(ctx, doc.plan.skip_reason, outcome)
     problems = _problems(doc, outcome, reported, planned)
     if not problems:
         return None
@@ -243,6 +413,14 @@ def _program_check(ctx: _Ctx, doc: ktap.KtapDocument, outcome: RunOutcomeLike) -
     return Check(ctx.name(), Verdict.TIMEOUT if outcome.timed_out else Verdict.ERROR,
                  "; ".join(problems) + (f"; output ends: {tail}" if tail else ""),
                  {"planned": planned, "reported": reported}, outcome.seconds)
+
+
+def _program_skip(ctx: _Ctx, reason: str, outcome: RunOutcomeLike) -> Check:
+    """A whole program skipped (`1..0 # SKIP`): N/A only for a reason the data file lists."""
+    if ctx.spec.accepted_skip(ctx.program, "", reason) is None:
+        return Check(ctx.name(), Verdict.FAIL, "the whole program skipped for a reason "
+                     f"data/kselftest.toml does not accept: {reason!r}", seconds=outcome.seconds)
+    return Check(ctx.name(), Verdict.NOT_APPLICABLE, reason, seconds=outcome.seconds)
 
 
 def _problems(doc: ktap.KtapDocument, outcome: RunOutcomeLike, reported: int,
@@ -270,10 +448,11 @@ def _any_failed(doc: ktap.KtapDocument) -> bool:
                for r in doc.results)
 
 
-def _missing_series(ctx: _Ctx, found: Mapping[str, Check], broken: Check | None
-                    ) -> list[Check]:
-    """The series subtests the output never named: FAIL with the series, N/A without; the
-    program's ERROR or TIMEOUT when it crashed, timed out or never ran."""
+def _missing_series(ctx: _Ctx, found: Mapping[str, Check], broken: Check | None,
+                    missing: str = "not reported") -> list[Check]:
+    """The series subtests the output never named: FAIL with the series (also when the
+    program never ran), N/A without; the program's ERROR or TIMEOUT when it crashed or
+    timed out."""
     checks = []
     for subtest in ctx.spec.series_names(ctx.program):
         name = ctx.name(subtest)
@@ -285,7 +464,7 @@ def _missing_series(ctx: _Ctx, found: Mapping[str, Check], broken: Check | None
         elif broken is not None:
             checks.append(Check(name, broken.verdict, f"not reported: {broken.detail}"))
         else:
-            checks.append(Check(name, Verdict.FAIL, "not reported, but the series provides it"))
+            checks.append(Check(name, Verdict.FAIL, f"{missing}, but the series provides it"))
     return checks
 
 
