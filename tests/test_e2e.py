@@ -19,7 +19,7 @@ from typing import Any
 import kcidb_io
 import pytest
 
-from harness.kselftest.programs import load_spec
+from harness.kselftest.spec import load_spec
 from harness.outputs.kcidb import check_path
 from harness.stages.patches import caught_by, mutant_variant
 

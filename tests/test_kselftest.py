@@ -15,22 +15,19 @@ import pytest
 from harness.data import GUEST_TESTS
 from harness.data.guest_tests import load_guest_tests
 from harness.errors import InfraError, UserError
-from harness.guest.plan import GuestPlanRequest, _ktap_entry, plan
+from harness.guest.plan import GuestPlanRequest, _ktap_entry, make_plan
 from harness.kselftest import ktap
 from harness.kselftest import programs as ks
-from harness.kselftest.programs import (
-    KselftestBinary,
-    KselftestRun,
-    KselftestSpec,
-    RunOutcome,
-    TimingSensitive,
-)
+from harness.kselftest import spec as spec_module
+from harness.kselftest.programs import KselftestBinary, KselftestRun, RunOutcome
+from harness.kselftest.spec import KselftestSpec, TimingSensitive
 from harness.stages.vdso import VdsoResult
 from harness.verdicts.checks import Check, Verdict
-from harness.verdicts.kselftest import allowed_failures, judge
+from harness.verdicts.kselftest import judge
+from harness.verdicts.kselftest_attempts import allowed_failures
 
 KTAP = Path(__file__).resolve().parent / "data" / "ktap"
-SPEC = ks.load_spec()
+SPEC = spec_module.load_spec()
 VDSO64 = "vdso_unlock.64.test_robust_try_unlock_uncontended"
 MULTI = "global.test_robust_list_multiple_elements"
 PENDING = "global.test_set_list_op_pending"
@@ -88,7 +85,7 @@ def test_bad_program_output_kind(tmp_path: Path) -> None:
         'output = "exit-status"', 'output = "json"')
     (tmp_path / "k.toml").write_text(bad)
     with pytest.raises(UserError, match="choose tap or exit-status"):
-        ks.load_spec(tmp_path / "k.toml")
+        spec_module.load_spec(tmp_path / "k.toml")
 
 
 @pytest.mark.parametrize(("edit", "message"), [
@@ -102,7 +99,7 @@ def test_accepted_skip_without_a_why_or_with_a_bad_regex(tmp_path: Path, edit: s
     assert broken != text
     (tmp_path / "k.toml").write_text(broken)
     with pytest.raises(UserError, match=message):
-        ks.load_spec(tmp_path / "k.toml")
+        spec_module.load_spec(tmp_path / "k.toml")
 
 
 @pytest.mark.parametrize(("edit", "message"), [
@@ -117,14 +114,14 @@ def test_timing_entry_needs_a_rate_and_a_signature(tmp_path: Path, edit: str,
     assert broken != text
     (tmp_path / "k.toml").write_text(broken)
     with pytest.raises(UserError, match=message):
-        ks.load_spec(tmp_path / "k.toml")
+        spec_module.load_spec(tmp_path / "k.toml")
 
 
 # --- the plan ------------------------------------------------------------------------------
 
 def test_plan_one_run_per_program_then_reruns() -> None:
     spec = dataclasses.replace(only(SPEC, TimingSensitive("robust_list", MULTI, "racy", 2)),
-                               programs={"futex_wait": ks.ProgramSpec(timeout=90.0,
+                               programs={"futex_wait": spec_module.ProgramSpec(timeout=90.0,
                                                                       args=("-v",))})
     runs = ks.plan_runs([binary("futex_wait"), binary("robust_list", 30.0)], spec)
     assert [(r.name, r.binary, r.argv, r.timeout, r.subtest) for r in runs] == [
@@ -206,7 +203,7 @@ def test_a_skip_for_a_missing_feature_is_not_applicable_with_its_reason() -> Non
 
 def accepting(spec: KselftestSpec, program: str, subtest: str, reason: str,
               table: str = "accepted_skips") -> KselftestSpec:
-    listed = ks.AcceptedResult(program, subtest, re.compile(reason), "test")
+    listed = spec_module.AcceptedResult(program, subtest, re.compile(reason), "test")
     return dataclasses.replace(spec, **{table: (*getattr(spec, table), listed)})
 
 
@@ -826,7 +823,7 @@ def plan_tree(tmp_path: Path, tree: Path, series_absent: str | None = None
                                tmp_path / "logs", 60.0, series_absent, tree=tree,
                                build_dir=tmp_path / "build")
     (tmp_path / "logs").mkdir(exist_ok=True)
-    result = plan(request)
+    result = make_plan(request)
     assert result.planned == ()
     return {c.name: c for c in result.skipped}
 
@@ -914,7 +911,7 @@ def test_robust_list_runs_with_the_settle_preload() -> None:
 
 
 def test_build_compiles_a_preload_library(tmp_path: Path) -> None:
-    spec = dataclasses.replace(SPEC, programs={"second": ks.ProgramSpec(
+    spec = dataclasses.replace(SPEC, programs={"second": spec_module.ProgramSpec(
         preload="kselftest/robust_exit_settle.c")})
     first, second = ks.build(request(tmp_path, tiny_tree(tmp_path), spec))
     assert first.preload is None
@@ -926,7 +923,7 @@ def test_unknown_preload_source_is_named(tmp_path: Path) -> None:
     text = (KTAP.parent.parent.parent / "data" / "kselftest.toml").read_text()
     (tmp_path / "k.toml").write_text(text.replace("robust_exit_settle.c", "nope.c"))
     with pytest.raises(UserError, match=r"preload 'kselftest/nope\.c': no such file"):
-        ks.load_spec(tmp_path / "k.toml")
+        spec_module.load_spec(tmp_path / "k.toml")
 
 
 def test_settle_preload_holds_the_exit_until_the_late_waiter_sleeps(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from test_e2e import harness_run, revision
 
 from harness.data.guest_tests import load_guest_tests
-from harness.kselftest.programs import load_spec
+from harness.kselftest.spec import load_spec
 from harness.stages.patches import caught_by, mutant_variant
 
 ROOT = Path(__file__).resolve().parent.parent

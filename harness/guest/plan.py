@@ -17,6 +17,7 @@ from harness.errors import CommandError, HarnessError, InfraError, UserError
 from harness.guest import protocol
 from harness.guest.cache import BinaryCache
 from harness.kselftest import programs as kselftest
+from harness.kselftest.spec import load_spec
 from harness.stages.disasm import Window
 from harness.stages.kconfig import is_set
 from harness.stages.vdso import Facts, VdsoResult
@@ -180,7 +181,7 @@ def _ktap_runs(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
                binaries: BinaryCache) -> tuple[kselftest.KselftestRun, ...]:
     """Build the tree's selftests into bin/<test>/; one run per program, plus reruns."""
     assert req.tree is not None and req.build_dir is not None
-    spec = kselftest.load_spec()
+    spec = load_spec()
     built = kselftest.build(kselftest.KselftestBuildRequest(
         req.tree, req.build_dir, bin_dir / test.name, req.logs, req.timeout, spec, binaries))
     return kselftest.plan_runs(built, spec)
@@ -191,7 +192,7 @@ def _ktap_unbuilt(test: GuestTest, req: GuestPlanRequest, exc: HarnessError) -> 
     error: verdicts.kselftest names the missing directory and each series subtest."""
     assert req.tree is not None
     return kselftest_verdicts.selftests_unbuilt(
-        kselftest.load_spec(), test.name, req.tree, req.series_absent is None, req.config,
+        load_spec(), test.name, req.tree, req.series_absent is None, req.config,
         str(exc))
 
 

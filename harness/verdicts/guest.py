@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.guest import protocol
 from harness.guest.plan import GuestPlan
-from harness.kselftest import programs as kselftest
+from harness.kselftest.spec import load_spec
 from harness.verdicts import kselftest as kselftest_verdicts
 from harness.verdicts.checks import Check
 from harness.verdicts.counters import judge
@@ -26,7 +26,7 @@ def judge_plan(plan: GuestPlan, images: dict[str, Path],
     checks = list(plan.skipped)
     for test in plan.planned:
         if test.kind == "ktap":
-            checks += kselftest_verdicts.judge(kselftest.load_spec(), plan.ktap_runs[test.name],
+            checks += kselftest_verdicts.judge(load_spec(), plan.ktap_runs[test.name],
                                       outcomes, plan.series_present, plan.config)
             continue
         extra = image_comparison(test, plan.rwdir, images[test.image]) if test.image else {}

@@ -8,8 +8,6 @@ carry its race's signature, no more of them than its measured rate explains."""
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,12 +18,22 @@ from harness.kselftest.programs import (
     TAIL_CHARS,
     KselftestBinary,
     KselftestRun,
-    KselftestSpec,
     RunOutcomeLike,
-    TimingSensitive,
     plan_runs,
 )
+from harness.kselftest.spec import KselftestSpec, TimingSensitive
 from harness.verdicts.checks import Check, Verdict
+from harness.verdicts.kselftest_attempts import Attempt, allowed_failures, attempts_check
+from harness.verdicts.kselftest_output import (
+    any_failed,
+    crashed,
+    ending,
+    expectation_failures,
+    failure_detail,
+    failure_logs,
+    rank,
+    said,
+)
 
 # --- verdicts ----------------------------------------------------------------------------
 
@@ -129,7 +137,7 @@ def _judge_program(ctx: _Ctx, outcome: RunOutcomeLike | None, reruns: list[Kself
     for timing in () if skipped else ctx.spec.timing(ctx.program):
         _fold_reruns(ctx, timing, found, outcome,
                      [r for r in reruns if r.subtest == timing.subtest], outcomes)
-    broken = problem if outcome.timed_out or _crashed(outcome.exit_code) else None
+    broken = problem if outcome.timed_out or crashed(outcome.exit_code) else None
     return [*([problem] if problem else []), *found.values(), *_missing_series(ctx, found,
                                                                                 broken)]
 
@@ -138,35 +146,12 @@ def _subtest_checks(ctx: _Ctx, results: Sequence[ktap.KtapResult],
                     outcome: RunOutcomeLike) -> dict[str, Check]:
     """The checks of the reported subtests by name; a name reported twice keeps the worse."""
     found: dict[str, Check] = {}
-    logs = _failure_logs(results, outcome.stderr)
+    logs = failure_logs(results, outcome.stderr)
     for index, result in enumerate(results):
         check = _subtest_verdict(ctx, result, outcome, logs.get(index, ()))
         old = found.get(check.name)
-        found[check.name] = check if old is None or _rank(check) > _rank(old) else old
+        found[check.name] = check if old is None or rank(check) > rank(old) else old
     return found
-
-
-def _failure_logs(results: Sequence[ktap.KtapResult], stderr: str
-                  ) -> dict[int, tuple[str, ...]]:
-    """Each failed result's log lines from a stderr kept apart, matched in order by the
-    test function the harness names when it closes a failure."""
-    failures = ktap.harness_failures(stderr)
-    logs: dict[int, tuple[str, ...]] = {}
-    for index, result in enumerate(results):
-        function = result.name.rsplit(".", 1)[-1]
-        match = next((f for f in failures if f[0] == function), None)
-        if not result.ok and match:
-            failures.remove(match)
-            logs[index] = match[1]
-    return logs
-
-
-_SEVERITY = {Verdict.PASS: 0, Verdict.NOT_APPLICABLE: 1, Verdict.INCONCLUSIVE: 2,
-             Verdict.FAIL: 3, Verdict.TIMEOUT: 4, Verdict.ERROR: 4}
-
-
-def _rank(check: Check) -> int:
-    return _SEVERITY[check.verdict]
 
 
 def _subtest_verdict(ctx: _Ctx, result: ktap.KtapResult, outcome: RunOutcomeLike,
@@ -177,10 +162,10 @@ def _subtest_verdict(ctx: _Ctx, result: ktap.KtapResult, outcome: RunOutcomeLike
     series = ctx.spec.is_series(ctx.program, result.name)
     if not result.complete:
         return Check(name, Verdict.TIMEOUT if outcome.timed_out else Verdict.ERROR,
-                     f"{result.reason}; {_ending(outcome)}")
+                     f"{result.reason}; {ending(outcome)}")
     unmet = _not_applicable(ctx, result.name) if series else None
     if unmet:
-        return Check(name, Verdict.NOT_APPLICABLE, f"{unmet} (it reported {_said(result)})")
+        return Check(name, Verdict.NOT_APPLICABLE, f"{unmet} (it reported {said(result)})")
     return _with_nested(ctx, name, result, _directive_verdict(ctx, name, result, series, logs))
 
 
@@ -204,7 +189,7 @@ def _directive_verdict(ctx: _Ctx, name: str, result: ktap.KtapResult, series: bo
     if result.ok:
         return Check(name, Verdict.PASS, "passed unexpectedly (XPASS)"
                      if directive == ktap.Directive.XPASS else "")
-    return Check(name, Verdict.FAIL, _failure_detail(result, logs))
+    return Check(name, Verdict.FAIL, failure_detail(result, logs))
 
 
 def _skip_verdict(ctx: _Ctx, name: str, result: ktap.KtapResult, series: bool,
@@ -217,7 +202,7 @@ def _skip_verdict(ctx: _Ctx, name: str, result: ktap.KtapResult, series: bool,
     if ctx.spec.accepted_skip(ctx.program, result.name, reason) is None:
         return Check(name, Verdict.FAIL, f"{result.directive} for a reason data/kselftest.toml "
                      f"does not accept: {reason!r}")
-    failed = _expectation_failures((*result.diagnostics, *logs))
+    failed = expectation_failures((*result.diagnostics, *logs))
     if failed:
         return Check(name, Verdict.FAIL, f"skipped ({reason}) after a failed expectation: "
                      f"{failed[0]}")
@@ -235,20 +220,12 @@ def _xfail_verdict(ctx: _Ctx, name: str, result: ktap.KtapResult, series: bool) 
     return Check(name, Verdict.PASS, f"expected failure: {result.reason} ({listed.why})")
 
 
-# kselftest_harness prints each failed EXPECT_*/ASSERT_* as "<file>:<line>:<test>:Expected ...".
-_EXPECTATION = re.compile(r"^\S+:\d+:[^:\s]+:Expected ")
-
-
-def _expectation_failures(lines: Sequence[str]) -> list[str]:
-    return [ln for ln in lines if _EXPECTATION.search(ln)]
-
-
 def _with_nested(ctx: _Ctx, name: str, result: ktap.KtapResult, own: Check) -> Check:
     """A nested KTAP block is judged too: its worst result is the parent's when it is worse,
     so a `not ok` under an `ok` parent is a FAIL."""
     nested = [_nested_check(ctx, name, child) for child in result.subtests]
-    worst = max(nested, key=_rank, default=None)
-    if worst is None or _rank(worst) <= _rank(own):
+    worst = max(nested, key=rank, default=None)
+    if worst is None or rank(worst) <= rank(own):
         return own
     return Check(name, worst.verdict, f"nested {worst.name.removeprefix(name + '/')}: "
                  f"{worst.detail or worst.verdict}")
@@ -264,41 +241,7 @@ def _nested_check(ctx: _Ctx, parent: str, child: ktap.KtapResult) -> Check:
     return _with_nested(ctx, name, child, _directive_verdict(ctx, name, named, series, ()))
 
 
-def _said(result: ktap.KtapResult) -> str:
-    status = "ok" if result.ok else "not ok"
-    return f"{status} # {result.directive}" if result.directive else status
-
-
-# The directory of a source file named in an assertion message: its base name is enough.
-_SOURCE_DIR = re.compile(r"(?:/[^\s/:]+)+/([^\s/:]+\.[ch]:)")
-
-
-# kselftest_harness's line closing a test that failed by its assertions: no news in a detail.
-_PLAIN_END = re.compile(r": Test (?:terminated by assertion|failed)$")
-
-
-def _failure_detail(result: ktap.KtapResult, logs: tuple[str, ...]) -> str:
-    """What the test said about its failure: its diagnostics and its stderr log lines."""
-    lines = [ln for ln in (*result.diagnostics, *logs) if not _PLAIN_END.search(ln)]
-    said = " / ".join(_SOURCE_DIR.sub(r"\1", ln) for ln in lines[-3:])
-    return "; ".join(x for x in (result.reason, said) if x) or "not ok"
-
-
-def _ending(outcome: RunOutcomeLike) -> str:
-    if outcome.timed_out:
-        return f"killed at its timeout after {outcome.seconds:.0f}s"
-    return f"exit code {outcome.exit_code}"
-
-
-# --- timing-sensitive subtests -----------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Attempt:
-    """One run of a timing-sensitive subtest: which one, its check, and what it printed."""
-
-    label: str
-    check: Check
-    lines: tuple[str, ...] = ()
+# --- timing-sensitive subtests (their rule: kselftest_attempts.py) ------------------------
 
 
 def _fold_reruns(ctx: _Ctx, timing: TimingSensitive, found: dict[str, Check],
@@ -309,92 +252,27 @@ def _fold_reruns(ctx: _Ctx, timing: TimingSensitive, found: dict[str, Check],
     first = _attempt(ctx, "the main run", timing.subtest, main)
     if name in found:
         # A name reported twice: found kept the worse of the two.
-        first = _Attempt(first.label, found[name], first.lines)
+        first = Attempt(first.label, found[name], first.lines)
     if first.check.verdict == Verdict.NOT_APPLICABLE:
         return
     ran = [(i, o) for i, r in enumerate(reruns, 1) if (o := outcomes.get(r.name)) is not None]
     attempts = [first, *(_attempt(ctx, f"rerun {i}", timing.subtest, o) for i, o in ran)]
-    found[name] = _attempts_check(name, timing, attempts, len(reruns) - len(ran),
+    found[name] = attempts_check(name, timing, attempts, len(reruns) - len(ran),
                                   allowed_failures(timing, ctx.spec.false_failure_odds))
 
 
-def _attempt(ctx: _Ctx, label: str, subtest: str, outcome: RunOutcomeLike) -> _Attempt:
+def _attempt(ctx: _Ctx, label: str, subtest: str, outcome: RunOutcomeLike) -> Attempt:
     """One attempt at subtest: its check from the run's output, and the lines it printed."""
     results = ktap.parse(outcome.stdout)
-    logs = _failure_logs(results, outcome.stderr)
+    logs = failure_logs(results, outcome.stderr)
     for index, result in enumerate(results):
         if result.name == subtest:
             own = logs.get(index, ())
-            return _Attempt(label, _subtest_verdict(ctx, result, outcome, own),
+            return Attempt(label, _subtest_verdict(ctx, result, outcome, own),
                             (*result.diagnostics, *own))
     verdict = Verdict.TIMEOUT if outcome.timed_out else Verdict.ERROR
-    return _Attempt(label, Check(ctx.name(subtest), verdict,
-                                 f"not reported; {_ending(outcome)}"))
-
-
-def allowed_failures(timing: TimingSensitive, odds: float) -> int:
-    """The most failed attempts the race explains: one less than the smallest k with
-    P[Binomial(attempts, measured rate) >= k] < odds; every attempt when none is that rare."""
-    n, p = timing.attempts, timing.rate
-    tail = 1.0
-    for k in range(n + 1):
-        if tail < odds:
-            return k - 1
-        tail -= math.comb(n, k) * p ** k * (1 - p) ** (n - k)
-    return n
-
-
-def _attempts_check(name: str, timing: TimingSensitive, attempts: list[_Attempt],
-                    missing: int, allowed: int) -> Check:
-    """PASS only when the main run did not break, every failed attempt carries the race's
-    signature, no more failed than the measured rate explains, and one passed."""
-    failed = [a for a in attempts if a.check.verdict != Verdict.PASS]
-    counters = {"attempts": len(attempts), "failures": len(failed), "allowed_failures": allowed}
-    notes = _attempt_notes(timing, attempts, failed, missing, allowed)
-    main = attempts[0].check
-    if main.verdict in (Verdict.ERROR, Verdict.TIMEOUT):
-        # A later pass never overrides a main run that crashed or timed out.
-        return Check(name, main.verdict, f"the main run: {main.detail}; {notes}", counters)
-    other = next((a for a in failed if not _race_signature(timing, a)), None)
-    if other is not None:
-        return Check(name, Verdict.FAIL, f"{other.label} failed without the race's signature: "
-                     f"{other.check.verdict}: {other.check.detail}; {notes}", counters)
-    if len(failed) > allowed:
-        return Check(name, Verdict.FAIL, f"{len(failed)} of {len(attempts)} attempts failed, "
-                     f"more than the race explains; {notes}", counters)
-    if len(failed) == len(attempts):
-        return Check(name, Verdict.FAIL, f"every attempt failed; {notes}", counters)
-    return Check(name, Verdict.PASS, notes, counters)
-
-
-def _attempt_notes(timing: TimingSensitive, attempts: list[_Attempt], failed: list[_Attempt],
-                   missing: int, allowed: int) -> str:
-    notes = [f"passed {len(attempts) - len(failed)} of {len(attempts)} attempts",
-             f"timing-sensitive, {timing.reruns} reruns, at most {allowed} may fail (measured "
-             f"{timing.measured_failures} of {timing.measured_attempts})"]
-    if missing:
-        notes.append(f"{missing} rerun(s) left no result")
-    if failed:
-        notes.append(f"first failure ({failed[0].label}): {failed[0].check.verdict}: "
-                     f"{failed[0].check.detail}")
-    return "; ".join(notes)
-
-
-# How kselftest_harness ends a test that did not fail by its own assertions.
-_ABNORMAL = re.compile(r"Test terminated (?:by timeout|unexpectedly by signal)|"
-                       r"Test ended in some other way")
-
-
-def _race_signature(timing: TimingSensitive, attempt: _Attempt) -> bool:
-    """A failed attempt is the race when it failed by its assertions alone, each of them
-    matches one of the signature's in full, and it shows what the signature shows."""
-    if attempt.check.verdict != Verdict.FAIL:
-        return False
-    lines = [_SOURCE_DIR.sub(r"\1", ln) for ln in attempt.lines]
-    asserted = _expectation_failures(lines)
-    return (bool(asserted) and not any(_ABNORMAL.search(ln) for ln in lines)
-            and all(any(p.fullmatch(a) for p in timing.assertions) for a in asserted)
-            and all(any(p.search(ln) for ln in lines) for p in timing.shows))
+    return Attempt(label, Check(ctx.name(subtest), verdict,
+                                 f"not reported; {ending(outcome)}"))
 
 
 # --- the program as a whole --------------------------------------------------------------
@@ -432,20 +310,11 @@ def _problems(doc: ktap.KtapDocument, outcome: RunOutcomeLike, reported: int,
         problems.append(f"{planned - reported} of {planned} planned subtests not reported")
     if doc.bail_out is not None:
         problems.append(f"bailed out: {doc.bail_out}")
-    if outcome.timed_out or _crashed(outcome.exit_code):
-        problems.append(_ending(outcome))
-    elif outcome.exit_code not in (0, KSFT_SKIP) and not _any_failed(doc):
+    if outcome.timed_out or crashed(outcome.exit_code):
+        problems.append(ending(outcome))
+    elif outcome.exit_code not in (0, KSFT_SKIP) and not any_failed(doc):
         problems.append(f"exit code {outcome.exit_code} although no subtest failed")
     return problems
-
-
-def _crashed(code: int | None) -> bool:
-    return code is None or code < 0 or code >= 128
-
-
-def _any_failed(doc: ktap.KtapDocument) -> bool:
-    return any(not r.ok and r.directive not in (ktap.Directive.SKIP, ktap.Directive.TODO)
-               for r in doc.results)
 
 
 def _missing_series(ctx: _Ctx, found: Mapping[str, Check], broken: Check | None,
@@ -474,11 +343,11 @@ def _exit_status_check(ctx: _Ctx, outcome: RunOutcomeLike | None) -> Check:
         return Check(ctx.name(), Verdict.ERROR, "no result: the guest never ran it")
     tail = (outcome.stderr.strip() or outcome.stdout.strip())[-TAIL_CHARS:]
     if outcome.timed_out:
-        return Check(ctx.name(), Verdict.TIMEOUT, _ending(outcome), seconds=outcome.seconds)
+        return Check(ctx.name(), Verdict.TIMEOUT, ending(outcome), seconds=outcome.seconds)
     if outcome.exit_code is None:
         return Check(ctx.name(), Verdict.ERROR, f"did not run: {tail}", seconds=outcome.seconds)
     if outcome.exit_code != 0:
-        return Check(ctx.name(), Verdict.FAIL, f"{_ending(outcome)}; output ends: {tail}",
+        return Check(ctx.name(), Verdict.FAIL, f"{ending(outcome)}; output ends: {tail}",
                      seconds=outcome.seconds)
     return Check(ctx.name(), Verdict.PASS, f"exit 0; output ends: {tail}",
                  seconds=outcome.seconds)
