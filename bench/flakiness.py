@@ -47,8 +47,12 @@ from harness.verdicts.checks import Verdict, stage_check, suite_check  # noqa: E
 STRESS_COUNTERS = ("kills", "window_hits", "fixups", "corruptions", "first_corruption_ms")
 
 
-def one_run(run_dir: Path, series: Path | None, extra: tuple[str, ...] = ()) -> dict[str, str]:
-    """Verdict per check of one harness run (its only revision)."""
+def one_run(run_dir: Path, series: Path | None, extra: tuple[str, ...] = (),
+            reruns: dict[str, dict[str, int]] | None = None) -> dict[str, str]:
+    """Verdict per check of one harness run (its only revision). The run dir starts empty: a
+    harness run refuses one that holds a run. Checks with attempts (the timing-sensitive
+    kselftest subtests) add their counters to `reruns`."""
+    shutil.rmtree(run_dir, ignore_errors=True)
     argv = [sys.executable, "-m", "harness", "run", "--run-dir", str(run_dir), *extra]
     if series:
         argv += ["--series", str(series), "--no-base"]
@@ -56,6 +60,14 @@ def one_run(run_dir: Path, series: Path | None, extra: tuple[str, ...] = ()) -> 
     rev = load_record(run_dir).revisions[0]
     verdicts = {c.name: c.verdict.value for c in rev.checks}
     verdicts.update({stage_check(s.name): "ERROR" for s in rev.stages if s.failed})
+    for c in rev.checks:
+        if reruns is not None and "attempts" in c.counters:
+            total = reruns.setdefault(c.name, {"runs": 0, "attempts": 0, "failures": 0,
+                                               "runs_with_a_failed_attempt": 0})
+            total["runs"] += 1
+            total["attempts"] += c.counters["attempts"]
+            total["failures"] += c.counters.get("failures", 0)
+            total["runs_with_a_failed_attempt"] += bool(c.counters.get("failures"))
     return verdicts
 
 
@@ -65,13 +77,13 @@ def ok(verdict: str) -> bool:
     return Verdict(verdict).ok
 
 
-def campaign(n: int, out: Path, series: Path | None,
-             extra: tuple[str, ...] = ()) -> list[dict[str, str]]:
+def campaign(n: int, out: Path, series: Path | None, extra: tuple[str, ...] = (),
+             reruns: dict[str, dict[str, int]] | None = None) -> list[dict[str, str]]:
     runs = []
     for i in range(n):
         start = time.monotonic()
         runs.append(one_run(out / f"{'mutant' if series else 'pristine'}-{i:02d}", series,
-                            extra))
+                            extra, reruns))
         print(f"  run {i + 1}/{n}: {time.monotonic() - start:.0f}s", file=sys.stderr)
     return runs
 
@@ -219,20 +231,24 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-flakiness")
     parser.add_argument("--config-variant", help="passed to every harness run (default: "
                                                  "the settings' default variant)")
+    parser.add_argument("--pristine-only", action="store_true",
+                        help="only the pristine campaign: false failures, no misses")
     args = parser.parse_args()
     extra = ("--config-variant", args.config_variant) if args.config_variant else ()
     if args.stress:
         return stress_campaign(args.n, args.out, args.resume, extra)
     check = caught_by(args.mutant)
     start = time.monotonic()
-    pristine = campaign(args.n, args.out, None, extra)
-    mutant = campaign(args.n, args.out, args.mutant, extra)
+    reruns: dict[str, dict[str, int]] = {}
+    pristine = campaign(args.n, args.out, None, extra, reruns)
+    mutant = [] if args.pristine_only else campaign(args.n, args.out, args.mutant, extra)
     false_failures = Counter(name for run in pristine for name, v in run.items() if not ok(v))
     # An N/A is decided by the expectations, so the same checks must be N/A in every run;
     # one that is N/A only sometimes is as flaky as a false failure.
     not_applicable = Counter(name for run in pristine for name, v in run.items() if v == "N/A")
     unstable = sorted(name for name, count in not_applicable.items() if count != args.n)
-    misses = sum(1 for run in mutant if check is None or run.get(check) != "FAIL")
+    misses = None if args.pristine_only else sum(
+        1 for run in mutant if check is None or run.get(check) != "FAIL")
     result = {
         "date": time.strftime("%F"), "n": args.n, "mutant": args.mutant.name, "caught_by": check,
         "config_variant": args.config_variant or load_settings().config_variant,
@@ -243,6 +259,8 @@ def main() -> int:
         "not_applicable_by_check": dict(not_applicable),
         "not_applicable_in_some_runs_only": unstable,
         "mutant_misses": misses,
+        # Each timing-sensitive subtest's attempts and failures over the pristine runs.
+        "reruns": reruns,
         "minutes": round((time.monotonic() - start) / 60, 1),
     }
     print(f"{'campaign':<10} {'runs':>5} {'bad runs':>9}  detail")
@@ -250,8 +268,12 @@ def main() -> int:
           f"{dict(false_failures) or 'no false failures'}")
     if unstable:
         print(f"N/A in some runs only: {', '.join(unstable)}")
-    print(f"{'mutant':<10} {args.n:>5} {misses:>9}  {check} missed {args.mutant.name} "
-          f"{misses} times")
+    for name, r in sorted(reruns.items()):
+        print(f"  {name}: {r['failures']} of {r['attempts']} attempts failed, in "
+              f"{r['runs_with_a_failed_attempt']} of {r['runs']} runs")
+    if misses is not None:
+        print(f"{'mutant':<10} {args.n:>5} {misses:>9}  {check} missed {args.mutant.name} "
+              f"{misses} times")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "flakiness.json").write_text(json.dumps(result, indent=1) + "\n")
     return 0
