@@ -29,7 +29,7 @@ def script_plan(tmp_path: Path, scripts: dict[str, str],
     With out_arg every script gets --out <its extra file> as $1 $2."""
     rwdir = tmp_path / "rw"
     bin_dir = rwdir / protocol.BIN
-    bin_dir.mkdir(parents=True)
+    bin_dir.mkdir(parents=True, exist_ok=True)  # a reused run directory
     runner = bin_dir / protocol.RUNNER
     shutil.copyfile(GUEST_TESTS / protocol.RUNNER, runner)
     shutil.copyfile(PROTOCOL_SOURCE, bin_dir / PROTOCOL_SOURCE.name)

@@ -201,7 +201,10 @@ def _ktap_entry(test: GuestTest, run: kselftest.KselftestRun, bin_dir: Path) -> 
 def plan(req: GuestPlanRequest) -> GuestPlan:
     """Build what can run, copy the runner and the protocol, and write the plan."""
     bin_dir = req.rwdir / protocol.BIN
-    bin_dir.mkdir(parents=True, exist_ok=True)
+    # A reused run directory: no binary an earlier plan built may stand in for one this plan
+    # did not build (a cross test execs {bin}/<other test>).
+    shutil.rmtree(bin_dir, ignore_errors=True)
+    bin_dir.mkdir(parents=True)
     runner = bin_dir / protocol.RUNNER
     shutil.copyfile(GUEST_TESTS / protocol.RUNNER, runner)
     shutil.copyfile(PROTOCOL_SOURCE, bin_dir / PROTOCOL_SOURCE.name)

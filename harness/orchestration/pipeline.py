@@ -353,7 +353,7 @@ def _run_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Bac
             SuiteRequest(plan, built.build_dir, logs, suite, images)))
         rev.accel, rev.accel_reason, rev.target = done.accel, done.accel_reason, done.target
         outcomes = protocol.read_outcomes(plan.rwdir)
-        seconds = guest_verdicts.test_seconds(outcomes)
+        seconds = guest_verdicts.test_seconds(plan, outcomes)
         rev.boots.append(Boot(suite, done.accel, done.qemu_opts, seconds))
         st.detail = done.detail
         rev.checks += guest_verdicts.judge_plan(plan, images, outcomes)
