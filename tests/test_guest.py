@@ -13,6 +13,7 @@ from harness.data.guest_tests import load_guest_tests
 from harness.errors import UserError
 from harness.guest.plan import GuestPlanRequest, plan, select
 from harness.guest.protocol import read_plan
+from harness.guest.uapi import OpNumbers
 from harness.stages.vdso import Facts, VdsoResult
 from harness.verdicts.checks import Check, Verdict
 
@@ -29,7 +30,7 @@ ROLES = {"vdso64:list64": L64, "vdso64:list32": L32, "vdso32:list32": L32}
 
 # The tests built here; the kernel's own selftests need a kernel tree (test_kselftest.py).
 BUILT = tuple(t for t in load_guest_tests() if t.kind != "ktap")
-OPS = load_expectations("upstream").ops
+OPS = OpNumbers(values=load_expectations("upstream").ops or {})
 
 
 def make(tmp_path: Path, vdso: VdsoResult, config: dict[str, str] | None = None):
@@ -67,12 +68,14 @@ def test_32bit_tests_not_applicable_without_ia32(tmp_path: Path) -> None:
     assert "cs-fixup-singlestep-64" in entries and "fork-exec-64" in entries
 
 
-def test_missing_op_numbers_are_not_applicable(tmp_path: Path) -> None:
+def test_missing_op_numbers_are_an_error(tmp_path: Path) -> None:
+    ops = OpNumbers("upstream.toml", {"wake": 1})
     result = plan(GuestPlanRequest(BUILT, VdsoResult(BOTH_PASS, FACTS, ROLES), tmp_path / "rw",
-                                   tmp_path / "logs", 120, ops={}))
+                                   tmp_path / "logs", 120, ops=ops))
     skipped = {c.name: c for c in result.skipped}
-    assert skipped["robust-unlock-ops-64"].verdict == Verdict.NOT_APPLICABLE
-    assert "unlock_wake_list64" in skipped["robust-unlock-ops-64"].detail
+    assert skipped["robust-unlock-ops-64"].verdict == Verdict.ERROR
+    assert "upstream.toml gives no unlock_wake_list64 in [ops]" in \
+        skipped["robust-unlock-ops-64"].detail
 
 
 def test_failed_elf_check_is_an_error_not_a_skip(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,11 @@ class GuestTest:
     # A kernel option the test needs beyond its image's (CONFIG_IA32_EMULATION for a 32-bit
     # launcher of a 64-bit test): N/A without it.
     requires: str | None = None
+
+    @property
+    def placeholders(self) -> frozenset[str]:
+        """The {name} fields its arguments take."""
+        return frozenset(f for a in self.args for _, f, _, _ in string.Formatter().parse(a) if f)
 
 
 @dataclass(frozen=True)
