@@ -7,7 +7,7 @@ from harness.data.guest_tests import GuestTest, load_guest_tests
 from harness.data.settings import load_settings
 from harness.guest.protocol import Outcome
 from harness.verdicts.checks import Verdict
-from harness.verdicts.counters import judge
+from harness.verdicts.counters import judge, judge_counters
 
 TEST = GuestTest(name="t", sources=(), cflags=(), image="vdso64", entry="list64", args=(),
                  timeout=5, require=("hits",), fail_if=("bad_steps",))
@@ -59,3 +59,19 @@ def test_shipped_tests_have_rules() -> None:
         assert test.require, test.name
         assert test.fail_if or "legacy" in test.name, test.name
         assert test.suite in load_settings().suites, test.name
+
+
+def test_fewer_zf_set_stops_than_a_full_run_is_inconclusive() -> None:
+    """100 iterations stop twice each after a successful cmpxchg: 200, as the README says.
+    A run whose range the stepper entered only half as often (a label placed one
+    instruction late, say) proved less than it claims."""
+    singlestep = next(t for t in load_guest_tests() if t.name == "cs-fixup-singlestep-64")
+    good = {"hits_zf_set": 200, "hits_zf_clear": 100, "hits_success_label": 100,
+            "window_stops": 200, "bad_steps": 0, "window_bad": 0, "dx_mismatch": 0,
+            "semantics_bad": 0, "canary_bad": 0}
+    assert judge_counters(singlestep, good).verdict == Verdict.PASS
+    half = judge_counters(singlestep, {**good, "hits_zf_set": 100})
+    assert half.verdict == Verdict.INCONCLUSIVE
+    assert half.detail == "never reached: hits_zf_set=100 of at least 200"
+    assert judge_counters(singlestep, {**good, "hits_zf_set": 0}).detail == \
+        "never reached: hits_zf_set=0 of at least 200"

@@ -29,6 +29,8 @@ class GuestTest:
     timeout: float
     require: tuple[str, ...]
     fail_if: tuple[str, ...]
+    # counter -> the least it must reach (else INCONCLUSIVE): the stops a full run makes.
+    minimum: tuple[tuple[str, int], ...] = ()
     # The test dumps its mapped vDSO; the host compares it with this built image.
     compare: bool = False
     # "default", or "stress": those run only on request, in their own boot.
@@ -102,6 +104,7 @@ def _guest_test(t: dict[str, Any], path: Path) -> GuestTest:
         cflags=tuple(t.get("cflags", [])), image=t.get("image"), entry=t.get("entry"),
         args=tuple(t["args"]), timeout=float(t["timeout"]),
         require=tuple(t.get("require", [])), fail_if=tuple(t.get("fail_if", [])),
+        minimum=tuple((k, int(v)) for k, v in t.get("minimum", {}).items()),
         compare=bool(t.get("compare", False)), suite=t.get("suite", "default"),
         script=t.get("script"), requires=t.get("requires"),
     )
