@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
+
+import pytest
 
 from harness.data.guest_tests import GuestTest, load_guest_tests
 from harness.data.settings import load_settings
+from harness.errors import UserError
 from harness.guest.protocol import Outcome
 from harness.verdicts.checks import Verdict
 from harness.verdicts.counters import judge, judge_counters
@@ -53,12 +57,42 @@ def test_missing_counter_is_an_error() -> None:
 
 
 def test_shipped_tests_have_rules() -> None:
-    # Every test can be INCONCLUSIVE; all but positive controls can FAIL.
+    # Every test can be INCONCLUSIVE; all but positive controls (control = true in the
+    # data) can FAIL, and a control must demand what it exists to show.
     # ktap tests are judged per subtest by their TAP lines (tests/test_kselftest.py).
     for test in (t for t in load_guest_tests() if t.kind != "ktap"):
         assert test.require, test.name
-        assert test.fail_if or "legacy" in test.name, test.name
+        assert test.fail_if or test.control, test.name
+        if test.control:
+            assert {"corruptions", "owner_died"} & set(test.require), test.name
         assert test.suite in load_settings().suites, test.name
+
+
+def test_a_test_that_cannot_fail_must_say_it_is_a_control(tmp_path: Path) -> None:
+    path = tmp_path / "guest-tests.toml"
+    path.write_text('[[tests]]\nname = "lax"\nargs = []\ntimeout = 1\nrequire = ["hits"]\n')
+    with pytest.raises(UserError, match="test lax has no fail_if counter, so it can never FAIL"):
+        load_guest_tests(path)
+    path.write_text(path.read_text() + "control = true\n")
+    assert load_guest_tests(path)[0].control
+
+
+LEGACY = {"rounds": 9, "window_hits": 9, "not_reached": 0, "zf_clear_stops": 0,
+          "corruptions": 9, "owner_died": 9, "wrong_values": 0}
+
+
+@pytest.mark.parametrize("name", ["remap-exit-legacy", "remap-exit-legacy-32bit"])
+def test_legacy_controls_check_the_value_the_kernel_wrote(name: str) -> None:
+    """The 64-bit control and its 32-bit twin on the compat exit path pass only when every
+    round ends with the kernel's FUTEX_OWNER_DIED at the lock: a page zeroed or scribbled
+    by something else "corrupts" too, but shows nothing about the exit path."""
+    control = {t.name: t for t in load_guest_tests()}[name]
+    other = judge_counters(control, {**LEGACY, "owner_died": 0, "wrong_values": 9})
+    assert other.verdict == Verdict.FAIL and other.detail == "wrong_values=9"
+    some = judge_counters(control, {**LEGACY, "owner_died": 8, "corruptions": 8})
+    assert some.verdict == Verdict.INCONCLUSIVE
+    assert judge_counters(control, LEGACY).verdict == Verdict.PASS
+    assert control.control and ("-m32" in control.cflags) == name.endswith("-32bit")
 
 
 def test_fewer_zf_set_stops_than_a_full_run_is_inconclusive() -> None:
