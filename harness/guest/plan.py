@@ -68,6 +68,9 @@ class GuestPlan:
     # Binaries compiled for this plan, and binaries reused from the cache.
     compiled: int = 0
     reused: int = 0
+    # Each image's critical ranges [cs_start, cs_end), from the ELF check: the runtime-image
+    # comparison excuses no alternative there.
+    critical: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     @property
     def total_timeout(self) -> float:
@@ -236,6 +239,14 @@ def plan(req: GuestPlanRequest) -> GuestPlan:
         planned.append(test)
     protocol.write_plan(req.rwdir, protocol.Plan(tuple(entries)))
     return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped), tuple(entries), ktap,
-                     req.series_absent is None, req.config, binaries.compiled, binaries.reused)
+                     req.series_absent is None, req.config, binaries.compiled, binaries.reused,
+                     _critical(req.vdso))
+
+
+def _critical(vdso: VdsoResult) -> dict[str, tuple[tuple[int, int], ...]]:
+    ranges: dict[str, tuple[tuple[int, int], ...]] = {}
+    for f in vdso.facts.values():
+        ranges[f.image] = (*ranges.get(f.image, ()), (f.start, f.end))
+    return ranges
 
 
