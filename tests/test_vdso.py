@@ -44,11 +44,27 @@ def test_good_images_pass_and_give_offsets(tmp_path: Path) -> None:
     assert result.find("vdso32", L32) is not None
 
 
-def test_labels_are_local_and_exports_versioned(tmp_path: Path) -> None:
-    dynsym, symtab = read_symbols(good_tree(tmp_path) / "arch/x86/entry/vdso/vdso64/vdso64.so.dbg")
-    assert dynsym[L64].version == "LINUX_2.6"
-    assert symtab[P64 + "start"].bind == "STB_LOCAL"
-    assert P64 + "start" not in dynsym
+def test_labels_must_be_local(tmp_path: Path) -> None:
+    """check_vdso itself refuses a global label: the README promises LOCAL range labels, and
+    a label exported from the vDSO is one user space could take for an entry."""
+    labels = tuple(P64 + w for w in ("start", "success", "end"))
+    build_image(tmp_path, "vdso64", 64, {L32: P32}, exports=labels,
+                extra={L64: function_asm(L64, P64, 64, global_labels=True)})
+    build_image(tmp_path, "vdso32", 32, {L32: P32})
+    _, symtab = read_symbols(tmp_path / "arch/x86/entry/vdso/vdso64/vdso64.so.dbg")
+    assert symtab[P64 + "start"].bind == "STB_GLOBAL"  # the fixture really is the bad case
+    result = check(tmp_path)
+    assert result.checks[0].verdict == Verdict.FAIL
+    assert result.checks[0].counters["problems"] == 3
+    assert (f"vdso64: label {P64}start is STB_GLOBAL, expected LOCAL: the range labels are "
+            "the kernel's to know, not an export") in result.checks[0].detail
+    assert result.checks[1].verdict == Verdict.PASS
+
+
+def test_exports_are_versioned(tmp_path: Path) -> None:
+    result = check(good_tree(tmp_path))
+    dynsym, _ = read_symbols(tmp_path / "arch/x86/entry/vdso/vdso64/vdso64.so.dbg")
+    assert dynsym[L64].version == "LINUX_2.6" and result.checks[0].verdict == Verdict.PASS
 
 
 def test_missing_labels_named(tmp_path: Path) -> None:
