@@ -266,7 +266,9 @@ def test_disasm_windows_on_the_real_images(build: Build) -> None:
     elf = check_vdso(VdsoRequest(build.path, exp, config))
     checks, windows = check_disasm(build.path, exp, elf)
     passed = [c.verdict for c in checks] == [Verdict.PASS, Verdict.PASS]
-    assert passed or not build.pristine, [(c.name, c.verdict, c.detail) for c in checks]
-    if passed:
-        assert_windows_match_labels(elf, windows)
-        assert len(windows) == 3
+    if not passed and not build.pristine:
+        pytest.skip("the cached build is a patched revision whose disassembly check does "
+                    f"not pass ({[(c.name, c.verdict) for c in checks]}): no windows to compare")
+    assert passed, [(c.name, c.verdict, c.detail) for c in checks]
+    assert_windows_match_labels(elf, windows)
+    assert len(windows) == 3
