@@ -18,7 +18,11 @@
  * With the series, the SIGTRAP that stopped the child inside the critical range
  * made the kernel clear pop before delivering the signal, so vdso mode must see
  * no corruption. Legacy mode is the positive control: it must see corruption,
- * or this test cannot detect the bug at all.
+ * or this test cannot detect the bug at all. And it must be the kernel's own
+ * write, the one handle_futex_death() makes: (uval & FUTEX_WAITERS) |
+ * FUTEX_OWNER_DIED, which for our waiter-less TID is FUTEX_OWNER_DIED alone
+ * (the TID bits cleared), at the lock offset and nowhere else (owner_died);
+ * any other change is something else writing there (wrong_values).
  *
  * Every mapping kind (file, memfd, shared anonymous) is tried, and in vdso mode
  * both stop points. Counters go out as one JSON record.
@@ -57,7 +61,7 @@ static uintptr_t stop_ip;
 
 struct counters {
 	unsigned long rounds, window_hits, not_reached, zf_clear_stops, corruptions;
-	unsigned long last_value, first_corrupt_variant;
+	unsigned long owner_died, wrong_values, last_value, first_corrupt_variant;
 };
 
 static int is_legacy(const struct test_args *o)
@@ -176,6 +180,17 @@ static int wait_stopped(pid_t pid)
 	return child_stopped ? 0 : -1;
 }
 
+/* Everything but the lock word still holds the fill: nothing else was written. */
+static int page_filled(const char *p)
+{
+	int i;
+
+	for (i = 0; i < PAGE; i += 4)
+		if (i != LOCK_OFF && *(const volatile uint32_t *)(p + i) != FILL)
+			return 0;
+	return 1;
+}
+
 /* One round: child unlocks and parks, we remap under it, kill it, and inspect. */
 static void round_once(const struct test_args *o, enum mapping kind, int variant, int round,
 		       struct counters *c)
@@ -218,6 +233,10 @@ static void round_once(const struct test_args *o, enum mapping kind, int variant
 			c->first_corrupt_variant = (unsigned long)variant;
 		c->corruptions++;
 		c->last_value = value;
+		if (value == FUTEX_OWNER_DIED && page_filled(new_page))
+			c->owner_died++;
+		else
+			c->wrong_values++;
 	}
 	munmap(new_page, PAGE);
 	if (fd_a >= 0)
@@ -267,7 +286,8 @@ int main(int argc, char **argv)
 	}
 	emit_record(o.check, "rounds", c.rounds, "window_hits", c.window_hits,
 		    "not_reached", c.not_reached, "zf_clear_stops", c.zf_clear_stops,
-		    "corruptions", c.corruptions, "last_value", c.last_value,
+		    "corruptions", c.corruptions, "owner_died", c.owner_died,
+		    "wrong_values", c.wrong_values, "last_value", c.last_value,
 		    "first_corrupt_variant", c.first_corrupt_variant, NULL);
 	return 0;
 }

@@ -60,6 +60,8 @@ struct opts {
 	const char *check;
 	unsigned long width, op_wake, op_bitset, op_pi, private_flag;
 	unsigned long wait, wait_bitset, lock_pi, unlock_pi, wake;
+	/* the flags themselves, for a command the series gives no robust variant */
+	unsigned long robust_unlock, robust_list32;
 };
 
 enum op_kind { OP_WAKE, OP_BITSET, OP_PI };
@@ -468,7 +470,7 @@ static void case_bad_command(int shared)
 {
 	uint32_t lock0 = (uint32_t)my_tid | FUTEX_WAITERS;
 	struct slot *s = new_slot(OP_WAKE, shared, lock0);
-	unsigned long robust_bits = o.op_wake & ~o.wake;
+	unsigned long robust_bits = o.robust_unlock | (o.width == 32 ? o.robust_list32 : 0);
 	unsigned long op = (o.wait | robust_bits) | (shared ? 0 : o.private_flag);
 	struct pop_area pop;
 	long ret;
@@ -484,11 +486,14 @@ static void parse_args(int argc, char **argv)
 {
 	static const char usage[] =
 		"robust-unlock-ops --check NAME --width 64|32 --op-wake N --op-bitset N --op-pi N "
-		"--private-flag N --wait N --wait-bitset N --lock-pi N --unlock-pi N --wake N";
+		"--private-flag N --wait N --wait-bitset N --lock-pi N --unlock-pi N --wake N "
+		"--robust-unlock N --robust-list32 N";
 	const char *keys[] = { "--width", "--op-wake", "--op-bitset", "--op-pi", "--private-flag",
-			       "--wait", "--wait-bitset", "--lock-pi", "--unlock-pi", "--wake" };
+			       "--wait", "--wait-bitset", "--lock-pi", "--unlock-pi", "--wake",
+			       "--robust-unlock", "--robust-list32" };
 	unsigned long *vals[] = { &o.width, &o.op_wake, &o.op_bitset, &o.op_pi, &o.private_flag,
-				  &o.wait, &o.wait_bitset, &o.lock_pi, &o.unlock_pi, &o.wake };
+				  &o.wait, &o.wait_bitset, &o.lock_pi, &o.unlock_pi, &o.wake,
+				  &o.robust_unlock, &o.robust_list32 };
 	unsigned int seen = 0, all = (1U << (sizeof(keys) / sizeof(keys[0]))) - 1;
 	int i;
 	size_t k;

@@ -57,7 +57,7 @@ def on_sigterm(signum: int, frame: object) -> None:
     os._exit(128 + signum)
 
 
-def run_test(entry: protocol.Entry) -> protocol.Outcome:
+def run_test(entry: protocol.Entry, plan_id: str) -> protocol.Outcome:
     """Run one test in a session and a fresh empty directory of its own: the guest's root
     is read-only, and some tests (the kernel's futex_wait) create files where they run."""
     start = time.monotonic()
@@ -84,7 +84,7 @@ def run_test(entry: protocol.Entry) -> protocol.Outcome:
     return protocol.Outcome(entry.name, entry.argv, exit_code, timed_out, stdout,
                             err.decode(errors="backslashreplace"),
                             protocol.parse_records(stdout),
-                            round(time.monotonic() - start, 3))
+                            round(time.monotonic() - start, 3), plan_id)
 
 
 def main() -> int:
@@ -96,7 +96,7 @@ def main() -> int:
              f"kernel {os.uname().release}")
     for entry in plan.entries:
         progress(f"start {entry.name}")
-        outcome = run_test(entry)
+        outcome = run_test(entry, plan.id)
         protocol.write_outcome(rwdir, outcome)
         progress(f"end {entry.name} exit={outcome.exit_code} timed_out={outcome.timed_out}")
     protocol.write_done(rwdir, os.uname().release)

@@ -39,9 +39,10 @@ OUTSIDE = """
 
 def function_asm(func: str, labels: str, bits: int, order: tuple[str, str, str] | None = None,
                  *, store: str | None = None, before: str = "", after: str = "",
-                 slots: dict[str, str] | None = None) -> str:
+                 slots: dict[str, str] | None = None, global_labels: bool = False) -> str:
     """One try_unlock look-alike. order renames the labels in their upstream slots; slots
-    moves labels (start/success/end) to other LABEL_SLOTS; store replaces the clearing store."""
+    moves labels (start/success/end) to other LABEL_SLOTS; store replaces the clearing store;
+    global_labels declares the labels .globl (export them with build_image's exports)."""
     names = dict(zip(("start", "success", "end"),
                      (labels + w for w in (order or ("start", "success", "end"))), strict=True))
     where = {**UPSTREAM_SLOTS, **(slots or {})}
@@ -50,8 +51,10 @@ def function_asm(func: str, labels: str, bits: int, order: tuple[str, str, str] 
     di, dx = ("rdi", "rdx") if bits == 64 else ("edi", "edx")
     # As in vfutex.c: list64 clears a 64-bit pop, list32 a 32-bit one, in either image.
     default = f"movl %ecx, (%{dx})" if "list32" in func or bits == 32 else "movq %rcx, (%rdx)"
-    return TRY_UNLOCK.format(func=func, end=names["end"], di=di, store=store or default,
+    text = TRY_UNLOCK.format(func=func, end=names["end"], di=di, store=store or default,
                              before=_lines(before), after=_lines(after), **placed)
+    return "".join(f"    .globl {n}\n" for n in names.values()) + text if global_labels \
+        else text
 
 
 def _lines(text: str) -> str:
@@ -60,11 +63,12 @@ def _lines(text: str) -> str:
 
 def build_image(build_dir: Path, image: str, bits: int, functions: dict[str, str],
                 version: str | None = "LINUX_2.6", extra: dict[str, str] | None = None,
-                generated: dict[str, int] | None = None) -> Path:
+                generated: dict[str, int] | None = None, exports: tuple[str, ...] = ()) -> Path:
     """Write build_dir/arch/x86/entry/vdso/<image>/<image>.so.dbg and its vdso2c file.
 
     functions maps an exported name to its label prefix; extra maps more exports to their
-    own assembly. generated overrides the offsets written into <image>-image.c.
+    own assembly; exports names more global symbols for the version script.
+    generated overrides the offsets written into <image>-image.c.
     """
     out = build_dir / "arch/x86/entry/vdso" / image
     out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +77,7 @@ def build_image(build_dir: Path, image: str, bits: int, functions: dict[str, str
     (out / "v.S").write_text(asm + "".join(extra.values()))
     flags = ["-m64" if bits == 64 else "-m32", "-shared", "-nostdlib", "-Wl,--hash-style=both"]
     if version:
-        names = "; ".join([*functions, *extra])
+        names = "; ".join([*functions, *extra, *exports])
         (out / "v.lds").write_text(f"{version} {{ global: {names}; local: *; }};\n")
         flags.append(f"-Wl,--version-script={out / 'v.lds'}")
     dbg = out / f"{image}.so.dbg"

@@ -4,7 +4,10 @@ out real ones: the runner and protocol.py in bin/, one script per test."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from harness.data import GUEST_TESTS
@@ -29,7 +32,7 @@ def script_plan(tmp_path: Path, scripts: dict[str, str],
     With out_arg every script gets --out <its extra file> as $1 $2."""
     rwdir = tmp_path / "rw"
     bin_dir = rwdir / protocol.BIN
-    bin_dir.mkdir(parents=True)
+    bin_dir.mkdir(parents=True, exist_ok=True)  # a reused run directory
     runner = bin_dir / protocol.RUNNER
     shutil.copyfile(GUEST_TESTS / protocol.RUNNER, runner)
     shutil.copyfile(PROTOCOL_SOURCE, bin_dir / PROTOCOL_SOURCE.name)
@@ -51,3 +54,10 @@ def script_plan(tmp_path: Path, scripts: dict[str, str],
 def verdicts(plan: GuestPlan) -> dict[str, Verdict]:
     outcomes = protocol.read_outcomes(plan.rwdir)
     return {t.name: judge(t, outcomes.get(t.name)).verdict for t in plan.planned}
+
+
+def run_runner(rwdir: Path) -> None:
+    """The real guest runner over rwdir's plan, on the host, as the guest would run it."""
+    env = {**os.environ, protocol.PROGRESS_ENV: "/dev/stderr"}
+    subprocess.run([sys.executable, "-S", str(rwdir / protocol.BIN / protocol.RUNNER),
+                    str(rwdir)], check=True, env=env, capture_output=True, timeout=60)

@@ -86,6 +86,16 @@ def test_step_status() -> None:
     assert step_status(build, None, []) == GOOD
 
 
+def test_a_step_without_the_target_checks_is_a_skip_not_good() -> None:
+    """The step booted, but its results lack a check the bisection is after (the test was
+    never planned, or its program did not build): nothing says the patch is good."""
+    target = Target(checks=("a", "b"))
+    assert step_status(target, None, []) == SKIP
+    assert step_status(target, None, [Check("a", Verdict.PASS)]) == SKIP
+    assert step_status(target, None, [Check("a", Verdict.PASS), Check("b", Verdict.PASS)]) == GOOD
+    assert step_status(target, None, [Check("b", Verdict.FAIL)]) == BAD
+
+
 def bisect_build(tmp_path: Path, mails: list[str]) -> int:
     """`build --bisect` of a thread of these mails on the fake tree, with the fake vng."""
     frags = fragment(tmp_path, "s.config", "CONFIG_FUTEX=y\nCONFIG_RSEQ=y\n").parent

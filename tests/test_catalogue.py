@@ -237,7 +237,8 @@ def test_only_runs_the_matching_guest_tests(world: dict[str, Path],
     assert harness(world, "--only", "remap-exit-*") == 2
     guest = sorted(c["name"] for c in saved(world)["revisions"][0]["checks"]
                    if not c["name"].startswith(("elf-", "disasm-", "console")))
-    assert guest == ["remap-exit-legacy", "remap-exit-vdso-32bit", "remap-exit-vdso-64"]
+    assert guest == ["remap-exit-legacy", "remap-exit-legacy-32bit", "remap-exit-vdso-32bit",
+                     "remap-exit-vdso-64"]
     shutil.rmtree(world["run"])
     assert harness(world, "--only", "nope") == 2
     assert "--only nope matches no guest test" in capsys.readouterr().err

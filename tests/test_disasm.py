@@ -177,13 +177,27 @@ def test_image_without_entries_fails(tmp_path: Path) -> None:
     assert "elf-vdso32 found no try_unlock entry" in checks["disasm-vdso32"].detail
 
 
-def test_expectations_without_disasm_table_skip(tmp_path: Path) -> None:
+def without_table(tmp_path: Path, table: str) -> Path:
+    """upstream.toml without one of its tables ([disasm] with its registers, or [ops])."""
     text = (EXPECTATIONS / "upstream.toml").read_text()
-    (tmp_path / "plain.toml").write_text(text[:text.index("\n[disasm]")] + "\n")
-    exp = load_expectations("plain", tmp_path)
-    assert exp.disasm is None
+    start = text.index("\n# Disassembly check" if table == "disasm" else "\n# The futex ops")
+    end = text.index("\n# The futex ops") if table == "disasm" else len(text)
+    (tmp_path / f"no-{table}.toml").write_text(text[:start] + text[end:] + "\n")
+    return tmp_path / f"no-{table}.toml"
+
+
+def test_expectations_without_disasm_table_are_an_error(tmp_path: Path) -> None:
+    """Nothing says what the code must be: an ERROR row per image that names the table,
+    where the check used to be dropped from the report."""
+    path = without_table(tmp_path, "disasm")
+    exp = load_expectations("no-disasm", tmp_path)
+    assert exp.disasm is None and exp.ops
     elf = check_vdso(VdsoRequest(tree(tmp_path / "build"), exp, CONFIG))
-    assert check_disasm(tmp_path / "build", exp, elf) == ((), {})
+    checks, windows = check_disasm(tmp_path / "build", exp, elf)
+    assert [(c.name, c.verdict) for c in checks] == [("disasm-vdso64", Verdict.ERROR),
+                                                     ("disasm-vdso32", Verdict.ERROR)]
+    assert checks[0].detail == f"{path} has no [disasm] table, so no unlock window was checked"
+    assert windows == {}
 
 
 def test_window_for_one_function(tmp_path: Path) -> None:

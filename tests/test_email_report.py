@@ -31,7 +31,8 @@ SINGLESTEP = {"iterations": 100, "steps": 1100, "hits": 300, "hits_zf_set": 200,
               "first_bad_offset": 0, "dx_mismatch": 0, "semantics_bad": 0, "canary_bad": 0,
               "window_stops": 200, "window_bad": 0, "old_hits_zf_set": 0, "stale_fixups": 0}
 REMAP = {"rounds": 18, "window_hits": 18, "not_reached": 0, "zf_clear_stops": 0,
-         "corruptions": 0, "last_value": 0, "first_corrupt_variant": 0}
+         "corruptions": 0, "owner_died": 0, "wrong_values": 0, "last_value": 0,
+         "first_corrupt_variant": 0}
 
 
 def judged(name: str, counters: dict[str, int]) -> Check:
@@ -141,8 +142,8 @@ def test_checks_without_a_counter_line_fall_back_to_their_detail() -> None:
     assert ("  - elf-vdso64: FAIL: vdso64: export __vdso_futex_robust_list32_try_unlock "
             "missing\n") in lines
     assert "FAIL: FAIL: futex_requeue_pi.c:123: returned -1 more" in lines
-    assert ("  - remap-exit-legacy: INCONCLUSIVE corruptions=0: the old user-space unlock "
-            "showed no corruption") in lines
+    assert ("  - remap-exit-legacy: INCONCLUSIVE owner_died=0: the kernel never wrote "
+            "FUTEX_OWNER_DIED over the old unlock's page") in lines
     assert "  - console: FAIL: 1 kernel report(s): line 88: [oops] Oops: int3\n" in lines
     assert "  - vdso-mremap: TIMEOUT: killed at its time limit: killed after 120s" in lines
     assert ("  - fork-exec-64: ERROR: no verdict: no result: the guest never ran this "

@@ -13,6 +13,7 @@ from harness.data.guest_tests import load_guest_tests
 from harness.errors import UserError
 from harness.guest.plan import GuestPlanRequest, make_plan, select
 from harness.guest.protocol import read_plan
+from harness.guest.uapi import OpNumbers
 from harness.stages.vdso import Facts, VdsoResult
 from harness.verdicts.checks import Check, Verdict
 
@@ -29,7 +30,7 @@ ROLES = {"vdso64:list64": L64, "vdso64:list32": L32, "vdso32:list32": L32}
 
 # The tests built here; the kernel's own selftests need a kernel tree (test_kselftest.py).
 BUILT = tuple(t for t in load_guest_tests() if t.kind != "ktap")
-OPS = load_expectations("upstream").ops
+OPS = OpNumbers(values=load_expectations("upstream").ops or {})
 
 
 def make(tmp_path: Path, vdso: VdsoResult, config: dict[str, str] | None = None):
@@ -67,12 +68,14 @@ def test_32bit_tests_not_applicable_without_ia32(tmp_path: Path) -> None:
     assert "cs-fixup-singlestep-64" in entries and "fork-exec-64" in entries
 
 
-def test_missing_op_numbers_are_not_applicable(tmp_path: Path) -> None:
+def test_missing_op_numbers_are_an_error(tmp_path: Path) -> None:
+    ops = OpNumbers("upstream.toml", {"wake": 1})
     result = make_plan(GuestPlanRequest(BUILT, VdsoResult(BOTH_PASS, FACTS, ROLES), tmp_path / "rw",
-                                   tmp_path / "logs", 120, ops={}))
+                                   tmp_path / "logs", 120, ops=ops))
     skipped = {c.name: c for c in result.skipped}
-    assert skipped["robust-unlock-ops-64"].verdict == Verdict.NOT_APPLICABLE
-    assert "unlock_wake_list64" in skipped["robust-unlock-ops-64"].detail
+    assert skipped["robust-unlock-ops-64"].verdict == Verdict.ERROR
+    assert "upstream.toml gives no unlock_wake_list64 in [ops]" in \
+        skipped["robust-unlock-ops-64"].detail
 
 
 def test_failed_elf_check_is_an_error_not_a_skip(tmp_path: Path) -> None:
@@ -82,18 +85,19 @@ def test_failed_elf_check_is_an_error_not_a_skip(tmp_path: Path) -> None:
     verdicts = {c.verdict for c in result.skipped}
     assert verdicts == {Verdict.ERROR}
     # The legacy control needs no vDSO: it still runs on a kernel without the series.
-    assert set(entries) == {"remap-exit-legacy", "stress-remap-exit-legacy",
-                            "py-stress-remap-exit-legacy"}
+    assert set(entries) == {"remap-exit-legacy", "remap-exit-legacy-32bit",
+                            "stress-remap-exit-legacy", "py-stress-remap-exit-legacy"}
 
 
 def test_singlestep_binary_reports_absent_function(tmp_path: Path) -> None:
+    """An entry the running vDSO does not export ends the test with exit 3 and its name,
+    on any host: no vDSO exports this one."""
     _, entries = make(tmp_path, VdsoResult(BOTH_PASS, FACTS, ROLES))
-    done = subprocess.run(entries["cs-fixup-singlestep-64"]["argv"], capture_output=True,
-                          text=True)
-    if "not exported" in done.stderr:  # the host kernel predates the series
-        assert done.returncode == 3 and L64 in done.stderr
-    else:
-        assert json.loads(done.stdout)["check"] == "cs-fixup-singlestep-64"
+    argv = entries["cs-fixup-singlestep-64"]["argv"]
+    argv[argv.index("--func") + 1] = "__vdso_no_such_entry"
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and done.stdout == ""
+    assert "__vdso_no_such_entry is not exported by the running vDSO" in done.stderr
 
 
 def test_legacy_control_reproduces_the_race_on_this_host(tmp_path: Path) -> None:
@@ -103,8 +107,8 @@ def test_legacy_control_reproduces_the_race_on_this_host(tmp_path: Path) -> None
     argv[argv.index("--rounds") + 1] = "1"
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     record = json.loads(done.stdout)
-    assert record["corruptions"] == record["rounds"] == 3
-    assert record["last_value"] == 0x40000000
+    assert record["corruptions"] == record["owner_died"] == record["rounds"] == 3
+    assert record["wrong_values"] == 0 and record["last_value"] == 0x40000000
 
 
 def test_list32_tests_not_applicable_with_the_reason(tmp_path: Path) -> None:
@@ -127,7 +131,7 @@ def test_select_by_pattern_and_unknown_pattern() -> None:
     assert select(tests, ()) == tests
     chosen = [t.name for t in select(tests, ("remap-exit-*", "vdso-mremap"))]
     assert chosen == ["vdso-mremap", "remap-exit-vdso-64", "remap-exit-vdso-32bit",
-                      "remap-exit-legacy"]
+                      "remap-exit-legacy", "remap-exit-legacy-32bit"]
     with pytest.raises(UserError, match=r"--only no-such-\* matches no guest test; the "
                                         r"tests are: vdso-runtime-image-64, "):
         select(tests, ("vdso-mremap", "no-such-*"))

@@ -40,7 +40,7 @@ from harness.data.expectations import load_expectations
 from harness.data.guest_tests import load_guest_tests
 from harness.data.settings import load_settings
 from harness.guest import plan as guest
-from harness.guest import protocol
+from harness.guest import protocol, uapi
 from harness.orchestration.pipeline import build_dir_for
 from harness.stages.build import STAMP
 from harness.stages.disasm import check_disasm
@@ -122,6 +122,8 @@ def is_pristine(source: Path, copy: Path) -> bool:
 class Build:
     path: Path
     pristine: bool
+    # The build dir it was copied from, whose source tree gives the uapi headers.
+    origin: Path
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +131,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
     source = lean_build(tmp_path_factory.mktemp("work"))
     dest = tmp_path_factory.mktemp("build")
     snapshot(source, dest)
-    return Build(dest, is_pristine(source, dest))
+    return Build(dest, is_pristine(source, dest), source)
 
 
 @dataclass(frozen=True)
@@ -187,9 +189,9 @@ def booted(tmp_path: Path, build: Build) -> Iterator[Guest]:
         vm_process.wait()
 
 
-def plan_default_suite(build: Path, rwdir: Path, logs: Path) -> guest.GuestPlan:
+def plan_default_suite(build: Path, rwdir: Path, logs: Path, tree: Path) -> guest.GuestPlan:
     """ELF and disassembly checks on the copied build, then the guest plan, as the pipeline
-    does it."""
+    does it; the op numbers from the uapi headers of tree, installed into the copy."""
     expectations = load_expectations("upstream")
     config = parse_config((build / ".config").read_text(), str(build / ".config"))
     elf = check_vdso(VdsoRequest(build, expectations, config))
@@ -199,8 +201,9 @@ def plan_default_suite(build: Path, rwdir: Path, logs: Path) -> guest.GuestPlan:
     # The kernel's own selftests need the source tree, which this copied build lacks; the
     # backend is what is under test here, and every other kind of test goes through it.
     tests = tuple(t for t in load_guest_tests() if t.suite == "default" and t.kind != "ktap")
+    ops = uapi.op_numbers(expectations, tree, build, logs, 120)
     return guest.make_plan(guest.GuestPlanRequest(tests, elf, rwdir, logs, 120, None, windows,
-                                             expectations.ops))
+                                             ops=ops))
 
 
 def images(build: Path) -> dict[str, Path]:
@@ -217,19 +220,20 @@ def suite(plan: guest.GuestPlan, build: Path, logs: Path) -> SuiteRequest:
     return SuiteRequest(plan, build, logs, "default", images(build))
 
 
-def through_virtme_ng(build: Path, tmp_path: Path) -> dict[str, tuple[Verdict, str]]:
+def through_virtme_ng(build: Build, tmp_path: Path) -> dict[str, tuple[Verdict, str]]:
     """The same suite on the same kernel through the pipeline's own boot path."""
-    plan = plan_default_suite(build, tmp_path / "guest-vng", tmp_path / "logs-vng")
+    plan = plan_default_suite(build.path, tmp_path / "guest-vng", tmp_path / "logs-vng",
+                              build.origin / "source")
     backend = VngBackend(BackendConfig(load_settings(), tmp_path / "cache", "tcg"))
-    done = backend.test_suite(suite(plan, build, tmp_path / "logs-vng"))
+    done = backend.test_suite(suite(plan, build.path, tmp_path / "logs-vng"))
     assert done.finished, done
-    return verdicts(plan, build)
+    return verdicts(plan, build.path)
 
 
 def test_real_suite_runs_over_ssh_on_the_real_kernel(tmp_path: Path, build: Build,
                                                      booted: Guest) -> None:
     logs = tmp_path / "logs"
-    plan = plan_default_suite(build.path, tmp_path / "guest", logs)
+    plan = plan_default_suite(build.path, tmp_path / "guest", logs, build.origin / "source")
     assert plan.planned and not plan.skipped
     start = time.monotonic()
     opts = SshOptions(parse_target(f"ssh://root@127.0.0.1:{booted.port}"), booted.user_key,
@@ -248,7 +252,7 @@ def test_real_suite_runs_over_ssh_on_the_real_kernel(tmp_path: Path, build: Buil
         assert not failed, failed
         return
     print("the cached build is a patched revision: comparing with the virtme-ng path")
-    direct = through_virtme_ng(build.path, tmp_path)
+    direct = through_virtme_ng(build, tmp_path)
     assert {n: v[0] for n, v in over_ssh.items()} == {n: v[0] for n, v in direct.items()}
     assert all(v[0] in (Verdict.PASS, Verdict.FAIL) for v in over_ssh.values()), over_ssh
 
@@ -262,7 +266,9 @@ def test_disasm_windows_on_the_real_images(build: Build) -> None:
     elf = check_vdso(VdsoRequest(build.path, exp, config))
     checks, windows = check_disasm(build.path, exp, elf)
     passed = [c.verdict for c in checks] == [Verdict.PASS, Verdict.PASS]
-    assert passed or not build.pristine, [(c.name, c.verdict, c.detail) for c in checks]
-    if passed:
-        assert_windows_match_labels(elf, windows)
-        assert len(windows) == 3
+    if not passed and not build.pristine:
+        pytest.skip("the cached build is a patched revision whose disassembly check does "
+                    f"not pass ({[(c.name, c.verdict) for c in checks]}): no windows to compare")
+    assert passed, [(c.name, c.verdict, c.detail) for c in checks]
+    assert_windows_match_labels(elf, windows)
+    assert len(windows) == 3

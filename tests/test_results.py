@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
+
+import pytest
 
 from harness.data.guest_tests import GuestTest, load_guest_tests
 from harness.data.settings import load_settings
+from harness.errors import UserError
 from harness.guest.protocol import Outcome
 from harness.verdicts.checks import Verdict
-from harness.verdicts.counters import judge
+from harness.verdicts.counters import judge, judge_counters
 
 TEST = GuestTest(name="t", sources=(), cflags=(), image="vdso64", entry="list64", args=(),
                  timeout=5, require=("hits",), fail_if=("bad_steps",))
@@ -53,9 +57,55 @@ def test_missing_counter_is_an_error() -> None:
 
 
 def test_shipped_tests_have_rules() -> None:
-    # Every test can be INCONCLUSIVE; all but positive controls can FAIL.
+    # Every test can be INCONCLUSIVE; all but positive controls (control = true in the
+    # data) can FAIL, and a control must demand what it exists to show.
     # ktap tests are judged per subtest by their TAP lines (tests/test_kselftest.py).
     for test in (t for t in load_guest_tests() if t.kind != "ktap"):
         assert test.require, test.name
-        assert test.fail_if or "legacy" in test.name, test.name
+        assert test.fail_if or test.control, test.name
+        if test.control:
+            assert {"corruptions", "owner_died"} & set(test.require), test.name
         assert test.suite in load_settings().suites, test.name
+
+
+def test_a_test_that_cannot_fail_must_say_it_is_a_control(tmp_path: Path) -> None:
+    path = tmp_path / "guest-tests.toml"
+    path.write_text('[[tests]]\nname = "lax"\nargs = []\ntimeout = 1\nrequire = ["hits"]\n')
+    with pytest.raises(UserError, match="test lax has no fail_if counter, so it can never FAIL"):
+        load_guest_tests(path)
+    path.write_text(path.read_text() + "control = true\n")
+    assert load_guest_tests(path)[0].control
+
+
+LEGACY = {"rounds": 9, "window_hits": 9, "not_reached": 0, "zf_clear_stops": 0,
+          "corruptions": 9, "owner_died": 9, "wrong_values": 0}
+
+
+@pytest.mark.parametrize("name", ["remap-exit-legacy", "remap-exit-legacy-32bit"])
+def test_legacy_controls_check_the_value_the_kernel_wrote(name: str) -> None:
+    """The 64-bit control and its 32-bit twin on the compat exit path pass only when every
+    round ends with the kernel's FUTEX_OWNER_DIED at the lock: a page zeroed or scribbled
+    by something else "corrupts" too, but shows nothing about the exit path."""
+    control = {t.name: t for t in load_guest_tests()}[name]
+    other = judge_counters(control, {**LEGACY, "owner_died": 0, "wrong_values": 9})
+    assert other.verdict == Verdict.FAIL and other.detail == "wrong_values=9"
+    some = judge_counters(control, {**LEGACY, "owner_died": 8, "corruptions": 8})
+    assert some.verdict == Verdict.INCONCLUSIVE
+    assert judge_counters(control, LEGACY).verdict == Verdict.PASS
+    assert control.control and ("-m32" in control.cflags) == name.endswith("-32bit")
+
+
+def test_fewer_zf_set_stops_than_a_full_run_is_inconclusive() -> None:
+    """100 iterations stop twice each after a successful cmpxchg: 200, as the README says.
+    A run whose range the stepper entered only half as often (a label placed one
+    instruction late, say) proved less than it claims."""
+    singlestep = next(t for t in load_guest_tests() if t.name == "cs-fixup-singlestep-64")
+    good = {"hits_zf_set": 200, "hits_zf_clear": 100, "hits_success_label": 100,
+            "window_stops": 200, "bad_steps": 0, "window_bad": 0, "dx_mismatch": 0,
+            "semantics_bad": 0, "canary_bad": 0}
+    assert judge_counters(singlestep, good).verdict == Verdict.PASS
+    half = judge_counters(singlestep, {**good, "hits_zf_set": 100})
+    assert half.verdict == Verdict.INCONCLUSIVE
+    assert half.detail == "never reached: hits_zf_set=100 of at least 200"
+    assert judge_counters(singlestep, {**good, "hits_zf_set": 0}).detail == \
+        "never reached: hits_zf_set=0 of at least 200"

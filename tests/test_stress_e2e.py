@@ -64,16 +64,21 @@ def test_series_keeps_the_vdso_path_clean_and_the_old_unlock_corrupts(
     found = base_checks(stress_run)
     vdso = found["stress-remap-exit-vdso"]["counters"]
     assert vdso["corruptions"] == 0 and vdso["unfixed_windows"] == 0, vdso
-    # The kernel's fixup ran (counted by the kprobe) whenever a window was hit.
-    assert vdso["fixup_probe"] == 0 or vdso["fixups"] > 0, vdso
+    # The kernel's fixup ran (counted by the kprobe, which every config variant provides)
+    # whenever a window was hit: a child stopped inside the window was stopped by a signal
+    # delivered there, and that delivery is a fixup.
+    assert vdso["fixup_probe"] == 1, vdso
+    assert vdso["fixups"] >= vdso["window_hits"] > 0, vdso
     assert found["stress-remap-exit-legacy"]["counters"]["corruptions"] > 0
 
 
 def test_python_stress_in_its_own_boot(stress_run: dict[str, Any]) -> None:
     """The Python stress boots without -singlestep. Its legacy control must corrupt; the
-    vDSO path must never corrupt (its window hits are rare: about one stop in 1,000, so
-    this test does not demand them; the verdict in the report does)."""
+    vDSO path must never corrupt, and must have reached the window (a window hit or a
+    kernel fixup: about one stop in 1,000, 2 to 22 a run in bench/results): INCONCLUSIVE
+    is no pass."""
     found = base_checks(stress_run)
     assert found["py-stress-remap-exit-legacy"]["verdict"] == "PASS", stress_run["_report"]
     vdso = found["py-stress-remap-exit-vdso"]
-    assert vdso["counters"]["corruptions"] == 0 and vdso["counters"]["kills"] > 0, vdso
+    assert vdso["verdict"] == "PASS", (vdso, stress_run["_report"])
+    assert vdso["counters"]["corruptions"] == 0 and vdso["counters"]["evidence"] > 0, vdso

@@ -5,10 +5,15 @@ from pathlib import Path
 
 import pytest
 from elf_fixtures import OUTSIDE, build_image, function_asm
+from plans import run_runner
 
 from harness.data.expectations import expectation_names, load_expectations
+from harness.data.guest_tests import load_guest_tests
+from harness.guest import protocol
+from harness.guest.plan import GuestPlanRequest, plan
 from harness.stages.vdso import VdsoRequest, check_vdso, generated_offsets, read_symbols
 from harness.verdicts.checks import Verdict
+from harness.verdicts.guest import judge_plan
 
 L64 = "__vdso_futex_robust_list64_try_unlock"
 L32 = "__vdso_futex_robust_list32_try_unlock"
@@ -39,11 +44,27 @@ def test_good_images_pass_and_give_offsets(tmp_path: Path) -> None:
     assert result.find("vdso32", L32) is not None
 
 
-def test_labels_are_local_and_exports_versioned(tmp_path: Path) -> None:
-    dynsym, symtab = read_symbols(good_tree(tmp_path) / "arch/x86/entry/vdso/vdso64/vdso64.so.dbg")
-    assert dynsym[L64].version == "LINUX_2.6"
-    assert symtab[P64 + "start"].bind == "STB_LOCAL"
-    assert P64 + "start" not in dynsym
+def test_labels_must_be_local(tmp_path: Path) -> None:
+    """check_vdso itself refuses a global label: the README promises LOCAL range labels, and
+    a label exported from the vDSO is one user space could take for an entry."""
+    labels = tuple(P64 + w for w in ("start", "success", "end"))
+    build_image(tmp_path, "vdso64", 64, {L32: P32}, exports=labels,
+                extra={L64: function_asm(L64, P64, 64, global_labels=True)})
+    build_image(tmp_path, "vdso32", 32, {L32: P32})
+    _, symtab = read_symbols(tmp_path / "arch/x86/entry/vdso/vdso64/vdso64.so.dbg")
+    assert symtab[P64 + "start"].bind == "STB_GLOBAL"  # the fixture really is the bad case
+    result = check(tmp_path)
+    assert result.checks[0].verdict == Verdict.FAIL
+    assert result.checks[0].counters["problems"] == 3
+    assert (f"vdso64: label {P64}start is STB_GLOBAL, expected LOCAL: the range labels are "
+            "the kernel's to know, not an export") in result.checks[0].detail
+    assert result.checks[1].verdict == Verdict.PASS
+
+
+def test_exports_are_versioned(tmp_path: Path) -> None:
+    result = check(good_tree(tmp_path))
+    dynsym, _ = read_symbols(tmp_path / "arch/x86/entry/vdso/vdso64/vdso64.so.dbg")
+    assert dynsym[L64].version == "LINUX_2.6" and result.checks[0].verdict == Verdict.PASS
 
 
 def test_missing_labels_named(tmp_path: Path) -> None:
@@ -208,3 +229,31 @@ def test_nocompat_list32_export_fails(tmp_path: Path) -> None:
     elf64 = nocompat(tmp_path).checks[0]
     assert elf64.verdict == Verdict.FAIL
     assert f"vdso64: {L32} is exported, but must be absent" in elf64.detail
+
+
+def test_an_alternative_inside_a_critical_range_fails(tmp_path: Path) -> None:
+    """The kernel may patch an alternative at boot; inside [cs_start, cs_end) that would
+    change code the fixup trusts the labels about. The comparison used to excuse the
+    patched bytes there like any others; now the overlap FAILs and no byte is excused."""
+    alt = (f"    .section .altinstructions, \"a\"\n    .long {P64}start - .\n    .long 0\n"
+           "    .long 0\n    .byte 2\n    .byte 0\n    .text\n")
+    build_image(tmp_path, "vdso64", 64, {L32: P32},
+                extra={L64: function_asm(L64, P64, 64) + alt})
+    build_image(tmp_path, "vdso32", 32, {L32: P32})
+    elf = check(tmp_path)
+    facts = elf.find("vdso64", L64)
+    assert facts is not None and elf.checks[0].verdict == Verdict.PASS
+    so = tmp_path / "arch/x86/entry/vdso/vdso64/vdso64.so.dbg"
+    dump = bytearray(so.read_bytes() + bytes(4096 - so.stat().st_size % 4096))
+    dump[facts.start] ^= 0xFF  # the boot-time patch, one byte into the critical range
+    (tmp_path / "dump.bin").write_bytes(dump)
+    test = next(t for t in load_guest_tests() if t.name == "vdso-runtime-image-64")
+    done = plan(GuestPlanRequest((test,), elf, tmp_path / "rw", tmp_path / "logs", 120))
+    fake = done.rwdir / protocol.BIN / test.name  # the guest's dump, replayed
+    fake.write_text(f'#!/bin/sh\ncp {tmp_path / "dump.bin"} "$4"\n'
+                    f'echo \'{{"check": "{test.name}", "bytes": {len(dump)}}}\'\n')
+    run_runner(done.rwdir)
+    [runtime] = judge_plan(done, {"vdso64": so}, protocol.read_outcomes(done.rwdir))
+    assert runtime.verdict == Verdict.FAIL, runtime
+    assert runtime.counters["alt_in_cs"] == 1 and runtime.counters["image_mismatch"] == 1
+    assert runtime.counters["alt_patched"] == 0

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +78,16 @@ class Expectations:
     description: str
     version: str
     images: tuple[ImageSpec, ...]
-    # None when the file has no [disasm] table: the disassembly check is skipped.
+    # None when the file has no [disasm] table: the disassembly checks are ERROR.
     disasm: DisasmSpec | None = None
     # Kconfig options the series adds: a tree without them does not carry the series.
     kconfig: tuple[str, ...] = ()
     # Numbers the guest tests take as {op_<key>}: the series' futex ops, which maintainers
-    # renamed and renumbered during review.
-    ops: dict[str, int] = field(default_factory=dict)
+    # renamed and renumbered during review. Each must agree with the built tree's uapi
+    # header (guest/uapi.py). None when the file has no [ops] table: those tests are ERROR.
+    ops: dict[str, int] | None = None
+    # The file it was read from, for messages.
+    path: Path | None = None
 
 
 def expectation_names(directory: Path = EXPECTATIONS) -> list[str]:
@@ -114,10 +117,12 @@ def load_expectations(name: str, directory: Path = EXPECTATIONS) -> Expectations
         )
         for i in raw.get("images", [])
     )
+    ops = raw.get("ops")
     return Expectations(name, raw.get("description", ""), raw["version"], images,
                         disasm=_disasm_spec(raw["disasm"]) if "disasm" in raw else None,
                         kconfig=tuple(raw.get("kconfig", [])),
-                        ops={k: int(v) for k, v in raw.get("ops", {}).items()})
+                        ops=None if ops is None else {k: int(v) for k, v in ops.items()},
+                        path=path)
 
 
 def _with_base(raw: dict[str, Any], path: Path, directory: Path,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ class GuestTest:
     timeout: float
     require: tuple[str, ...]
     fail_if: tuple[str, ...]
+    # counter -> the least it must reach (else INCONCLUSIVE): the stops a full run makes.
+    minimum: tuple[tuple[str, int], ...] = ()
     # The test dumps its mapped vDSO; the host compares it with this built image.
     compare: bool = False
     # "default", or "stress": those run only on request, in their own boot.
@@ -40,6 +43,14 @@ class GuestTest:
     # A kernel option the test needs beyond its image's (CONFIG_IA32_EMULATION for a 32-bit
     # launcher of a 64-bit test): N/A without it.
     requires: str | None = None
+    # A positive control: it shows the bug on purpose (the old unlock), so it may have no
+    # fail_if counter; every other test must be able to FAIL.
+    control: bool = False
+
+    @property
+    def placeholders(self) -> frozenset[str]:
+        """The {name} fields its arguments take."""
+        return frozenset(f for a in self.args for _, f, _, _ in string.Formatter().parse(a) if f)
 
 
 @dataclass(frozen=True)
@@ -98,11 +109,15 @@ def _guest_test(t: dict[str, Any], path: Path) -> GuestTest:
     if kind not in GUEST_KINDS:
         raise UserError(f"{path}: test {t['name']} has kind {kind!r}; "
                         f"choose one of: {', '.join(GUEST_KINDS)}")
+    if kind != "ktap" and not t.get("fail_if") and not t.get("control"):
+        raise UserError(f"{path}: test {t['name']} has no fail_if counter, so it can never "
+                        "FAIL; only a positive control (control = true) may")
     return GuestTest(
         name=t["name"], kind=kind, sources=tuple(t.get("sources", [])),
         cflags=tuple(t.get("cflags", [])), image=t.get("image"), entry=t.get("entry"),
         args=tuple(t["args"]), timeout=float(t["timeout"]),
         require=tuple(t.get("require", [])), fail_if=tuple(t.get("fail_if", [])),
+        minimum=tuple((k, int(v)) for k, v in t.get("minimum", {}).items()),
         compare=bool(t.get("compare", False)), suite=t.get("suite", "default"),
-        script=t.get("script"), requires=t.get("requires"),
+        script=t.get("script"), requires=t.get("requires"), control=bool(t.get("control")),
     )

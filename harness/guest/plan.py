@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import fnmatch
 import shutil
-import string
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 from harness.data import GUEST_TESTS
 from harness.data.guest_tests import GuestTest
 from harness.errors import CommandError, HarnessError, InfraError, UserError
-from harness.guest import protocol
+from harness.guest import protocol, uapi
 from harness.guest.cache import BinaryCache
 from harness.kselftest import programs as kselftest
 from harness.kselftest.spec import load_spec
@@ -41,8 +40,12 @@ class GuestPlanRequest:
     series_absent: str | None = None
     # The unlock window of each entry as the disassembly sees it, keyed image:function.
     windows: dict[str, Window] = field(default_factory=dict)
-    # Numbers the tests take from the expectations file ({op_<key>} in their arguments).
-    ops: dict[str, int] = field(default_factory=dict)
+    # Why no entry has a window at all (the expectations have no [disasm] table): the tests
+    # that take {win_start}/{win_store} are not run rather than judged on the labels alone.
+    no_windows: str | None = None
+    # The op numbers the tests take as {op_<key>}: [ops] of the expectations file as the
+    # built tree's uapi header confirms them (uapi.op_numbers).
+    ops: uapi.OpNumbers = field(default_factory=uapi.OpNumbers)
     # The interpreter of python tests: the harness's own, whose venv has pyelftools.
     python: str = sys.executable
     # ktap tests build the tree's own selftests against its built uapi headers.
@@ -69,6 +72,9 @@ class GuestPlan:
     # Binaries compiled for this plan, and binaries reused from the cache.
     compiled: int = 0
     reused: int = 0
+    # Each image's critical ranges [cs_start, cs_end), from the ELF check: the runtime-image
+    # comparison excuses no alternative there.
+    critical: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     @property
     def total_timeout(self) -> float:
@@ -120,22 +126,27 @@ def test_argv(test: GuestTest, command: list[str], facts: Facts | None, window: 
     return [*command, *(a.format(**values) for a in test.args)]
 
 
-def _missing_ops(test: GuestTest, ops: dict[str, int]) -> list[str]:
-    """The {op_<key>} placeholders of the test that the expectations file does not give."""
-    wanted = {f for a in test.args for _, f, _, _ in string.Formatter().parse(a) if f}
-    return sorted(f for f in wanted if f.startswith("op_") and f[3:] not in ops)
-
-
 def _cannot_run(test: GuestTest, req: GuestPlanRequest) -> Check | None:
     """Why a test cannot run on this build, as its verdict; None when it can."""
-    vdso, absent = req.vdso, req.series_absent
     if test.requires and req.config is not None and \
             not is_set(req.config, test.requires):
         return Check(test.name, Verdict.NOT_APPLICABLE, f"{test.requires} is not set")
-    missing = _missing_ops(test, req.ops)
-    if missing and not absent:
-        return Check(test.name, Verdict.NOT_APPLICABLE, "the expectations give no "
-                     f"{', '.join(m[3:] for m in missing)} in [ops]")
+    return _image_blocked(test, req) or _inputs_missing(test, req)
+
+
+def _inputs_missing(test: GuestTest, req: GuestPlanRequest) -> Check | None:
+    """ERROR when the expectations leave the test without a number it takes: it would
+    otherwise run with a guess, or not at all and look not applicable."""
+    if why := req.ops.problem(uapi.op_keys(test)):
+        return Check(test.name, Verdict.ERROR, f"not run: {why}")
+    if req.no_windows and {"win_start", "win_store"} & test.placeholders:
+        return Check(test.name, Verdict.ERROR, f"not run: {req.no_windows}")
+    return None
+
+
+def _image_blocked(test: GuestTest, req: GuestPlanRequest) -> Check | None:
+    """Why the test's vDSO image or entry rules it out on this build; None when it is fine."""
+    vdso, absent = req.vdso, req.series_absent
     if test.image is None:
         return None
     if absent:
@@ -173,7 +184,7 @@ def _entry(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
     facts = req.vdso.entry(test.image, test.entry) if test.image and test.entry else None
     window = req.windows.get(entry_key(facts.image, facts.function)) if facts else None
     argv = test_argv(test, _command(test, req, bin_dir, binaries), facts, window, req.rwdir,
-                     req.ops)
+                     req.ops.values)
     return protocol.Entry(test.name, tuple(argv), test.timeout)
 
 
@@ -208,7 +219,10 @@ def _ktap_entry(test: GuestTest, run: kselftest.KselftestRun, bin_dir: Path) -> 
 def make_plan(req: GuestPlanRequest) -> GuestPlan:
     """Build what can run, copy the runner and the protocol, and write the plan."""
     bin_dir = req.rwdir / protocol.BIN
-    bin_dir.mkdir(parents=True, exist_ok=True)
+    # A reused run directory: no binary an earlier plan built may stand in for one this plan
+    # did not build (a cross test execs {bin}/<other test>).
+    shutil.rmtree(bin_dir, ignore_errors=True)
+    bin_dir.mkdir(parents=True)
     runner = bin_dir / protocol.RUNNER
     shutil.copyfile(GUEST_TESTS / protocol.RUNNER, runner)
     shutil.copyfile(PROTOCOL_SOURCE, bin_dir / PROTOCOL_SOURCE.name)
@@ -232,6 +246,14 @@ def make_plan(req: GuestPlanRequest) -> GuestPlan:
         planned.append(test)
     protocol.write_plan(req.rwdir, protocol.Plan(tuple(entries)))
     return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped), tuple(entries), ktap,
-                     req.series_absent is None, req.config, binaries.compiled, binaries.reused)
+                     req.series_absent is None, req.config, binaries.compiled, binaries.reused,
+                     _critical(req.vdso))
+
+
+def _critical(vdso: VdsoResult) -> dict[str, tuple[tuple[int, int], ...]]:
+    ranges: dict[str, tuple[tuple[int, int], ...]] = {}
+    for f in vdso.facts.values():
+        ranges[f.image] = (*ranges.get(f.image, ()), (f.start, f.end))
+    return ranges
 
 

@@ -6,9 +6,10 @@ Standard library only and no harness imports: this file is copied next to the gu
 and imported there, so the host and the guest read one definition.
 
 The shared directory (rwdir) holds:
-    plan.json            what to run: name, argv and timeout of every test
+    plan.json            what to run: name, argv and timeout of every test, and the plan's id
     bin/                 the runner, this module and the test binaries
-    results/<name>.json  one outcome per test, written atomically as soon as it ends
+    results/<name>.json  one outcome per test, written atomically as soon as it ends, carrying
+                         the id of the plan it ran under
     results/<name>.bin   a test's extra output (a vDSO dump), complete once its .json exists
     results/done.json    written last: the runner went through the whole plan
 """
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,20 +60,27 @@ class Entry:
     timeout: float
 
 
+def new_plan_id() -> str:
+    return secrets.token_hex(8)
+
+
 @dataclass(frozen=True)
 class Plan:
     entries: tuple[Entry, ...]
+    # Every outcome the runner writes carries it: a result file with another id was left by
+    # an earlier plan (a reused run directory), not written by this boot.
+    id: str = field(default_factory=new_plan_id)
 
     def to_json(self) -> str:
         tests = [{"name": e.name, "argv": list(e.argv), "timeout": e.timeout}
                  for e in self.entries]
-        return json.dumps({"tests": tests}, indent=1) + "\n"
+        return json.dumps({"id": self.id, "tests": tests}, indent=1) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
         raw = json.loads(text)
         return cls(tuple(Entry(t["name"], tuple(t["argv"]), float(t["timeout"]))
-                         for t in raw["tests"]))
+                         for t in raw["tests"]), str(raw.get("id", "")))
 
     def moved(self, old: Path, new: str) -> Plan:
         """The same plan with every argument under the directory old moved to new (an SSH
@@ -83,7 +93,7 @@ class Plan:
             return arg
 
         return Plan(tuple(Entry(e.name, tuple(move(a) for a in e.argv), e.timeout)
-                          for e in self.entries))
+                          for e in self.entries), self.id)
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,8 @@ class Outcome:
     stderr: str = ""
     records: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     seconds: float = 0.0
+    # The id of the plan the runner followed (Plan.id).
+    plan: str = ""
 
     def to_json(self) -> str:
         raw = asdict(self)
@@ -110,7 +122,7 @@ class Outcome:
         return cls(str(raw["name"]), tuple(raw.get("argv", ())), raw.get("exit_code"),
                    bool(raw.get("timed_out", False)), str(raw.get("stdout", "")),
                    str(raw.get("stderr", "")), tuple(raw.get("records", ())),
-                   float(raw.get("seconds", 0.0)))
+                   float(raw.get("seconds", 0.0)), str(raw.get("plan", "")))
 
 
 def file_stem(name: str) -> str:
@@ -140,7 +152,15 @@ def done_path(rwdir: Path) -> Path:
 
 
 def write_plan(rwdir: Path, plan: Plan) -> None:
-    results_dir(rwdir).mkdir(parents=True, exist_ok=True)
+    """Write the plan over an empty results dir: whatever an earlier plan left there (a
+    reused run directory) is removed, so that no old outcome stands in for a new one."""
+    results = results_dir(rwdir)
+    results.mkdir(parents=True, exist_ok=True)
+    for old in results.iterdir():
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
     plan_path(rwdir).write_text(plan.to_json())
 
 

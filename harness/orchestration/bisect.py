@@ -51,13 +51,22 @@ def regression(base: Revision, rev: Revision) -> Target | None:
 
 
 def step_status(target: Target, failed_stage: str | None, checks: list[Check]) -> str:
-    """good, bad or skip for one step's outcome."""
+    """good, bad or skip for one step's outcome. A step that broke a target check is bad;
+    one that has no verdict for some target check cannot say it is good: skip."""
     if target.stage:
         return BAD if failed_stage == target.stage else SKIP if failed_stage else GOOD
     if failed_stage:
         return SKIP
     by_name = {c.name: c for c in checks}
-    return BAD if any(n in by_name and not by_name[n].verdict.ok for n in target.checks) else GOOD
+    if any(n in by_name and not by_name[n].verdict.ok for n in target.checks):
+        return BAD
+    return SKIP if missing(target, checks) else GOOD
+
+
+def missing(target: Target, checks: list[Check]) -> tuple[str, ...]:
+    """The target checks a step has no verdict for."""
+    names = {c.name for c in checks}
+    return tuple(n for n in target.checks if n not in names)
 
 
 def search(total: int, step: Callable[[int], str]) -> Outcome:

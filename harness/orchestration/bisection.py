@@ -75,8 +75,10 @@ def _step(rev: RevisionRecord, target: bisect.Target, k: int, test_step: StepTes
     status = bisect.step_status(target, failed.name if failed else None, step_rev.checks)
     relevant = [c for c in step_rev.checks if c.name in target.checks]
     broken = [c for c in relevant if not c.verdict.ok]
+    absent = bisect.missing(target, step_rev.checks)
     detail = (f"stage {failed.name}: {failed.detail.splitlines()[0][:200]}" if failed
               else f"{len(broken)} of {len(relevant)} fail" if broken
+              else f"no verdict for {', '.join(absent)}" if absent
               else f"all {len(relevant)} pass")
     rev.bisect.steps.append(BisectStep(name, k, status, detail,
                                        round(time.monotonic() - start, 1), relevant))

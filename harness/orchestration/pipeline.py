@@ -21,7 +21,7 @@ from harness.data.guest_tests import GuestTest, load_guest_tests
 from harness.data.settings import Settings
 from harness.errors import HarnessError, InfraError, RunTimeout
 from harness.guest import plan as guest
-from harness.guest import protocol
+from harness.guest import protocol, uapi
 from harness.orchestration import bisection, rangediff
 from harness.orchestration.jobs import Job, Kernel
 from harness.outputs import report
@@ -281,7 +281,9 @@ def _test_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Ba
         rwdir = req.run_dir / rev.label / f"guest{tag}"
         plan = guest.make_plan(guest.GuestPlanRequest(
             tests, built.elf, rwdir, logs, req.settings.timeouts.guest_compile,
-            rev.series_absent, built.windows, built.expectations.ops, tree=built.tree,
+            rev.series_absent, built.windows,
+            None if built.expectations.disasm else disasm.no_table(built.expectations),
+            _op_numbers(req, rev, tests, built, logs), tree=built.tree,
             build_dir=built.build_dir, config=dict(built.config), cache=req.cache / "guest"))
         st.detail = f"{plan.compiled} compiled, {plan.reused} reused"
     images = {i.name: i.path(built.build_dir, i.stripped) for i in built.expectations.images}
@@ -290,7 +292,7 @@ def _test_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Ba
             SuiteRequest(plan, built.build_dir, logs, suite, images)))
         rev.accel, rev.accel_reason, rev.target = done.accel, done.accel_reason, done.target
         outcomes = protocol.read_outcomes(plan.rwdir)
-        seconds = guest_verdicts.test_seconds(outcomes)
+        seconds = guest_verdicts.test_seconds(plan, outcomes)
         rev.boots.append(Boot(suite, done.accel, done.qemu_opts, seconds))
         st.detail = done.detail
         rev.checks += guest_verdicts.judge_plan(plan, images, outcomes)
@@ -299,6 +301,16 @@ def _test_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Ba
             rev.checks.append(_console_check(done.console, suite))
         if not done.runner_started:
             raise InfraError(st.detail)
+
+
+def _op_numbers(req: RunRequest, rev: RevisionRecord, tests: tuple[GuestTest, ...],
+                built: _BuiltTree, logs: Path) -> uapi.OpNumbers:
+    """The op numbers for the tests that take any, from the built tree's uapi header as the
+    expectations confirm them. A tree without the series has no such tests to run."""
+    if rev.series_absent or not any(uapi.op_keys(t) for t in tests):
+        return uapi.OpNumbers()
+    return uapi.op_numbers(built.expectations, built.tree, built.build_dir, logs,
+                           req.settings.timeouts.guest_compile)
 
 
 def _timed(step: str, build_dir: Path, boot: Callable[[], SuiteResult]) -> SuiteResult:

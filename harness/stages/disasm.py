@@ -245,18 +245,31 @@ def _describe(at: dict[int, Insn], address: int, facts: Facts) -> str:
 
 def check_disasm(build_dir: Path, expectations: Expectations, vdso_result: VdsoResult,
                  ) -> tuple[tuple[Check, ...], dict[str, Window]]:
-    """One disasm-<image> check per image, and the window of each entry, keyed image:function."""
+    """One disasm-<image> check per image, and the window of each entry, keyed image:function.
+    Without a [disasm] table nothing says what the code must be: each check is ERROR."""
     spec = expectations.disasm
-    if spec is None:
-        log.info("expectations %s have no [disasm] table: disassembly check skipped",
-                 expectations.name)
-        return (), {}
     checks, windows = [], {}
     for image in expectations.images:
+        if spec is None:
+            checks.append(_no_spec(image, expectations, vdso_result))
+            continue
         check, found = _check_image(build_dir, image, spec, vdso_result)
         checks.append(check)
         windows.update(found)
     return tuple(checks), windows
+
+
+def no_table(expectations: Expectations) -> str:
+    """Why nothing was disassembled: the expectations file has no [disasm] table."""
+    return (f"{expectations.path or f'expectations {expectations.name}'} has no [disasm] "
+            "table, so no unlock window was checked")
+
+
+def _no_spec(image: ImageSpec, expectations: Expectations, vdso_result: VdsoResult) -> Check:
+    elf = next((c for c in vdso_result.checks if c.name == elf_check(image.name)), None)
+    if elf is not None and elf.verdict == Verdict.NOT_APPLICABLE:
+        return Check(disasm_check(image.name), Verdict.NOT_APPLICABLE, elf.detail)
+    return Check(disasm_check(image.name), Verdict.ERROR, no_table(expectations))
 
 
 def _unchecked(image: ImageSpec, vdso_result: VdsoResult, elf: Check) -> list[str]:

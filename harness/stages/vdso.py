@@ -197,6 +197,9 @@ def _check_function(image: str, func: FunctionSpec, version: str, dynsym: dict[s
             errs.append(f"{image}: label {name} missing from .symtab")
             continue
         labels[which] = label.value
+        if not label.bind.endswith("LOCAL"):
+            errs.append(f"{image}: label {name} is {label.bind}, expected LOCAL: the range "
+                        "labels are the kernel's to know, not an export")
         if not sym.value <= label.value < sym.value + sym.size:
             errs.append(f"{image}: label {name} at {label.value:#x} is outside {func.name} "
                         f"[{sym.value:#x}, {sym.value + sym.size:#x})")

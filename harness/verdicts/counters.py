@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """A guest test's verdict from the record its program wrote: FAIL on any non-zero fail_if
-counter, INCONCLUSIVE on any zero require counter, ERROR on no or a broken record."""
+counter, INCONCLUSIVE on any zero require counter or one short of its minimum, ERROR on no
+or a broken record."""
 
 from __future__ import annotations
 
@@ -30,15 +31,19 @@ def judge(test: GuestTest, outcome: Outcome | None,
 
 
 def judge_counters(test: GuestTest, counters: dict[str, int], seconds: float = 0.0) -> Check:
-    """FAIL on any non-zero fail_if counter, else INCONCLUSIVE on any zero require counter."""
-    missing = [k for k in (*test.require, *test.fail_if) if k not in counters]
+    """FAIL on any non-zero fail_if counter, else INCONCLUSIVE on any zero require counter
+    or any counter short of its minimum."""
+    wanted = (*test.require, *test.fail_if, *(k for k, _ in test.minimum))
+    missing = [k for k in dict.fromkeys(wanted) if k not in counters]
     if missing:
         return Check(test.name, Verdict.ERROR, f"counters missing: {', '.join(missing)}",
                      counters, seconds)
     bad = [f"{k}={counters[k]}" for k in test.fail_if if counters[k]]
     if bad:
         return Check(test.name, Verdict.FAIL, ", ".join(bad), counters, seconds)
-    unreached = [f"{k}=0" for k in test.require if not counters[k]]
+    least = dict(test.minimum)
+    unreached = [f"{k}=0" for k in test.require if not counters[k] and k not in least]
+    unreached += [f"{k}={counters[k]} of at least {n}" for k, n in least.items() if counters[k] < n]
     if unreached:
         return Check(test.name, Verdict.INCONCLUSIVE, "never reached: " + ", ".join(unreached),
                      counters, seconds)

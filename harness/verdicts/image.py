@@ -30,13 +30,16 @@ def alternative_ranges(image: Path) -> list[tuple[int, int]]:
     return ranges
 
 
-def compare_image(dump: bytes, image: Path) -> dict[str, int]:
+def compare_image(dump: bytes, image: Path,
+                  critical: tuple[tuple[int, int], ...] = ()) -> dict[str, int]:
     """Counters comparing a guest's mapped vDSO with the built image, file offset = address.
 
-    Bytes inside boot-time alternatives may differ (alt_patched); any other difference,
-    and any non-zero byte in the page padding past the file, is a mismatch."""
+    Bytes inside boot-time alternatives may differ (alt_patched), except in a critical
+    range [cs_start, cs_end): the kernel's fixup trusts the labels there, so an
+    alternative that overlaps one is counted (alt_in_cs) and its bytes must match too.
+    Any other difference, and any non-zero byte in the page padding, is a mismatch."""
     built = image.read_bytes()
-    alts = alternative_ranges(image)
+    alts = [r for r in alternative_ranges(image) if not _overlaps(r, critical)]
     mismatch = patched = 0
     for i, (a, b) in enumerate(zip(dump, built, strict=False)):
         if a != b:
@@ -46,12 +49,19 @@ def compare_image(dump: bytes, image: Path) -> dict[str, int]:
                 mismatch += 1
     return {"image_bytes": len(built), "dump_bytes": len(dump),
             "image_mismatch": mismatch + max(len(built) - len(dump), 0),
-            "alt_patched": patched, "padding_nonzero": sum(1 for x in dump[len(built):] if x)}
+            "alt_patched": patched, "padding_nonzero": sum(1 for x in dump[len(built):] if x),
+            "alt_in_cs": sum(_overlaps(r, critical) for r in alternative_ranges(image))}
 
 
-def image_comparison(test: GuestTest, rwdir: Path, image: Path) -> dict[str, int]:
-    """A dump test's host-side counters: its mapped vDSO against the built image."""
+def _overlaps(alt: tuple[int, int], ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(alt[0] < end and start < alt[1] for start, end in ranges)
+
+
+def image_comparison(test: GuestTest, rwdir: Path, image: Path,
+                     critical: tuple[tuple[int, int], ...] = ()) -> dict[str, int]:
+    """A dump test's host-side counters: its mapped vDSO against the built image, whose
+    entries' critical ranges are critical."""
     dump = protocol.extra_path(rwdir, test.name)
     if not test.compare or not dump.is_file():
         return {}
-    return compare_image(dump.read_bytes(), image)
+    return compare_image(dump.read_bytes(), image, critical)
