@@ -11,7 +11,7 @@ from test_disasm import without_table
 from test_guest import BOTH_PASS, BUILT, FACTS, ROLES
 
 from harness.data.expectations import expectation_names, load_expectations
-from harness.guest.plan import GuestPlanRequest, plan
+from harness.guest.plan import GuestPlanRequest, make_plan
 from harness.guest.uapi import OpNumbers, cross_check, defines, evaluate
 from harness.stages.disasm import no_table
 from harness.stages.vdso import VdsoResult
@@ -25,7 +25,7 @@ def planned(tmp_path: Path, names: tuple[str, ...], ops: OpNumbers,
             no_windows: str | None = None) -> dict[str, Check]:
     """The verdicts plan() gives these tests before the boot; a test it runs is absent."""
     tests = tuple(t for t in BUILT if t.name in names)
-    done = plan(GuestPlanRequest(tests, VdsoResult(BOTH_PASS, FACTS, ROLES), tmp_path / "rw",
+    done = make_plan(GuestPlanRequest(tests, VdsoResult(BOTH_PASS, FACTS, ROLES), tmp_path / "rw",
                                  tmp_path / "logs", 120, ops=ops, no_windows=no_windows))
     return {c.name: c for c in done.skipped}
 

@@ -10,7 +10,7 @@ from plans import run_runner
 from harness.data.expectations import expectation_names, load_expectations
 from harness.data.guest_tests import load_guest_tests
 from harness.guest import protocol
-from harness.guest.plan import GuestPlanRequest, plan
+from harness.guest.plan import GuestPlanRequest, make_plan
 from harness.stages.vdso import VdsoRequest, check_vdso, generated_offsets, read_symbols
 from harness.verdicts.checks import Verdict
 from harness.verdicts.guest import judge_plan
@@ -248,7 +248,7 @@ def test_an_alternative_inside_a_critical_range_fails(tmp_path: Path) -> None:
     dump[facts.start] ^= 0xFF  # the boot-time patch, one byte into the critical range
     (tmp_path / "dump.bin").write_bytes(dump)
     test = next(t for t in load_guest_tests() if t.name == "vdso-runtime-image-64")
-    done = plan(GuestPlanRequest((test,), elf, tmp_path / "rw", tmp_path / "logs", 120))
+    done = make_plan(GuestPlanRequest((test,), elf, tmp_path / "rw", tmp_path / "logs", 120))
     fake = done.rwdir / protocol.BIN / test.name  # the guest's dump, replayed
     fake.write_text(f'#!/bin/sh\ncp {tmp_path / "dump.bin"} "$4"\n'
                     f'echo \'{{"check": "{test.name}", "bytes": {len(dump)}}}\'\n')
