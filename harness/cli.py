@@ -26,7 +26,7 @@ from harness.outputs import email as email_report
 from harness.outputs import kcidb, report
 from harness.outputs.record import Run
 from harness.paths import cache_root
-from harness.stages import gittree, kconfig, lore, source, vdso
+from harness.stages import gittree, kconfig, kconfig_variants, lore, source, vdso
 
 log = logging.getLogger("harness")
 
@@ -74,7 +74,7 @@ def _plan(args: argparse.Namespace) -> jobs.JobList:
                                                           or [settings.debian_default])))
     variants = tuple(_unique(args.config_variant or [settings.config_variant]))
     for variant in variants:  # an unknown variant is the user's error before anything runs
-        kconfig.variant_fragments(args.config_dir, variant)
+        kconfig_variants.variant_fragments(args.config_dir, variant)
     options = (("expect", args.expect), ("suites", ",".join(args.suite)),
                ("only", ",".join(args.only)),
                ("stress", str(args.stress)), ("config_dir", str(args.config_dir)))
@@ -128,14 +128,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError("--mbox FILE is where b4 finds a msgid: series; no --series names one")
     req = pipeline.RunRequest(
         settings=settings, run_dir=run_dir, cache=cache_root(), jobs=chosen, expect=args.expect,
-        fragments={v: kconfig.variant_fragments(args.config_dir, v)
+        fragments={v: kconfig_variants.variant_fragments(args.config_dir, v)
                    for v in {j.variant for j in chosen}},
         backend=BackendConfig(settings, cache_root(), args.accel, args.target, args.ssh_key,
                               args.known_hosts, args.host_key),
         make_jobs=args.jobs, stress=args.stress, boot=args.command == "run", bisect=args.bisect,
         suites=tuple(settings.suite(n).name for n in args.suite),
         mbox=args.mbox.resolve() if args.mbox else None,
-        bases={v: kconfig.variant_base(args.config_dir, v) for v in {j.variant for j in chosen}},
+        bases={v: kconfig_variants.variant_base(args.config_dir, v)
+               for v in {j.variant for j in chosen}},
         only=tuple(args.only))
     limit = args.timeout or settings.timeouts.run
     try:

@@ -28,11 +28,11 @@ from harness.data.expectations import expectation_names, load_expectations
 from harness.data.settings import load_settings
 from harness.errors import HarnessError
 from harness.paths import cache_root
-from harness.stages import kconfig, source
+from harness.stages import kconfig, kconfig_variants, source
 
 SETTINGS = load_settings()
 RELEASES = sorted(SETTINGS.releases)
-VARIANTS = kconfig.variant_names(KERNEL_CONFIG)
+VARIANTS = kconfig_variants.variant_names(KERNEL_CONFIG)
 COMBOS = [(r, v) for r in RELEASES for v in VARIANTS]
 
 pytestmark = pytest.mark.e2e
@@ -49,12 +49,12 @@ class Configured:
 
 def config_request(src: source.SourceResult, variant: str, logs: Path) -> kconfig.ConfigRequest:
     """What the pipeline asks for this variant (harness/pipeline.py), in a build dir of its own."""
-    base = kconfig.variant_base(KERNEL_CONFIG, variant)
+    base = kconfig_variants.variant_base(KERNEL_CONFIG, variant)
     # A variant with expectations of its own (nocompat) is run with them (--expect).
     expect = variant if variant in expectation_names() else "upstream"
     return kconfig.ConfigRequest(
         src.tree, cache_root() / "config-check" / f"{src.key}-{variant}",
-        kconfig.variant_fragments(KERNEL_CONFIG, variant), base or SETTINGS.defconfig,
+        kconfig_variants.variant_fragments(KERNEL_CONFIG, variant), base or SETTINGS.defconfig,
         SETTINGS.arch, logs, SETTINGS.timeouts.config, SETTINGS.timeouts.config_tool,
         load_expectations(expect).kconfig, variant, indexed=src.owned,
         virtme_items=base is None)

@@ -21,9 +21,8 @@ from harness.stages.kconfig import (
     kconfig_index,
     merge_fragments,
     parse_config,
-    variant_base,
-    variant_fragments,
 )
+from harness.stages.kconfig_variants import variant_base, variant_fragments
 
 SERIES = "CONFIG_FUTEX=y\nCONFIG_RSEQ=y\nCONFIG_FUTEX_ROBUST_UNLOCK=y\n"
 

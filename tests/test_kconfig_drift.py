@@ -13,16 +13,9 @@ from fake_tree import fake_tree, fragment
 
 from harness.data import KERNEL_CONFIG
 from harness.errors import UserError
-from harness.stages.kconfig import (
-    RENAMES_FILE,
-    ConfigRequest,
-    Rename,
-    Resolution,
-    configure,
-    load_renames,
-    resolve,
-    variant_names,
-)
+from harness.stages.kconfig import ConfigRequest, configure
+from harness.stages.kconfig_drift import RENAMES_FILE, Rename, Resolution, load_renames, resolve
+from harness.stages.kconfig_variants import variant_names
 
 SERIES = "CONFIG_FUTEX=y\nCONFIG_RSEQ=y\nCONFIG_FUTEX_ROBUST_UNLOCK=y\n"
 # RSEQ under a name the fake tree does not have.

@@ -29,6 +29,7 @@ from harness.outputs.record import Boot, Run, Stage
 from harness.outputs.record import Revision as RevisionRecord
 from harness.paths import cache_lock, path_key
 from harness.stages import build, disasm, kconfig, patches, source, vdso
+from harness.stages.kconfig_drift import Config
 from harness.verdicts import console
 from harness.verdicts import guest as guest_verdicts
 from harness.verdicts.checks import Check, suite_check
@@ -269,7 +270,7 @@ class _BuiltTree:
     elf: vdso.VdsoResult
     windows: dict[str, disasm.Window]
     expectations: Expectations
-    config: kconfig.Config
+    config: Config
 
 
 def _test_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Backend,

@@ -12,20 +12,25 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from harness.commands import run
 from harness.data import DATA, read_toml
 from harness.errors import UserError
 from harness.paths import venv_tool
 from harness.stages import gittree
+from harness.stages.kconfig_drift import (
+    RENAMES_FILE,
+    Config,
+    Resolution,
+    load_renames,
+    resolve,
+)
 
 log = logging.getLogger("harness")
 
-Config = dict[str, str]
 
 _SET = re.compile(r"^CONFIG_(\w+)=(.*)$")
 _UNSET = re.compile(r"^# CONFIG_(\w+) is not set$")
@@ -36,7 +41,6 @@ KEY_FILE = ".harness-config-key"
 # Bump when configure() changes what it does with the same inputs.
 KEY_FORMAT = "2"
 INPUTS_FILE = DATA / "config-inputs.toml"
-RENAMES_FILE = DATA / "kconfig-renames.toml"
 
 
 @dataclass(frozen=True)
@@ -81,32 +85,6 @@ class ConfigResult:
     renamed: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class Rename:
-    """One option under every name it has had; a fragment may use any of them."""
-
-    names: tuple[str, ...]
-    why: str
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """How the requested options fit one tree's Kconfig symbols."""
-
-    # Optional options (the series') the tree lacks: dropped from the request.
-    absent: tuple[str, ...] = ()
-    # Options asked off that the tree lacks: off already.
-    gone: tuple[str, ...] = ()
-    # (name in the fragments, the tree's name for it).
-    renamed: tuple[tuple[str, str], ...] = ()
-
-    def apply(self, wanted: Config) -> Config:
-        """The request in the tree's names, without what the tree lacks."""
-        names = dict(self.renamed)
-        dropped = set(self.absent) | set(self.gone)
-        return {names.get(k, k): v for k, v in wanted.items() if k not in dropped}
-
-
 def parse_config(text: str, origin: str) -> Config:
     """name -> value for a .config or fragment; '# CONFIG_X is not set' reads as 'n'."""
     out: Config = {}
@@ -138,122 +116,6 @@ def merge_fragments(fragments: tuple[Path, ...]) -> Config:
                 )
             merged[name], owner[name] = value, frag
     return merged
-
-
-def load_renames(path: Path = RENAMES_FILE) -> tuple[Rename, ...]:
-    """The options that go by other names in other releases (data/kconfig-renames.toml)."""
-    renames: list[Rename] = []
-    seen: set[str] = set()
-    for number, entry in enumerate(read_toml(path).get("option", []), 1):
-        names = entry.get("names", [])
-        if len(names) < 2 or not entry.get("why"):
-            raise UserError(f"{path}: option {number} needs two or more names and a why")
-        if seen & set(names):
-            raise UserError(f"{path}: {', '.join(sorted(seen & set(names)))} in two entries")
-        seen |= set(names)
-        renames.append(Rename(tuple(names), entry["why"]))
-    return tuple(renames)
-
-
-def resolve(wanted: Config, symbols: Collection[str], optional: Collection[str] = (),
-            renames: tuple[Rename, ...] = ()) -> tuple[Resolution, tuple[str, ...]]:
-    """Fit the request to a tree's symbols: a name the tree lacks takes the tree's name for
-    that option if it has one; else an optional option is dropped (absent), and an option
-    asked off is off already (gone). Returns the rest too: options asked on the tree lacks."""
-    absent = tuple(sorted(n for n in optional if _tree_name(n, symbols, renames) is None))
-    gone: list[str] = []
-    missing: list[str] = []
-    renamed: list[tuple[str, str]] = []
-    for name, value in sorted(wanted.items()):
-        other = _tree_name(name, symbols, renames)
-        if other is None and name not in absent:
-            (gone if value == "n" else missing).append(name)
-        elif other not in (None, name):
-            renamed.append((name, other))
-    resolution = Resolution(absent, tuple(gone), tuple(renamed))
-    _check_one_value(wanted, resolution)
-    return resolution, tuple(missing)
-
-
-def _tree_name(name: str, symbols: Collection[str], renames: tuple[Rename, ...]) -> str | None:
-    """The tree's name for an option: its own, else the first of its other names the tree
-    has; None when the tree has none of them."""
-    if name in symbols:
-        return name
-    names = next((r.names for r in renames if name in r.names), ())
-    return next((n for n in names if n in symbols), None)
-
-
-def _check_one_value(wanted: Config, resolution: Resolution) -> None:
-    """Two names of one option asked different values: which one wins is not the user's
-    intent, so it is their error."""
-    names = dict(resolution.renamed)
-    first: dict[str, tuple[str, str]] = {}
-    for name, value in sorted(wanted.items()):
-        target = names.get(name, name)
-        other, seen = first.setdefault(target, (name, value))
-        if seen != value:
-            raise UserError(f"config fragments ask CONFIG_{other}={seen} and CONFIG_{name}="
-                            f"{value}, which are one option in this tree: CONFIG_{target}")
-
-
-def variant_names(directory: Path) -> list[str]:
-    """Every config variant: vng (virtme-ng's base config alone) and each subdirectory."""
-    return ["vng", *sorted(d.name for d in directory.iterdir() if d.is_dir())]
-
-
-def variant_fragments(directory: Path, variant: str) -> tuple[Path, ...]:
-    """The directory's fragments, plus those of the variant's subdirectory; "vng" adds none
-    (virtme-ng's base config alone). A variant.toml there may include other variants'
-    fragments (first) and drop shared fragments it replaces."""
-    shared = sorted(directory.glob("*.config"))
-    if not shared:
-        raise UserError(f"no *.config fragments in {directory}")
-    if variant == "vng":
-        return tuple(shared)
-    own, dropped = _variant(directory, variant, ())
-    unknown = sorted(dropped - {p.name for p in shared})
-    if unknown:
-        raise UserError(f"config variant '{variant}' drops {', '.join(unknown)}, which "
-                        f"{directory} does not have")
-    return tuple(p for p in shared if p.name not in dropped) + own
-
-
-def variant_base(directory: Path, variant: str, seen: tuple[str, ...] = ()) -> str | None:
-    """The make target a variant's config starts from (variant.toml `base`, its own or that
-    of the first included variant with one); None: the settings' defconfig and virtme-ng."""
-    if variant == "vng" or variant in seen:
-        return None  # variant_fragments names an include cycle
-    raw = _variant_spec(directory, variant)
-    if "base" in raw:
-        return str(raw["base"])
-    for other in raw.get("include", []):
-        if found := variant_base(directory, other, (*seen, variant)):
-            return found
-    return None
-
-
-def _variant_spec(directory: Path, variant: str) -> dict[str, Any]:
-    spec = directory / variant / "variant.toml"
-    return read_toml(spec) if spec.is_file() else {}
-
-
-def _variant(directory: Path, variant: str, seen: tuple[str, ...],
-             ) -> tuple[tuple[Path, ...], set[str]]:
-    """(fragments, shared fragment names dropped) of one variant and those it includes."""
-    if variant in seen:
-        raise UserError(f"config variants include each other: {' -> '.join([*seen, variant])}")
-    own = tuple(sorted((directory / variant).glob("*.config")))
-    if not own:
-        raise UserError(f"no config variant '{variant}' in {directory}; "
-                        f"choose one of: {', '.join(variant_names(directory))}")
-    raw = _variant_spec(directory, variant)
-    found: tuple[Path, ...] = ()
-    dropped = set(raw.get("drop", []))
-    for other in raw.get("include", []):
-        frags, drops = _variant(directory, other, (*seen, variant))
-        found, dropped = found + frags, dropped | drops
-    return found + own, dropped
 
 
 def kconfig_index(tree: Path) -> dict[str, list[str]]:

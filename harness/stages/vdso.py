@@ -14,7 +14,8 @@ from elftools.elf.gnuversions import GNUVerDefSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
 
 from harness.data.expectations import Expectations, FunctionSpec, ImageSpec
-from harness.stages.kconfig import Config, is_set
+from harness.stages.kconfig import is_set
+from harness.stages.kconfig_drift import Config
 from harness.verdicts.checks import Check, Verdict, elf_check, entry_key
 
 LABELS = ("start", "success", "end")
