@@ -18,10 +18,10 @@ from harness.guest.cache import BinaryCache
 from harness.kselftest import programs as kselftest
 from harness.kselftest.spec import load_spec
 from harness.stages.disasm import Window
-from harness.stages.kconfig import is_set
 from harness.stages.vdso import Facts, VdsoResult
+from harness.verdicts import before_run
 from harness.verdicts import kselftest as kselftest_verdicts
-from harness.verdicts.checks import Check, Verdict, elf_check, entry_key
+from harness.verdicts.checks import Check, entry_key
 
 CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror", "-mno-red-zone")
 PROTOCOL_SOURCE = Path(protocol.__file__)
@@ -126,44 +126,6 @@ def test_argv(test: GuestTest, command: list[str], facts: Facts | None, window: 
     return [*command, *(a.format(**values) for a in test.args)]
 
 
-def _cannot_run(test: GuestTest, req: GuestPlanRequest) -> Check | None:
-    """Why a test cannot run on this build, as its verdict; None when it can."""
-    if test.requires and req.config is not None and \
-            not is_set(req.config, test.requires):
-        return Check(test.name, Verdict.NOT_APPLICABLE, f"{test.requires} is not set")
-    return _image_blocked(test, req) or _inputs_missing(test, req)
-
-
-def _inputs_missing(test: GuestTest, req: GuestPlanRequest) -> Check | None:
-    """ERROR when the expectations leave the test without a number it takes: it would
-    otherwise run with a guess, or not at all and look not applicable."""
-    if why := req.ops.problem(uapi.op_keys(test)):
-        return Check(test.name, Verdict.ERROR, f"not run: {why}")
-    if req.no_windows and {"win_start", "win_store"} & test.placeholders:
-        return Check(test.name, Verdict.ERROR, f"not run: {req.no_windows}")
-    return None
-
-
-def _image_blocked(test: GuestTest, req: GuestPlanRequest) -> Check | None:
-    """Why the test's vDSO image or entry rules it out on this build; None when it is fine."""
-    vdso, absent = req.vdso, req.series_absent
-    if test.image is None:
-        return None
-    if absent:
-        return Check(test.name, Verdict.NOT_APPLICABLE, f"series absent: {absent}")
-    image = next((c for c in vdso.checks if c.name == elf_check(test.image)), None)
-    if image and image.verdict == Verdict.NOT_APPLICABLE:
-        return Check(test.name, Verdict.NOT_APPLICABLE, f"{test.image}: {image.detail}")
-    if image is None or image.verdict != Verdict.PASS:
-        return Check(test.name, Verdict.ERROR, f"not run: the {test.image} ELF check did not pass")
-    if test.entry and vdso.entry(test.image, test.entry) is None:
-        if why := vdso.not_applicable.get(entry_key(test.image, test.entry)):
-            return Check(test.name, Verdict.NOT_APPLICABLE, why)
-        return Check(test.name, Verdict.ERROR,
-                     f"not run: no checked offsets for the {test.entry} entry of {test.image}")
-    return None
-
-
 def _command(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
              binaries: BinaryCache) -> list[str]:
     """What runs the test: its binary, or the interpreter and its script. The script's
@@ -230,7 +192,7 @@ def make_plan(req: GuestPlanRequest) -> GuestPlan:
     planned, skipped, ktap = [], [], {}
     binaries = BinaryCache(req.cache)
     for test in req.tests:
-        blocked = _cannot_run(test, req)
+        blocked = before_run.cannot_run(test, req)
         if blocked:
             skipped.append(blocked)
             continue
