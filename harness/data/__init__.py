@@ -1,6 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-"""The shipped data files: where they are, and reading one. Each file has its own loader
-module here (settings, expectations, guest_tests, email), returning frozen dataclasses."""
+"""The shipped data files, where they are and how one is read; a loader module per file."""
 
 from __future__ import annotations
 

@@ -1,3 +1,2 @@
 # SPDX-License-Identifier: GPL-2.0
-"""Putting the stages together: the pipeline, jobs and shards, bisection, merging
-shards, range-diff."""
+"""The stages put together: pipeline, jobs and shards, bisection, merge, range-diff."""

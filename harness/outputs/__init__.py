@@ -1,3 +1,2 @@
 # SPDX-License-Identifier: GPL-2.0
-"""What a run leaves behind: the typed record, the text report and JUnit, the email
-reply, KCIDB."""
+"""What a run leaves: the typed record, the table and JUnit, the email reply, KCIDB."""
