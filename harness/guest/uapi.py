@@ -12,11 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.commands import run
 from harness.data.expectations import Expectations
 from harness.data.guest_tests import GuestTest
 from harness.errors import CommandError
-from harness.kselftest.programs import HEADERS_DIR
+from harness.kselftest import programs
 
 HEADER = Path("include/linux/futex.h")
 _DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)[ \t]+(.+)$", re.MULTILINE)
@@ -125,12 +124,9 @@ def cross_check(expectations: Expectations, header: Path) -> OpNumbers:
 
 
 def install_headers(tree: Path, build_dir: Path, logs: Path, timeout: float) -> Path:
-    """make headers_install of the built tree into the build dir, where the kernel's
-    selftests find them too; returns the installed header."""
-    headers = build_dir / HEADERS_DIR
-    run(["make", "-C", tree, f"O={build_dir}", "headers_install",
-         f"INSTALL_HDR_PATH={headers}"], log_file=logs / "uapi-headers.log", timeout=timeout)
-    return headers / HEADER
+    """The built tree's installed uapi futex header (programs.install_headers)."""
+    return programs.install_headers(tree, build_dir, logs / "uapi-headers.log",
+                                    timeout) / HEADER
 
 
 def op_numbers(expectations: Expectations, tree: Path, build_dir: Path, logs: Path,

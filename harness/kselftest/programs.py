@@ -149,12 +149,21 @@ def _number(path: Path, pattern: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def _install_headers(req: KselftestBuildRequest) -> Path:
-    """make headers_install from the built tree (seconds): the host's uapi lacks the new ops."""
-    headers = req.build_dir / HEADERS_DIR
-    _run(["make", "-C", req.tree, f"O={req.build_dir}", "headers_install",
-          f"INSTALL_HDR_PATH={headers}"], req, "cannot install the tree's uapi headers")
+def install_headers(tree: Path, build_dir: Path, log_file: Path, timeout: float) -> Path:
+    """make headers_install from the built tree into the build dir (seconds): the host's
+    uapi lacks the new ops. The one place it runs: the selftests and the op numbers."""
+    headers = build_dir / HEADERS_DIR
+    run(["make", "-C", tree, f"O={build_dir}", "headers_install",
+         f"INSTALL_HDR_PATH={headers}"], log_file=log_file, timeout=timeout)
     return headers
+
+
+def _install_headers(req: KselftestBuildRequest) -> Path:
+    try:
+        return install_headers(req.tree, req.build_dir, req.logs / "kselftest-build.log",
+                               req.timeout)
+    except CommandError as exc:
+        raise InfraError(_failed("cannot install the tree's uapi headers", exc)) from exc
 
 
 def _numa(flags: BuildFlags, req: KselftestBuildRequest) -> str:
