@@ -126,3 +126,16 @@ def test_the_legacy_stress_corrupts_on_any_kernel() -> None:
 def test_vdso_stress_mode_needs_the_range() -> None:
     proc = run_script("stress_remap_exit.py", "--check", "x", "--mode", "vdso", "--seconds", "1")
     assert proc.returncode == 2 and "--cs-start" in proc.stderr
+
+
+def test_the_stress_goes_on_past_its_seconds_until_it_has_its_hits() -> None:
+    """A run that saw too few window hits in --seconds goes on, up to --max-seconds: a CI
+    run ended INCONCLUSIVE with 0 hits in a fixed 60 s."""
+    args = stress_remap_exit.argparse.Namespace(seconds=60, min_hits=3, max_seconds=180)
+    k = stress_remap_exit.Counters()
+    assert stress_remap_exit.going_on(args, k, 59.9)
+    assert stress_remap_exit.going_on(args, k, 61)
+    assert not stress_remap_exit.going_on(args, k, 180)
+    k.window_hits = 3
+    assert not stress_remap_exit.going_on(args, k, 61)
+    assert stress_remap_exit.going_on(args, k, 1)

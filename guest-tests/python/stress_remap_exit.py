@@ -204,6 +204,15 @@ def strike(args: argparse.Namespace, c: Child, k: Counters, t0: float, rng: rand
     start_child(c, unlock)
 
 
+def going_on(args: argparse.Namespace, k: Counters, elapsed: float) -> bool:
+    """Strike for --seconds; then, with fewer than --min-hits window hits (the window is a
+    few instructions in a Python loop, so a run can see none), go on until it has them or
+    --max-seconds, as stress_remap_exit.c does."""
+    if elapsed < args.seconds:
+        return True
+    return k.window_hits < args.min_hits and elapsed < args.max_seconds
+
+
 def tracefs_write(name: str, text: str, append: bool = False) -> None:
     """os.write, not open(): Python's append mode seeks to the end, which tracefs refuses."""
     fd = os.open(TRACEFS / name, os.O_WRONLY | (os.O_APPEND if append else os.O_TRUNC))
@@ -249,6 +258,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--check", required=True)
     ap.add_argument("--mode", choices=("vdso", "legacy"), required=True)
     ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--min-hits", type=int, default=0,
+                    help="after --seconds, go on until this many window hits ...")
+    ap.add_argument("--max-seconds", type=int, default=0, help="... or this many seconds")
     ap.add_argument("--children", type=int, default=1,
                     help="looping children (default 1: on one CPU, a second child is often "
                     "stopped before it ran again, a stale sample)")
@@ -285,13 +297,14 @@ def main() -> int:
     for c in children:
         start_child(c, unlock)
     i = 0
-    while time.monotonic() - t0 < args.seconds:
+    while going_on(args, k, time.monotonic() - t0):
         strike(args, children[i], k, t0, rng, unlock)
         i = (i + 1) % len(children)
+    seconds = round(time.monotonic() - t0)
     for c in children:
         end_child(c, k)
     fixups = probe_hits() if fixup_probe else 0
-    emit(args.check, seconds=args.seconds, children=len(children), iterations=k.iterations,
+    emit(args.check, seconds=seconds, children=len(children), iterations=k.iterations,
          stops=k.stops, kills=k.kills, window_hits=k.window_hits,
          unfixed_windows=k.unfixed_windows, fixups=fixups, fixup_probe=fixup_probe,
          evidence=k.window_hits + fixups, corruptions=k.corruptions,
