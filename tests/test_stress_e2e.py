@@ -75,8 +75,8 @@ def test_series_keeps_the_vdso_path_clean_and_the_old_unlock_corrupts(
 def test_python_stress_in_its_own_boot(stress_run: dict[str, Any]) -> None:
     """The Python stress boots without -singlestep. Its legacy control must corrupt; the
     vDSO path must never corrupt, and must have reached the window (a window hit or a
-    kernel fixup: about one stop in 4,000 on minimal, so it goes on past its 60 s until 3): INCONCLUSIVE
-    is no pass."""
+    kernel fixup: about one stop in 4,000 on minimal, so it goes on past its 60 s until 3
+    hits): INCONCLUSIVE is no pass."""
     found = base_checks(stress_run)
     assert found["py-stress-remap-exit-legacy"]["verdict"] == "PASS", stress_run["_report"]
     vdso = found["py-stress-remap-exit-vdso"]
