@@ -29,15 +29,12 @@
 #define _GNU_SOURCE
 #include "vdso_helpers.h"
 
-#include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -47,8 +44,6 @@
 #define ENTRY_OFF 0x40
 #define LOCK_OFF 0x80
 #define SLOTS 3
-#define TRACEFS "/sys/kernel/tracing"
-#define PROBE "futex_harness/fixup"
 
 #define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
 #define READ_ONCE(x) (*(volatile __typeof__(x) *)&(x))
@@ -154,46 +149,6 @@ static uintptr_t stopped_ip(pid_t pid)
 	return pc;
 }
 
-static int write_file(const char *path, const char *text, int append)
-{
-	int fd = open(path, O_WRONLY | (append ? O_APPEND : O_TRUNC));
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
-	close(fd);
-	return ok ? 0 : -1;
-}
-
-static int probe_setup(void)
-{
-	struct stat st;
-
-	if (stat(TRACEFS "/kprobe_events", &st))
-		mount("tracefs", TRACEFS, "tracefs", 0, NULL);
-	write_file(TRACEFS "/kprobe_events", "-:" PROBE "\n", 1);
-	if (write_file(TRACEFS "/kprobe_events", "p:" PROBE " __futex_fixup_robust_unlock\n", 1))
-		return 0;
-	return !write_file(TRACEFS "/events/" PROBE "/enable", "1\n", 0);
-}
-
-static unsigned long probe_hits(void)
-{
-	char line[256], name[128];
-	unsigned long hits = 0, h;
-	FILE *f = fopen(TRACEFS "/kprobe_profile", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%127s %lu", name, &h) == 2 && strstr(name, "fixup"))
-			hits = h;
-	if (f)
-		fclose(f);
-	write_file(TRACEFS "/events/" PROBE "/enable", "0\n", 0);
-	write_file(TRACEFS "/kprobe_events", "-:" PROBE "\n", 1);
-	return hits;
-}
-
 static unsigned long ms_since(const struct timespec *t0)
 {
 	struct timespec now;
@@ -293,7 +248,7 @@ int main(int argc, char **argv)
 		}
 		unlock_fn = (try_unlock_fn)f.addr;
 	}
-	c.fixup_probe = (unsigned long)probe_setup();
+	c.fixup_probe = (unsigned long)fixup_probe_arm();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (i = 0; i < SLOTS; i++)
 		start_child(&slots[i]);
@@ -304,8 +259,10 @@ int main(int argc, char **argv)
 		kill(slots[i].pid, SIGKILL);
 		waitpid(slots[i].pid, NULL, 0);
 	}
-	if (c.fixup_probe)
-		c.fixups = probe_hits();
+	if (c.fixup_probe) {
+		c.fixups = fixup_probe_hits();
+		fixup_probe_disarm();
+	}
 	emit_record(o.check, "seconds", elapsed_s, "iterations", c.iterations, "stops", c.stops,
 		    "kills", c.kills,
 		    "window_hits", c.window_hits, "unfixed_windows", c.unfixed_windows,

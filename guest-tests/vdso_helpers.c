@@ -4,6 +4,7 @@
 
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +14,9 @@
 #include <sched.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 uintptr_t vdso_base(void)
 {
@@ -270,4 +274,55 @@ int record_value(const char *record, const char *key, unsigned long *value)
 		p++;
 	}
 	return -ENOENT;
+}
+
+#define TRACEFS "/sys/kernel/tracing"
+#define PROBE_GROUP "futex_harness"
+#define PROBE_EVENT "fixup"
+#define PROBE PROBE_GROUP "/" PROBE_EVENT
+
+static int write_file(const char *path, const char *text, int append)
+{
+	int fd = open(path, O_WRONLY | (append ? O_APPEND : O_TRUNC));
+	int ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+int fixup_probe_arm(void)
+{
+	struct stat st;
+
+	if (stat(TRACEFS "/kprobe_events", &st))
+		mount("tracefs", TRACEFS, "tracefs", 0, NULL);
+	/* A probe left behind by an earlier test would keep its count: start afresh. */
+	write_file(TRACEFS "/kprobe_events", "-:" PROBE "\n", 1);
+	if (write_file(TRACEFS "/kprobe_events", "p:" PROBE " __futex_fixup_robust_unlock\n", 1))
+		return 0;
+	return !write_file(TRACEFS "/events/" PROBE "/enable", "1\n", 0);
+}
+
+/* kprobe_profile: one line per probe, "<event> <hits> <misses>". */
+unsigned long fixup_probe_hits(void)
+{
+	char line[256], name[128];
+	unsigned long hits = 0, h;
+	FILE *f = fopen(TRACEFS "/kprobe_profile", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%127s %lu", name, &h) == 2 && !strcmp(name, PROBE_EVENT))
+			hits = h;
+	if (f)
+		fclose(f);
+	return hits;
+}
+
+void fixup_probe_disarm(void)
+{
+	write_file(TRACEFS "/events/" PROBE "/enable", "0\n", 0);
+	write_file(TRACEFS "/kprobe_events", "-:" PROBE "\n", 1);
 }

@@ -86,4 +86,15 @@ void emit_record_array(const char *check, const char *const *keys, const unsigne
 /* The value of key in a record emit_record printed; -ENOENT without it, -EINVAL if not a number. */
 int record_value(const char *record, const char *key, unsigned long *value);
 
+/*
+ * The kernel's own count of its robust-unlock fixups: a kprobe event on
+ * __futex_fixup_robust_unlock through tracefs. The kernel calls that function only
+ * for a task with a signal pending that was interrupted inside a critical range.
+ * fixup_probe_arm() returns 1 when the probe is armed; fixup_probe_hits() is the
+ * count since then; fixup_probe_disarm() removes the probe.
+ */
+int fixup_probe_arm(void);
+unsigned long fixup_probe_hits(void);
+void fixup_probe_disarm(void);
+
 #endif

@@ -16,6 +16,7 @@ from harness.guest.protocol import read_plan
 from harness.guest.uapi import OpNumbers
 from harness.stages.vdso import Facts, VdsoResult
 from harness.verdicts.checks import Check, Verdict
+from harness.verdicts.counters import judge_counters
 
 L64 = "__vdso_futex_robust_list64_try_unlock"
 L32 = "__vdso_futex_robust_list32_try_unlock"
@@ -84,9 +85,12 @@ def test_failed_elf_check_is_an_error_not_a_skip(tmp_path: Path) -> None:
     result, entries = make(tmp_path, VdsoResult(checks, {}))
     verdicts = {c.verdict for c in result.skipped}
     assert verdicts == {Verdict.ERROR}
-    # The legacy control needs no vDSO: it still runs on a kernel without the series.
+    # The legacy control and the exit walk need no vDSO: they still run on a kernel
+    # without the series.
     assert set(entries) == {"remap-exit-legacy", "remap-exit-legacy-32bit",
-                            "stress-remap-exit-legacy", "py-stress-remap-exit-legacy"}
+                            "stress-remap-exit-legacy",
+                            "py-stress-remap-exit-legacy", "robust-exit-walk-64",
+                            "robust-exit-walk-32bit"}
 
 
 def test_singlestep_binary_reports_absent_function(tmp_path: Path) -> None:
@@ -109,6 +113,19 @@ def test_legacy_control_reproduces_the_race_on_this_host(tmp_path: Path) -> None
     record = json.loads(done.stdout)
     assert record["corruptions"] == record["owner_died"] == record["rounds"] == 3
     assert record["wrong_values"] == 0 and record["last_value"] == 0x40000000
+
+
+@pytest.mark.parametrize("name", ["robust-exit-walk-64", "robust-exit-walk-32bit"])
+def test_exit_walk_passes_on_this_host(tmp_path: Path, name: str) -> None:
+    # The exit-time walk of a robust list predates the series: the host's kernel has it too.
+    _, entries = make(tmp_path, VdsoResult(BOTH_PASS, FACTS, ROLES))
+    argv = entries[name]["argv"]
+    argv[argv.index("--rounds") + 1] = "1"
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    test = next(t for t in BUILT if t.name == name)
+    check = judge_counters(test, {k: v for k, v in json.loads(done.stdout).items()
+                                  if k != "check"})
+    assert check.verdict == Verdict.PASS, (check, done.stderr)
 
 
 def test_list32_tests_not_applicable_with_the_reason(tmp_path: Path) -> None:

@@ -109,3 +109,39 @@ def test_fewer_zf_set_stops_than_a_full_run_is_inconclusive() -> None:
     assert half.detail == "never reached: hits_zf_set=100 of at least 200"
     assert judge_counters(singlestep, {**good, "hits_zf_set": 0}).detail == \
         "never reached: hits_zf_set=0 of at least 200"
+
+
+def shipped(name: str) -> GuestTest:
+    return next(t for t in load_guest_tests() if t.name == name)
+
+
+KILL_PASS = {"kill_window": 4, "term_window": 3, "group_window": 5, "skipped_fixups": 0,
+             "bad_states": 0, "wrong_deaths": 0}
+
+
+def test_kill_in_window_needs_a_window_kill_for_each_way_of_dying() -> None:
+    """A run whose SIGTERM deaths never landed in the window checked nothing about SIGTERM,
+    however many SIGKILLs did."""
+    test = shipped("kill-in-window-64")
+    assert judge_counters(test, KILL_PASS).verdict == Verdict.PASS
+    check = judge_counters(test, {**KILL_PASS, "term_window": 0})
+    assert check.verdict == Verdict.INCONCLUSIVE and "term_window=0" in check.detail
+
+
+def test_a_skipped_fixup_fails_even_when_the_probe_counted_nothing() -> None:
+    """A kernel that skips the fixup call never fires the kprobe on it: no window kill is
+    counted, but the dead child's lock and pop still show the skip, and that decides."""
+    none_counted = {**KILL_PASS, "kill_window": 0, "term_window": 0, "group_window": 0}
+    check = judge_counters(shipped("kill-in-window-list32"),
+                           {**none_counted, "skipped_fixups": 7})
+    assert check.verdict == Verdict.FAIL and check.detail == "skipped_fixups=7"
+
+
+def test_exit_walk_needs_every_scenario() -> None:
+    """Marked locks and woken waiters from the simple scenarios do not make up for a
+    scenario (pop also on the list) that was never set up."""
+    test = shipped("robust-exit-walk-64")
+    reached = {k: 3 for k in test.require} | {k: 0 for k in test.fail_if}
+    assert judge_counters(test, reached).verdict == Verdict.PASS
+    check = judge_counters(test, {**reached, "listed": 0})
+    assert check.verdict == Verdict.INCONCLUSIVE and check.detail == "never reached: listed=0"

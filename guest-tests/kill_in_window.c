@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kill-in-window: a task dies of a fatal signal while it is inside the unlock
+ * window, with nothing stopping it there on purpose.
+ *
+ * A child process loops on its robust mutex: take it (lock = TID), announce the
+ * unlock (pop = the mutex's list entry), unlock through the vDSO entry. Lock,
+ * entry and robust list head live in a MAP_SHARED page, so the parent can read
+ * them once the child is gone. The parent sleeps a random while, and then the
+ * child dies in one of three ways:
+ *   - kill:  the parent sends SIGKILL;
+ *   - term:  the parent sends SIGTERM, which has no handler: fatal by default,
+ *            the kernel turns it into a group kill;
+ *   - group: a sibling thread of the child, after a random sleep of its own,
+ *            calls exit_group().
+ * With one vCPU the child is never running when the fatal signal is sent: the
+ * timer interrupt that woke the killer preempted it at an instruction boundary
+ * left to chance. It meets the signal in the exit-to-user loop, and if that
+ * boundary lies inside [cs_start, cs_end) after its cmpxchg succeeded, the
+ * kernel must clear pop there before the signal kills it.
+ *
+ * After each death the parent reads lock and pop. Each point of the loop leaves
+ * one of three pictures once the exit-time robust-list walk has run:
+ *   lock 0, pop 0:               idle, or killed in the window and fixed up
+ *   lock TID, pop 0:             taken but not yet announced: nothing to walk
+ *   lock OWNER_DIED, pop entry:  announced and still held: the walk marked it
+ * Lock 0 with pop still at the entry is a kill after the cmpxchg that nobody
+ * cleared pop for: a skipped fixup (skipped_fixups). Anything else is bad_states.
+ *
+ * What proves a kill landed in the window is the kernel's own count: a kprobe on
+ * __futex_fixup_robust_unlock, which runs only for a task interrupted inside the
+ * range with a signal pending. Its hits during each death are that way of
+ * dying's window kills ({kill,term,group}_window). Each way of dying goes on
+ * until --min-hits deaths landed in the window (fixed or not), or its share of
+ * --seconds is spent.
+ *
+ * --pop-width 8 uses the 64-bit list and entry. --pop-width 4 uses a compat
+ * robust list (32-bit pointers): native in a 32-bit build; in a 64-bit build it is
+ * registered through int $0x80, the way an emulator running 32-bit code
+ * registers it, in memory below 4 GiB.
+ */
+#define _GNU_SOURCE
+#include "vdso_helpers.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_DELAY_US 1000
+#define START_TIMEOUT_MS 5000
+#define DEATH_TIMEOUT_S 5
+/* __NR_set_robust_list of the i386 syscall table, for int $0x80. */
+#define I386_SET_ROBUST_LIST 311
+
+#define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
+#define READ_ONCE(x) (*(volatile __typeof__(x) *)&(x))
+
+/* struct compat_robust_list_head: the robust list of a 32-bit task. */
+struct head32 {
+	uint32_t next;
+	int32_t futex_offset;
+	uint32_t pending;
+};
+
+/* The child's mutex and robust list, in a MAP_SHARED page that outlives it. */
+struct arena {
+	union {
+		struct robust_list_head h64;
+		struct head32 h32;
+	} head;
+	struct robust_list entry __attribute__((aligned(64)));
+	uint32_t lock __attribute__((aligned(64)));
+	unsigned long iterations;
+	unsigned int seed;
+};
+
+enum death { KILL, TERM, GROUP, DEATHS };
+static const char *const death_names[DEATHS] = { "kill", "term", "group" };
+
+struct counters {
+	unsigned long rounds[DEATHS], window[DEATHS];
+	unsigned long iterations, idle, held, marked;
+	unsigned long skipped_fixups, bad_states, wrong_deaths, stalled;
+};
+
+#define USAGE "kill-in-window --check NAME --func F --pop-width 8|4 [--mode kill,term,group] " \
+	"[--seconds N] [--min-hits N]"
+
+static try_unlock_fn unlock_fn;
+static int width;
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void nap_us(long us)
+{
+	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static uint64_t pop_value(const struct arena *a)
+{
+	return width == 8 ? (uint64_t)(uintptr_t)READ_ONCE(a->head.h64.list_op_pending)
+			  : READ_ONCE(a->head.h32.pending);
+}
+
+static int register_list(struct arena *a)
+{
+	long ret;
+
+	if (width == 8) {
+		a->head.h64.list.next = &a->head.h64.list;
+		a->head.h64.futex_offset = (long)offsetof(struct arena, lock) -
+					   (long)offsetof(struct arena, entry);
+		return (int)syscall(SYS_set_robust_list, &a->head.h64, sizeof(a->head.h64));
+	}
+	a->head.h32.next = (uint32_t)(uintptr_t)&a->head.h32;
+	a->head.h32.futex_offset = (int32_t)(offsetof(struct arena, lock) -
+					     offsetof(struct arena, entry));
+#ifdef __x86_64__
+	/* A 64-bit task gets a compat robust list only through the 32-bit syscall entry. */
+	__asm__ volatile("int $0x80"
+			 : "=a"(ret)
+			 : "a"(I386_SET_ROBUST_LIST), "b"(&a->head.h32), "c"(sizeof(a->head.h32))
+			 : "memory", "r8", "r9", "r10", "r11");
+#else
+	ret = syscall(SYS_set_robust_list, &a->head.h32, sizeof(a->head.h32));
+#endif
+	return (int)ret;
+}
+
+/* Take, announce, unlock, forever; two loops so that neither branches on the width. */
+static void __attribute__((noreturn)) unlock_loop(struct arena *a, uint32_t tid)
+{
+	if (width == 8) {
+		for (;;) {
+			WRITE_ONCE(a->lock, tid);
+			WRITE_ONCE(a->head.h64.list_op_pending, &a->entry);
+			unlock_fn(&a->lock, tid, &a->head.h64.list_op_pending);
+			WRITE_ONCE(a->iterations, a->iterations + 1);
+		}
+	}
+	for (;;) {
+		WRITE_ONCE(a->lock, tid);
+		WRITE_ONCE(a->head.h32.pending, (uint32_t)(uintptr_t)&a->entry);
+		unlock_fn(&a->lock, tid, &a->head.h32.pending);
+		WRITE_ONCE(a->iterations, a->iterations + 1);
+	}
+}
+
+/* The sibling of the group death: wait for the loop to run, sleep at random, end the group. */
+static void *group_killer(void *arg)
+{
+	struct arena *a = arg;
+
+	while (!READ_ONCE(a->iterations))
+		nap_us(100);
+	nap_us(rand_r(&a->seed) % MAX_DELAY_US);
+	syscall(SYS_exit_group, 0);
+	return NULL;
+}
+
+static void __attribute__((noreturn)) child(struct arena *a, enum death how)
+{
+	pthread_t sibling;
+	sigset_t all;
+
+	signal(SIGTERM, SIG_DFL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	if (register_list(a))
+		_exit(3);
+	if (how == GROUP && pthread_create(&sibling, NULL, group_killer, a))
+		_exit(4);
+	unlock_loop(a, (uint32_t)getpid());
+}
+
+static pid_t victim;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	kill(victim, SIGKILL);
+}
+
+/*
+ * Reap the child, sleeping until it is gone: with one vCPU it dies only once we
+ * sleep. One that outlives DEATH_TIMEOUT_S is killed, and its status says so.
+ */
+static int reap(pid_t pid)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+	int status = 0;
+
+	victim = pid;
+	sigaction(SIGALRM, &sa, NULL);	/* no SA_RESTART: the alarm interrupts waitpid */
+	alarm(DEATH_TIMEOUT_S);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	alarm(0);
+	return status;
+}
+
+static int died_as_told(int status, enum death how)
+{
+	if (how == GROUP)
+		return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	return WIFSIGNALED(status) && WTERMSIG(status) == (how == KILL ? SIGKILL : SIGTERM);
+}
+
+/* Wait for the child's loop to turn; 0 when it never does. */
+static int wait_running(const struct arena *a)
+{
+	long deadline = now_ms() + START_TIMEOUT_MS;
+
+	while (!READ_ONCE(a->iterations))
+		if (now_ms() > deadline)
+			return 0;
+		else
+			nap_us(100);
+	return 1;
+}
+
+/* What the exit walk left: one of the three legal pictures, or a bug. */
+static void classify(const struct arena *a, uint32_t tid, struct counters *c)
+{
+	uint32_t lock = READ_ONCE(a->lock);
+	uint64_t pop = pop_value(a), entry = (uint64_t)(uintptr_t)&a->entry;
+
+	if (lock == 0 && pop == 0) {
+		c->idle++;
+		return;
+	}
+	if (lock == tid && pop == 0) {
+		c->held++;
+		return;
+	}
+	if (lock == FUTEX_OWNER_DIED && pop == entry) {
+		c->marked++;
+		return;
+	}
+	if (lock == 0 && pop == entry)
+		c->skipped_fixups++;
+	else
+		c->bad_states++;
+	fprintf(stderr, "after death: lock 0x%x pop 0x%llx (entry 0x%llx, tid %u)\n", lock,
+		(unsigned long long)pop, (unsigned long long)entry, tid);
+}
+
+/* One child, one death; *fixups is the kprobe's count so far. */
+static void one_death(struct arena *a, enum death how, struct counters *c, unsigned int *seed,
+		      unsigned long *fixups)
+{
+	unsigned long now;
+	pid_t pid;
+	int status;
+
+	memset(a, 0, sizeof(*a));
+	a->seed = rand_r(seed);
+	pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		exit(2);
+	}
+	if (!pid)
+		child(a, how);
+	if (!wait_running(a))
+		c->stalled++;
+	if (how != GROUP) {
+		nap_us(rand_r(seed) % MAX_DELAY_US);
+		kill(pid, how == KILL ? SIGKILL : SIGTERM);
+	}
+	status = reap(pid);
+	c->rounds[how]++;
+	c->iterations += READ_ONCE(a->iterations);
+	if (!died_as_told(status, how)) {
+		fprintf(stderr, "%s: child %d status 0x%x\n", death_names[how], (int)pid, status);
+		c->wrong_deaths++;
+	}
+	now = fixup_probe_hits();
+	c->window[how] += now != *fixups;
+	*fixups = now;
+	classify(a, (uint32_t)pid, c);
+}
+
+static void die_many(struct arena *a, enum death how, const struct test_args *o, long budget_ms,
+		     struct counters *c, unsigned int *seed)
+{
+	long deadline = now_ms() + budget_ms;
+	unsigned long skipped = c->skipped_fixups, fixups = fixup_probe_hits();
+
+	while (now_ms() < deadline &&
+	       c->window[how] + (c->skipped_fixups - skipped) < o->min_hits)
+		one_death(a, how, c, seed, &fixups);
+	fprintf(stderr, "%s: %lu deaths, %lu in the window (kprobe), %lu skipped fixups\n",
+		death_names[how], c->rounds[how], c->window[how], c->skipped_fixups - skipped);
+}
+
+static struct arena *map_arena(void)
+{
+	int low = width == 4 && sizeof(void *) == 8 ? MAP_32BIT : 0;
+	void *p = mmap(NULL, sizeof(struct arena), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS | low, -1, 0);
+
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		exit(2);
+	}
+	return p;
+}
+
+static void emit(const struct test_args *o, const struct counters *c, unsigned long probe,
+		 long ms)
+{
+	emit_record(o->check, "seconds", (unsigned long)(ms + 500) / 1000,
+		    "iterations", c->iterations, "fixup_probe", probe,
+		    "kill_rounds", c->rounds[KILL], "kill_window", c->window[KILL],
+		    "term_rounds", c->rounds[TERM], "term_window", c->window[TERM],
+		    "group_rounds", c->rounds[GROUP], "group_window", c->window[GROUP],
+		    "window_kills", c->window[KILL] + c->window[TERM] + c->window[GROUP],
+		    "idle", c->idle, "held", c->held, "marked", c->marked,
+		    "skipped_fixups", c->skipped_fixups, "bad_states", c->bad_states,
+		    "wrong_deaths", c->wrong_deaths, "stalled", c->stalled, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	struct test_args o = { .count = 8, .min_hits = 10, .mode = "kill,term,group" };
+	struct counters c = { 0 };
+	unsigned int seed = (unsigned int)getpid();
+	long t0 = now_ms();
+	struct vdso_func f;
+	unsigned long probe;
+	struct arena *a;
+	int how, modes = 0;
+
+	parse_test_args(argc, argv, &o, USAGE);
+	width = o.pop_width;
+	for (how = 0; how < DEATHS; how++)
+		modes += strstr(o.mode, death_names[how]) != NULL;
+	if (!o.func || !modes || (width != 8 && width != 4) ||
+	    (width == 8 && sizeof(void *) == 4)) {
+		fprintf(stderr, "usage: %s\n", USAGE);
+		return 2;
+	}
+	if (vdso_find(o.func, &f)) {
+		fprintf(stderr, "%s: %s is not exported by the running vDSO\n", o.check, o.func);
+		return 3;
+	}
+	unlock_fn = (try_unlock_fn)f.addr;
+	a = map_arena();
+	probe = (unsigned long)fixup_probe_arm();
+	for (how = 0; how < DEATHS; how++)
+		if (strstr(o.mode, death_names[how]))
+			die_many(a, how, &o, (long)o.count * 1000 / modes, &c, &seed);
+	fixup_probe_disarm();
+	emit(&o, &c, probe, now_ms() - t0);
+	return 0;
+}
