@@ -41,6 +41,15 @@
  * for the CLONE_VM child), and we print the one record: each scenario's
  * counters under its prefix (fork_bad_steps, ...), and their sums under the
  * plain names, so the host can demand that every scenario reached the window.
+ *
+ * With --high-pop 1 (a 64-bit process on the list32 entry) the iterations run
+ * a second time with pop in a page above 4 GiB. The pop is 4 bytes, its pointer
+ * 64 bits: a kernel that takes DX as a 32-bit pointer clears the pop's alias (the
+ * address truncated to 32 bits) instead, where a canary page waits
+ * (alias_touched, checked at every stop in the range and after every call); one
+ * that clears 8 bytes hits the word after pop (upper_half_touched, at every such
+ * stop). high_pop counts the ZF-set stops in the range made with the high pop,
+ * so a run that never got there is inconclusive.
  */
 #define _GNU_SOURCE
 #include "vdso_helpers.h"
@@ -68,6 +77,7 @@ struct counters {
 	unsigned long steps, hits, hits_zf_set, hits_zf_clear, hits_success_label;
 	unsigned long bad_steps, dx_mismatch, semantics_bad, canary_bad, stale_fixups;
 	unsigned long window_stops, window_bad;
+	unsigned long high_pop, alias_touched, upper_half_touched;
 	unsigned long first_bad_offset;
 };
 
@@ -79,12 +89,23 @@ struct stepper {
 	int entered;
 	/* 0 for code that is not the vDSO: the kernel must leave pop alone there. */
 	int expect_fixup;
+	/* --high-pop: pop lies in hp->page, and nothing may write hp->alias */
+	const struct high_pop *hp;
 	struct counters *c;
 };
 
 static uint64_t read_pop(const struct stepper *s)
 {
 	return s->width == 8 ? s->pop->q : s->pop->word[0];
+}
+
+/* Count a write to the alias page, then restore it so that each write counts once. */
+static void check_alias(struct stepper *s)
+{
+	if (s->hp && high_pop_alias_touched(s->hp)) {
+		s->c->alias_touched++;
+		memset(s->hp->alias, ALIAS_FILL, 4096);
+	}
 }
 
 static void note_bad(struct stepper *s, uintptr_t ip)
@@ -117,6 +138,11 @@ static int on_step(const struct step_regs *r, void *arg)
 		s->c->hits_success_label++;
 	if (r->dx != (uintptr_t)s->pop)
 		s->c->dx_mismatch++;
+	if (s->width == 4 && s->pop->word[1] != CANARY)
+		s->c->upper_half_touched++;
+	if (s->hp && s->expect_fixup && (r->flags & X86_EFLAGS_ZF))
+		s->c->high_pop++;
+	check_alias(s);
 	pop = read_pop(s);
 	if ((r->flags & X86_EFLAGS_ZF) && !s->expect_fixup) {
 		s->c->hits_zf_set++;
@@ -181,6 +207,7 @@ static void stepped_call(struct stepper *s, try_unlock_fn fn, uint32_t tid, uint
 		s->c->semantics_bad++;
 	if (s->width == 4 && s->pop->word[1] != CANARY)
 		s->c->canary_bad++;
+	check_alias(s);
 }
 
 /* The plain call, no stepping: returns the TID, and lock and pop end at 0. */
@@ -191,12 +218,13 @@ static void plain_call(struct stepper *s, try_unlock_fn fn, uint32_t tid)
 	arm_pop(s, &lock);
 	if (fn(&lock, tid, (void *)s->pop) != tid || lock != 0 || read_pop(s) != 0)
 		s->c->semantics_bad++;
+	check_alias(s);
 }
 
 #define USAGE "cs-fixup-singlestep --check NAME --func SYMBOL --pop-width 8|4 " \
 	"--cs-start OFF --cs-success OFF --cs-end OFF [--iterations N] " \
 	"[--win-start OFF --win-store OFF] [--mremap 1 | --spawn fork,clonevm,exec,xexec " \
-	"[--exec-bin PATH]]"
+	"[--exec-bin PATH] | --high-pop 1 (64-bit, --pop-width 4)]"
 
 static void parse_args(int argc, char **argv, struct test_args *o)
 {
@@ -206,7 +234,9 @@ static void parse_args(int argc, char **argv, struct test_args *o)
 		o->win_store = o->cs_success;
 	}
 	if (!o->func || !o->cs_end || (o->pop_width != 8 && o->pop_width != 4) ||
-	    (o->spawn && o->mremap)) {
+	    (o->spawn && o->mremap) ||
+	    (o->high_pop && (o->spawn || o->mremap || o->pop_width != 4 ||
+			     sizeof(void *) != 8))) {
 		fprintf(stderr, "usage: %s\n", USAGE);
 		exit(2);
 	}
@@ -282,6 +312,21 @@ static void run_check(const struct test_args *o, const struct vdso_func *f, stru
 	run_iterations(&s, o->count);
 }
 
+/* The check again with pop above 4 GiB; a page pair we cannot map leaves high_pop 0. */
+static void run_high_check(const struct test_args *o, const struct vdso_func *f,
+			   struct counters *c)
+{
+	struct high_pop hp;
+	struct stepper s = { .width = o->pop_width, .c = c, .expect_fixup = 1, .hp = &hp };
+
+	if (high_pop_map(&hp, MAP_PRIVATE))
+		return;
+	/* Mid-page, so that a stray write on either side of pop stays in the page. */
+	s.pop = (volatile union pop_slot *)(hp.page + 2048);
+	aim(&s, o, f, vdso_base());
+	run_iterations(&s, o->count);
+}
+
 static int find_func(const struct test_args *o, struct vdso_func *f)
 {
 	if (vdso_find(o->func, f)) {
@@ -301,6 +346,8 @@ static int plain_check(const struct test_args *o)
 		return 3;
 	if (!o->mremap) {
 		run_check(o, &f, &c);
+		if (o->high_pop)
+			run_high_check(o, &f, &c);
 	} else {
 		struct stepper s = { .pop = &pop, .width = o->pop_width, .c = &c,
 				     .expect_fixup = 1 };
@@ -320,7 +367,9 @@ static int plain_check(const struct test_args *o)
 		    "first_bad_offset", c.first_bad_offset, "dx_mismatch", c.dx_mismatch,
 		    "semantics_bad", c.semantics_bad, "canary_bad", c.canary_bad,
 		    "window_stops", c.window_stops, "window_bad", c.window_bad,
-		    "old_hits_zf_set", old.hits_zf_set, "stale_fixups", old.stale_fixups, NULL);
+		    "old_hits_zf_set", old.hits_zf_set, "stale_fixups", old.stale_fixups,
+		    "high_pop", c.high_pop, "alias_touched", c.alias_touched,
+		    "upper_half_touched", c.upper_half_touched, NULL);
 	return 0;
 }
 

@@ -38,6 +38,16 @@
  * robust list (32-bit pointers): native in a 32-bit build; in a 64-bit build it is
  * registered through int $0x80, the way an emulator running 32-bit code
  * registers it, in memory below 4 GiB.
+ *
+ * --high-pop 1 (64-bit, --pop-width 4): the mixed case. The arena lives in a
+ * MAP_SHARED page above 4 GiB, so the list32 entry gets a 4-byte pop behind a
+ * 64-bit pointer, and a canary page is mapped at the arena's 32-bit alias: a
+ * fixup that takes DX as a 32-bit pointer clears a word there (alias_touched)
+ * and leaves pop set (skipped_fixups). The word after pop holds a canary
+ * (upper_half_touched: an 8-byte clear). A compat list cannot sit above 4 GiB,
+ * and a 64-bit one would read pop as 8 bytes, so no list is registered: there
+ * is no exit walk, and announced-but-held deaths stay lock TID, pop entry
+ * (announced). high_pop counts the window deaths (kprobe) with the high pop.
  */
 #define _GNU_SOURCE
 #include "vdso_helpers.h"
@@ -78,6 +88,8 @@ struct arena {
 	} head;
 	struct robust_list entry __attribute__((aligned(64)));
 	uint32_t lock __attribute__((aligned(64)));
+	/* --high-pop: pop is pop32[0], and pop32[1] keeps CANARY */
+	uint32_t pop32[2] __attribute__((aligned(64)));
 	unsigned long iterations;
 	unsigned int seed;
 };
@@ -87,15 +99,19 @@ static const char *const death_names[DEATHS] = { "kill", "term", "group" };
 
 struct counters {
 	unsigned long rounds[DEATHS], window[DEATHS];
-	unsigned long iterations, idle, held, marked;
+	unsigned long iterations, idle, held, marked, announced;
 	unsigned long skipped_fixups, bad_states, wrong_deaths, stalled;
+	unsigned long alias_touched, upper_half_touched;
 };
 
 #define USAGE "kill-in-window --check NAME --func F --pop-width 8|4 [--mode kill,term,group] " \
-	"[--seconds N] [--min-hits N]"
+	"[--seconds N] [--min-hits N] [--high-pop 1 (64-bit, --pop-width 4)]"
 
 static try_unlock_fn unlock_fn;
 static int width;
+/* --high-pop: the arena is hp.page, and hp.alias must stay ALIAS_FILL */
+static struct high_pop hp;
+static int high;
 
 static long now_ms(void)
 {
@@ -112,10 +128,22 @@ static void nap_us(long us)
 	nanosleep(&ts, NULL);
 }
 
-static uint64_t pop_value(const struct arena *a)
+/* The 4-byte pop of the list32 entry: the compat head's, or pop32 above 4 GiB. */
+static uint32_t *pop32(struct arena *a)
+{
+	return high ? &a->pop32[0] : &a->head.h32.pending;
+}
+
+static uint64_t pop_value(struct arena *a)
 {
 	return width == 8 ? (uint64_t)(uintptr_t)READ_ONCE(a->head.h64.list_op_pending)
-			  : READ_ONCE(a->head.h32.pending);
+			  : READ_ONCE(*pop32(a));
+}
+
+/* What announcing writes to pop: the entry's address, in pop's width. */
+static uint64_t entry_value(const struct arena *a)
+{
+	return width == 8 ? (uint64_t)(uintptr_t)&a->entry : (uint32_t)(uintptr_t)&a->entry;
 }
 
 static int register_list(struct arena *a)
@@ -154,10 +182,12 @@ static void __attribute__((noreturn)) unlock_loop(struct arena *a, uint32_t tid)
 			WRITE_ONCE(a->iterations, a->iterations + 1);
 		}
 	}
+	uint32_t *pop = pop32(a);
+
 	for (;;) {
 		WRITE_ONCE(a->lock, tid);
-		WRITE_ONCE(a->head.h32.pending, (uint32_t)(uintptr_t)&a->entry);
-		unlock_fn(&a->lock, tid, &a->head.h32.pending);
+		WRITE_ONCE(*pop, (uint32_t)(uintptr_t)&a->entry);
+		unlock_fn(&a->lock, tid, pop);
 		WRITE_ONCE(a->iterations, a->iterations + 1);
 	}
 }
@@ -182,7 +212,7 @@ static void __attribute__((noreturn)) child(struct arena *a, enum death how)
 	signal(SIGTERM, SIG_DFL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	if (register_list(a))
+	if (!high && register_list(a))
 		_exit(3);
 	if (how == GROUP && pthread_create(&sibling, NULL, group_killer, a))
 		_exit(4);
@@ -235,12 +265,29 @@ static int wait_running(const struct arena *a)
 	return 1;
 }
 
+/* Around a high pop: the word after it and the alias page; each write counts once. */
+static void check_neighbours(struct arena *a, struct counters *c)
+{
+	if (READ_ONCE(a->pop32[1]) != CANARY)
+		c->upper_half_touched++;
+	if (high_pop_alias_touched(&hp)) {
+		c->alias_touched++;
+		memset(hp.alias, ALIAS_FILL, 4096);
+	}
+}
+
 /* What the exit walk left: one of the three legal pictures, or a bug. */
-static void classify(const struct arena *a, uint32_t tid, struct counters *c)
+static void classify(struct arena *a, uint32_t tid, struct counters *c)
 {
 	uint32_t lock = READ_ONCE(a->lock);
-	uint64_t pop = pop_value(a), entry = (uint64_t)(uintptr_t)&a->entry;
+	uint64_t pop = pop_value(a), entry = entry_value(a);
 
+	if (high)
+		check_neighbours(a, c);
+	if (high && lock == tid && pop == entry) {
+		c->announced++;	/* no list, so no walk marked it */
+		return;
+	}
 	if (lock == 0 && pop == 0) {
 		c->idle++;
 		return;
@@ -270,6 +317,7 @@ static void one_death(struct arena *a, enum death how, struct counters *c, unsig
 	int status;
 
 	memset(a, 0, sizeof(*a));
+	a->pop32[1] = CANARY;
 	a->seed = rand_r(seed);
 	pid = fork();
 	if (pid < 0) {
@@ -310,12 +358,16 @@ static void die_many(struct arena *a, enum death how, const struct test_args *o,
 		death_names[how], c->rounds[how], c->window[how], c->skipped_fixups - skipped);
 }
 
+/* Shared with the children; NULL when --high-pop finds no page pair (high_pop stays 0). */
 static struct arena *map_arena(void)
 {
 	int low = width == 4 && sizeof(void *) == 8 ? MAP_32BIT : 0;
-	void *p = mmap(NULL, sizeof(struct arena), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS | low, -1, 0);
+	void *p;
 
+	if (high)
+		return high_pop_map(&hp, MAP_SHARED) ? NULL : (struct arena *)hp.page;
+	p = mmap(NULL, sizeof(struct arena), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS | low, -1, 0);
 	if (p == MAP_FAILED) {
 		perror("mmap");
 		exit(2);
@@ -333,8 +385,12 @@ static void emit(const struct test_args *o, const struct counters *c, unsigned l
 		    "group_rounds", c->rounds[GROUP], "group_window", c->window[GROUP],
 		    "window_kills", c->window[KILL] + c->window[TERM] + c->window[GROUP],
 		    "idle", c->idle, "held", c->held, "marked", c->marked,
+		    "announced", c->announced,
 		    "skipped_fixups", c->skipped_fixups, "bad_states", c->bad_states,
-		    "wrong_deaths", c->wrong_deaths, "stalled", c->stalled, NULL);
+		    "wrong_deaths", c->wrong_deaths, "stalled", c->stalled,
+		    "high_pop", high ? c->window[KILL] + c->window[TERM] + c->window[GROUP] : 0,
+		    "alias_touched", c->alias_touched,
+		    "upper_half_touched", c->upper_half_touched, NULL);
 }
 
 int main(int argc, char **argv)
@@ -350,10 +406,12 @@ int main(int argc, char **argv)
 
 	parse_test_args(argc, argv, &o, USAGE);
 	width = o.pop_width;
+	high = o.high_pop;
 	for (how = 0; how < DEATHS; how++)
 		modes += strstr(o.mode, death_names[how]) != NULL;
 	if (!o.func || !modes || (width != 8 && width != 4) ||
-	    (width == 8 && sizeof(void *) == 4)) {
+	    (width == 8 && sizeof(void *) == 4) ||
+	    (high && (width != 4 || sizeof(void *) != 8))) {
 		fprintf(stderr, "usage: %s\n", USAGE);
 		return 2;
 	}
@@ -363,6 +421,10 @@ int main(int argc, char **argv)
 	}
 	unlock_fn = (try_unlock_fn)f.addr;
 	a = map_arena();
+	if (!a) {
+		emit(&o, &c, 0, now_ms() - t0);
+		return 0;
+	}
 	probe = (unsigned long)fixup_probe_arm();
 	for (how = 0; how < DEATHS; how++)
 		if (strstr(o.mode, death_names[how]))

@@ -32,6 +32,12 @@
  *   - the robust bits on FUTEX_WAIT: -ENOSYS, nothing touched.
  * Every op number comes from the command line (the host reads them from the
  * expectations file).
+ *
+ * --high-pop 1 (64-bit, --width 32): every pop area sits in a page above 4 GiB
+ * with a canary page at its 32-bit alias. A LIST32 op that takes the pointer as
+ * 32 bits clears the alias instead (alias_touched, checked after every case);
+ * high_pop counts the contended unlocks made there, so a run that could not map
+ * the pages is inconclusive.
  */
 #define _GNU_SOURCE
 #include "vdso_helpers.h"
@@ -62,6 +68,7 @@ struct opts {
 	unsigned long wait, wait_bitset, lock_pi, unlock_pi, wake;
 	/* the flags themselves, for a command the series gives no robust variant */
 	unsigned long robust_unlock, robust_list32;
+	unsigned long high_pop;
 };
 
 enum op_kind { OP_WAKE, OP_BITSET, OP_PI };
@@ -73,6 +80,7 @@ struct counters {
 	unsigned long wake_timeouts, waiter_bad;
 	unsigned long wrong_owner_bad, unmapped_pop_bad, bitset_zero_bad, bad_command_bad;
 	unsigned long unmapped_waiter_woken, cleanup_bad;
+	unsigned long high_pop, alias_touched;
 };
 
 /* One case's futex word and its waiter's mailbox, in memory shared with forked waiters. */
@@ -107,6 +115,9 @@ static struct slot *slots;
 static int nslots;
 static pid_t my_tid;
 static void *unmapped;
+/* --high-pop: the pop area above 4 GiB, and the canary page at its alias */
+static struct high_pop hp;
+static struct pop_area *high_area;
 
 static long futex6(uint32_t *uaddr, unsigned long op, uint32_t val, void *uaddr2, uint32_t val3)
 {
@@ -278,6 +289,23 @@ static void end_waiter(struct waiter *w, long timeout_ms)
 		pthread_join(w->thread, NULL);
 }
 
+/* Where a case puts pop: its own stack, or the area above 4 GiB. */
+static struct pop_area *pop_place(struct pop_area *local)
+{
+	return high_area ? high_area : local;
+}
+
+/* After a case: only pop may have changed, never the alias page; each write counts once. */
+static void check_alias(void)
+{
+	if (high_area && high_pop_alias_touched(&hp)) {
+		c.alias_touched++;
+		fprintf(stderr, "%s: the alias page of pop %p was written\n", o.check,
+			(void *)&high_area->pop);
+		memset(hp.alias, ALIAS_FILL, PAGE);
+	}
+}
+
 static void fill_pop(struct pop_area *p)
 {
 	p->guard_lo = GUARD;
@@ -336,7 +364,7 @@ static void case_contended(enum op_kind kind, int shared)
 {
 	uint32_t lock0 = kind == OP_PI ? (uint32_t)my_tid : (uint32_t)my_tid | FUTEX_WAITERS;
 	struct slot *s = new_slot(kind, shared, lock0);
-	struct pop_area pop;
+	struct pop_area local, *pop = pop_place(&local);
 	struct waiter w;
 	uint32_t want_lock, lock;
 	long ret, want_ret;
@@ -345,18 +373,20 @@ static void case_contended(enum op_kind kind, int shared)
 	c.cases++;
 	if (!start_waiter(&w, s, shared))
 		return;
-	fill_pop(&pop);
-	ret = do_unlock(s, kind, shared, &pop.pop, kind == OP_BITSET ? WAKE_BITS : 0);
+	fill_pop(pop);
+	ret = do_unlock(s, kind, shared, &pop->pop, kind == OP_BITSET ? WAKE_BITS : 0);
 	lock = load(&s->lock);
 	want_ret = kind == OP_PI ? 0 : 1;
 	want_lock = kind == OP_PI ? FUTEX_WAITERS | (uint32_t)s->tid : 0;
 	note(ret != want_ret, &c.bad_return, "contended return", kind, shared, "%ld", ret);
 	note(lock != want_lock, &c.lock_word_bad, "contended lock word", kind, shared, "0x%lx",
 	     (long)lock);
-	note(pop_value(&pop) != 0, &c.pop_not_cleared, "contended pop", kind, shared, "0x%lx",
-	     (long)pop_value(&pop));
-	note(!neighbours_intact(&pop), &c.canary_bad, "contended canary", kind, shared, "0x%lx",
-	     (long)pop.pop.word[1]);
+	note(pop_value(pop) != 0, &c.pop_not_cleared, "contended pop", kind, shared, "0x%lx",
+	     (long)pop_value(pop));
+	note(!neighbours_intact(pop), &c.canary_bad, "contended canary", kind, shared, "0x%lx",
+	     (long)pop->pop.word[1]);
+	c.high_pop += high_area != NULL;
+	check_alias();
 	woken = wait_flag(&s->done, WAKE_TIMEOUT_MS);
 	if (woken) {
 		c.waiters_woken++;
@@ -376,24 +406,25 @@ static void case_wrong_owner(enum op_kind kind, int shared)
 	uint32_t other = (uint32_t)getppid();
 	uint32_t lock0 = kind == OP_PI ? other : other | FUTEX_WAITERS;
 	struct slot *s = new_slot(kind, shared, lock0);
-	struct pop_area pop;
+	struct pop_area local, *pop = pop_place(&local);
 	long ret;
 	int bad;
 
 	c.cases++;
-	fill_pop(&pop);
-	ret = do_unlock(s, kind, shared, &pop.pop, kind == OP_BITSET ? WAKE_BITS : 0);
+	fill_pop(pop);
+	ret = do_unlock(s, kind, shared, &pop->pop, kind == OP_BITSET ? WAKE_BITS : 0);
 	if (kind == OP_PI)
-		bad = ret != -EPERM || load(&s->lock) != lock0 || pop_value(&pop) != pop_mark();
+		bad = ret != -EPERM || load(&s->lock) != lock0 || pop_value(pop) != pop_mark();
 	else
-		bad = ret != 0 || load(&s->lock) != 0 || pop_value(&pop) != 0;
+		bad = ret != 0 || load(&s->lock) != 0 || pop_value(pop) != 0;
 	note(bad, &c.wrong_owner_bad, "wrong owner (ret, then see lock/pop)", kind, shared, "%ld",
 	     ret);
 	if (bad)
 		fprintf(stderr, "  lock 0x%x pop 0x%llx\n", load(&s->lock),
-			(unsigned long long)pop_value(&pop));
-	note(!neighbours_intact(&pop), &c.canary_bad, "wrong owner canary", kind, shared, "0x%lx",
-	     (long)pop.pop.word[1]);
+			(unsigned long long)pop_value(pop));
+	note(!neighbours_intact(pop), &c.canary_bad, "wrong owner canary", kind, shared, "0x%lx",
+	     (long)pop->pop.word[1]);
+	check_alias();
 }
 
 /* msync() fails with ENOMEM on an address no mapping covers. */
@@ -449,16 +480,17 @@ static void case_bitset_zero(int shared)
 {
 	uint32_t lock0 = (uint32_t)my_tid | FUTEX_WAITERS;
 	struct slot *s = new_slot(OP_BITSET, shared, lock0);
-	struct pop_area pop;
+	struct pop_area local, *pop = pop_place(&local);
 	long ret;
 
 	c.cases++;
-	fill_pop(&pop);
-	ret = do_unlock(s, OP_BITSET, shared, &pop.pop, 0);
-	note(ret != -EINVAL || load(&s->lock) != lock0 || pop_value(&pop) != pop_mark(),
+	fill_pop(pop);
+	ret = do_unlock(s, OP_BITSET, shared, &pop->pop, 0);
+	note(ret != -EINVAL || load(&s->lock) != lock0 || pop_value(pop) != pop_mark(),
 	     &c.bitset_zero_bad, "bitset 0", OP_BITSET, shared, "%ld", ret);
-	note(!neighbours_intact(&pop), &c.canary_bad, "bitset 0 canary", OP_BITSET, shared,
-	     "0x%lx", (long)pop.pop.word[1]);
+	note(!neighbours_intact(pop), &c.canary_bad, "bitset 0 canary", OP_BITSET, shared,
+	     "0x%lx", (long)pop->pop.word[1]);
+	check_alias();
 }
 
 /*
@@ -472,14 +504,15 @@ static void case_bad_command(int shared)
 	struct slot *s = new_slot(OP_WAKE, shared, lock0);
 	unsigned long robust_bits = o.robust_unlock | (o.width == 32 ? o.robust_list32 : 0);
 	unsigned long op = (o.wait | robust_bits) | (shared ? 0 : o.private_flag);
-	struct pop_area pop;
+	struct pop_area local, *pop = pop_place(&local);
 	long ret;
 
 	c.cases++;
-	fill_pop(&pop);
-	ret = futex6(&s->lock, op, ~lock0, &pop.pop, 0);
-	note(ret != -ENOSYS || load(&s->lock) != lock0 || pop_value(&pop) != pop_mark(),
+	fill_pop(pop);
+	ret = futex6(&s->lock, op, ~lock0, &pop->pop, 0);
+	note(ret != -ENOSYS || load(&s->lock) != lock0 || pop_value(pop) != pop_mark(),
 	     &c.bad_command_bad, "wait with robust bits", OP_WAKE, shared, "%ld", ret);
+	check_alias();
 }
 
 static void parse_args(int argc, char **argv)
@@ -487,7 +520,7 @@ static void parse_args(int argc, char **argv)
 	static const char usage[] =
 		"robust-unlock-ops --check NAME --width 64|32 --op-wake N --op-bitset N --op-pi N "
 		"--private-flag N --wait N --wait-bitset N --lock-pi N --unlock-pi N --wake N "
-		"--robust-unlock N --robust-list32 N";
+		"--robust-unlock N --robust-list32 N [--high-pop 1 (64-bit, --width 32)]";
 	const char *keys[] = { "--width", "--op-wake", "--op-bitset", "--op-pi", "--private-flag",
 			       "--wait", "--wait-bitset", "--lock-pi", "--unlock-pi", "--wake",
 			       "--robust-unlock", "--robust-list32" };
@@ -503,6 +536,10 @@ static void parse_args(int argc, char **argv)
 			o.check = argv[i + 1];
 			continue;
 		}
+		if (!strcmp(argv[i], "--high-pop")) {
+			o.high_pop = parse_ulong(argv[i + 1], argv[i]);
+			continue;
+		}
 		for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 			if (!strcmp(argv[i], keys[k]))
 				break;
@@ -512,7 +549,8 @@ static void parse_args(int argc, char **argv)
 		seen |= 1U << k;
 	}
 	if (i != argc || !o.check || seen != all || (o.width != 64 && o.width != 32) ||
-	    (sizeof(void *) == 4 && o.width == 64)) {
+	    (sizeof(void *) == 4 && o.width == 64) ||
+	    (o.high_pop && (o.width != 32 || sizeof(void *) != 8))) {
 		fprintf(stderr, "usage: %s\n", usage);
 		exit(2);
 	}
@@ -540,6 +578,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	unmapped = hole + PAGE + 64;
+	/* Mid-page, so that a stray write on either side of pop stays in the page. */
+	if (o.high_pop && !high_pop_map(&hp, MAP_PRIVATE))
+		high_area = (struct pop_area *)(hp.page + PAGE / 2);
 	for (shared = 1; shared >= 0; shared--) {
 		for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 			case_contended(kinds[k], shared);
@@ -559,6 +600,7 @@ int main(int argc, char **argv)
 		    "wrong_owner_bad", c.wrong_owner_bad, "unmapped_pop_bad", c.unmapped_pop_bad,
 		    "bitset_zero_bad", c.bitset_zero_bad, "bad_command_bad", c.bad_command_bad,
 		    "unmapped_waiter_woken", c.unmapped_waiter_woken, "cleanup_bad", c.cleanup_bad,
+		    "high_pop", c.high_pop, "alias_touched", c.alias_touched,
 		    "elapsed_ms", (unsigned long)(now_ms() - start), NULL);
 	return 0;
 }

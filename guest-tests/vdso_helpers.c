@@ -209,6 +209,8 @@ static int set_number(struct test_args *a, const char *k, const char *v)
 		a->pop_width = (int)parse_ulong(v, k);
 	else if (!strcmp(k, "--mremap"))
 		a->mremap = (int)parse_ulong(v, k);
+	else if (!strcmp(k, "--high-pop"))
+		a->high_pop = (int)parse_ulong(v, k);
 	else
 		return 0;
 	return 1;
@@ -325,4 +327,64 @@ void fixup_probe_disarm(void)
 {
 	write_file(TRACEFS "/events/" PROBE "/enable", "0\n", 0);
 	write_file(TRACEFS "/kprobe_events", "-:" PROBE "\n", 1);
+}
+
+#define HP_PAGE 4096UL
+#define HP_TRIES 16
+
+/* One page at exactly addr, or NULL (taken, or a kernel that ignores NOREPLACE). */
+static unsigned char *map_exactly(uintptr_t addr, int map_flags)
+{
+	void *p = mmap((void *)addr, HP_PAGE, PROT_READ | PROT_WRITE,
+		       map_flags | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	if (p != (void *)addr) {
+		munmap(p, HP_PAGE);
+		return NULL;
+	}
+	return p;
+}
+
+int high_pop_map(struct high_pop *hp, int map_flags)
+{
+	unsigned int i;
+
+	hp->page = hp->alias = NULL;
+	if (sizeof(void *) != 8) {
+		fprintf(stderr, "high-pop: a 32-bit process has no pointer above 4 GiB\n");
+		return -1;
+	}
+	/*
+	 * The aliases sit near 1.4 GiB, far above a static binary and its heap and
+	 * far below the mmap area; the pages at 360 GiB and up. Each try moves both.
+	 */
+	for (i = 0; i < HP_TRIES; i++) {
+		uint64_t alias = 0x5a000000ULL + i * 0x100000ULL;
+		uint64_t high = ((uint64_t)(0x5a + i) << 32) | alias;
+
+		hp->alias = map_exactly((uintptr_t)alias, map_flags);
+		if (!hp->alias)
+			continue;
+		hp->page = map_exactly((uintptr_t)high, map_flags);
+		if (hp->page) {
+			memset(hp->alias, ALIAS_FILL, HP_PAGE);
+			return 0;
+		}
+		munmap(hp->alias, HP_PAGE);
+	}
+	hp->page = hp->alias = NULL;
+	fprintf(stderr, "high-pop: no free page above 4 GiB with a free alias page\n");
+	return -1;
+}
+
+unsigned long high_pop_alias_touched(const struct high_pop *hp)
+{
+	unsigned long n = 0;
+	size_t i;
+
+	for (i = 0; i < HP_PAGE; i++)
+		n += ((volatile unsigned char *)hp->alias)[i] != ALIAS_FILL;
+	return n;
 }

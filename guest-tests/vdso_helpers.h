@@ -71,6 +71,8 @@ struct test_args {
 	 * --max-seconds, until it has reached the window --min-hits times */
 	unsigned long min_hits, max_seconds;
 	int pop_width, mremap;
+	/* --high-pop 1: a 64-bit process puts a list32 pop above 4 GiB (struct high_pop) */
+	int high_pop;
 };
 
 /* Fill a from argv; an unknown key, a missing value or a bad number exits 2 with usage. */
@@ -96,5 +98,24 @@ int record_value(const char *record, const char *key, unsigned long *value);
 int fixup_probe_arm(void);
 unsigned long fixup_probe_hits(void);
 void fixup_probe_disarm(void);
+
+/*
+ * A 64-bit process may pass the list32 entry and the LIST32 ops a pop above 4 GiB:
+ * the pop is 4 bytes wide, its pointer is not. A kernel that takes the pointer as
+ * 32 bits writes at its low alias (the address truncated to 32 bits) instead. So
+ * high_pop_map() maps a page above 4 GiB for pop (and the lock) and, with
+ * MAP_FIXED_NOREPLACE, a canary page at the page's alias, filled with ALIAS_FILL;
+ * map_flags is MAP_PRIVATE, or MAP_SHARED when a forked child must write them.
+ * Returns 0, or -1 after a message (a 32-bit build, or no free pair of addresses).
+ */
+#define ALIAS_FILL 0xa7
+struct high_pop {
+	unsigned char *page;	/* above 4 GiB, zeroed */
+	unsigned char *alias;	/* at (uint32_t)page, every byte ALIAS_FILL */
+};
+
+int high_pop_map(struct high_pop *hp, int map_flags);
+/* The bytes of the alias page that no longer hold ALIAS_FILL. */
+unsigned long high_pop_alias_touched(const struct high_pop *hp);
 
 #endif
