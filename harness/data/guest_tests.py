@@ -46,6 +46,9 @@ class GuestTest:
     # A positive control: it shows the bug on purpose (the old unlock), so it may have no
     # fail_if counter; every other test must be able to FAIL.
     control: bool = False
+    # Data files (relative to data/) the program reads, copied next to the binaries: an
+    # argument names one as {bin}/<its file name>.
+    files: tuple[str, ...] = ()
 
     @property
     def placeholders(self) -> frozenset[str]:
@@ -120,4 +123,5 @@ def _guest_test(t: dict[str, Any], path: Path) -> GuestTest:
         minimum=tuple((k, int(v)) for k, v in t.get("minimum", {}).items()),
         compare=bool(t.get("compare", False)), suite=t.get("suite", "default"),
         script=t.get("script"), requires=t.get("requires"), control=bool(t.get("control")),
+        files=tuple(t.get("files", [])),
     )

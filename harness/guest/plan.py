@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.data import GUEST_TESTS
+from harness.data import DATA, GUEST_TESTS
 from harness.data.guest_tests import GuestTest
 from harness.errors import CommandError, HarnessError, InfraError, UserError
 from harness.guest import protocol, uapi
@@ -141,8 +141,19 @@ def _command(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
                              binaries))]
 
 
+def copy_files(test: GuestTest, bin_dir: Path) -> None:
+    """The data files the test reads, next to the binaries, where {bin} finds them in the
+    guest; a missing one is the data's own error."""
+    for name in test.files:
+        source = DATA / name
+        if not source.is_file():
+            raise UserError(f"guest test {test.name} reads {source}, which does not exist")
+        shutil.copyfile(source, bin_dir / source.name)
+
+
 def _entry(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
            binaries: BinaryCache) -> protocol.Entry:
+    copy_files(test, bin_dir)
     facts = req.vdso.entry(test.image, test.entry) if test.image and test.entry else None
     window = req.windows.get(entry_key(facts.image, facts.function)) if facts else None
     argv = test_argv(test, _command(test, req, bin_dir, binaries), facts, window, req.rwdir,
