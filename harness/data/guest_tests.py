@@ -46,6 +46,9 @@ class GuestTest:
     # A positive control: it shows the bug on purpose (the old unlock), so it may have no
     # fail_if counter; every other test must be able to FAIL.
     control: bool = False
+    # Put before the failing counters in a FAIL's detail: what the failure means when the
+    # counters alone would undersell it ("SECURITY: ..." for a security check).
+    fail_message: str = ""
 
     @property
     def placeholders(self) -> frozenset[str]:
@@ -120,4 +123,5 @@ def _guest_test(t: dict[str, Any], path: Path) -> GuestTest:
         minimum=tuple((k, int(v)) for k, v in t.get("minimum", {}).items()),
         compare=bool(t.get("compare", False)), suite=t.get("suite", "default"),
         script=t.get("script"), requires=t.get("requires"), control=bool(t.get("control")),
+        fail_message=t.get("fail_message", ""),
     )
