@@ -162,6 +162,9 @@ def vng_argv(bzimage: Path, vm: Path, port: int) -> list[str]:
            "-device virtio-net-pci,netdev=ssh")
     return [str(Path(sys.executable).parent / "vng"), "--run", str(bzimage), "--force-9p",
             "--disable-kvm", "--memory", "1G", "--cpus", "1", "--rwdir", str(vm),
+            # As the pipeline's boots (settings [boot] kernel_args): lean has KASLR, and
+            # robust-unlock-kernel-pop needs the direct map at its fixed base.
+            "--append", "nokaslr",
             f"--qemu-opts={net}", "--exec", f"sh {vm / 'start-sshd.sh'}"]
 
 

@@ -145,3 +145,32 @@ def test_exit_walk_needs_every_scenario() -> None:
     assert judge_counters(test, reached).verdict == Verdict.PASS
     check = judge_counters(test, {**reached, "listed": 0})
     assert check.verdict == Verdict.INCONCLUSIVE and check.detail == "never reached: listed=0"
+
+
+KERNEL_POP = {"alias_found": 1, "kaslr_off": 1, "five_level": 0, "cases": 24,
+              "window_stops": 6, "alias_fixups": 6, "fixup_seen": 6, "kernel_writes": 0,
+              "not_refused": 0, "traced_bad": 0}
+
+
+def test_kernel_pop_fails_as_a_security_check() -> None:
+    """A kernel write through a user pointer is a FAIL that says SECURITY first, from the
+    test's fail_message in the data; the counters follow."""
+    test = {t.name: t for t in load_guest_tests()}["robust-unlock-kernel-pop"]
+    check = judge_counters(test, {**KERNEL_POP, "kernel_writes": 6})
+    assert check.verdict == Verdict.FAIL
+    assert check.detail.startswith("SECURITY: ") and check.detail.endswith(": kernel_writes=6")
+    assert judge_counters(test, KERNEL_POP).verdict == Verdict.PASS
+
+
+@pytest.mark.parametrize("unknown", ["alias_found", "kaslr_off"])
+def test_kernel_pop_without_the_alias_is_inconclusive(unknown: str) -> None:
+    """Fooled case: with KASLR on or no PFN the kernel address was a guess, so calls that
+    wrote nothing there prove nothing; the test says so even if it ran them."""
+    test = {t.name: t for t in load_guest_tests()}["robust-unlock-kernel-pop"]
+    check = judge_counters(test, {**KERNEL_POP, unknown: 0})
+    assert check.verdict == Verdict.INCONCLUSIVE and unknown in check.detail
+
+
+def test_no_fail_message_leaves_the_detail_as_it_was() -> None:
+    check = judge_counters(TEST, {"hits": 1, "bad_steps": 2})
+    assert check.detail == "bad_steps=2" and TEST.fail_message == ""

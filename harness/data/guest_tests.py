@@ -49,6 +49,9 @@ class GuestTest:
     # Data files (relative to data/) the program reads, copied next to the binaries: an
     # argument names one as {bin}/<its file name>.
     files: tuple[str, ...] = ()
+    # Put before the failing counters in a FAIL's detail: what the failure means when the
+    # counters alone would undersell it ("SECURITY: ..." for a security check).
+    fail_message: str = ""
 
     @property
     def placeholders(self) -> frozenset[str]:
@@ -124,4 +127,5 @@ def _guest_test(t: dict[str, Any], path: Path) -> GuestTest:
         compare=bool(t.get("compare", False)), suite=t.get("suite", "default"),
         script=t.get("script"), requires=t.get("requires"), control=bool(t.get("control")),
         files=tuple(t.get("files", [])),
+        fail_message=t.get("fail_message", ""),
     )

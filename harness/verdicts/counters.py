@@ -40,7 +40,10 @@ def judge_counters(test: GuestTest, counters: dict[str, int], seconds: float = 0
                      counters, seconds)
     bad = [f"{k}={counters[k]}" for k in test.fail_if if counters[k]]
     if bad:
-        return Check(test.name, Verdict.FAIL, ", ".join(bad), counters, seconds)
+        detail = ", ".join(bad)
+        if test.fail_message:
+            detail = f"{test.fail_message}: {detail}"
+        return Check(test.name, Verdict.FAIL, detail, counters, seconds)
     least = dict(test.minimum)
     unreached = [f"{k}=0" for k in test.require if not counters[k] and k not in least]
     unreached += [f"{k}={counters[k]} of at least {n}" for k, n in least.items() if counters[k] < n]
