@@ -37,7 +37,8 @@ def judge_plan(plan: GuestPlan, images: dict[str, Path],
     for test in plan.planned:
         if test.kind == "ktap":
             checks += kselftest_verdicts.judge(load_spec(), plan.ktap_runs[test.name],
-                                               fresh, plan.series_present, plan.config)
+                                               fresh, plan.series_present, plan.config,
+                                               plan.ktap_sources.get(test.name))
         elif test.name in outcomes and test.name not in fresh:
             checks.append(Check(test.name, Verdict.ERROR, "no result from this boot: "
                                 f"{protocol.outcome_path(plan.rwdir, test.name)} was left by "
