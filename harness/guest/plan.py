@@ -14,6 +14,7 @@ from harness.data import GUEST_TESTS
 from harness.data.guest_tests import GuestTest
 from harness.errors import CommandError, HarnessError, InfraError, UserError
 from harness.guest import protocol, uapi
+from harness.guest.altinstr import AltLayout
 from harness.guest.cache import BinaryCache
 from harness.kselftest import programs as kselftest
 from harness.kselftest.sources import ProgramSource, series_sources
@@ -56,6 +57,9 @@ class GuestPlanRequest:
     config: dict[str, str] | None = None
     # Where compiled binaries are kept for reuse (cache_root()/guest); None: no reuse.
     cache: Path | None = None
+    # struct alt_instr as the tree's header lays it out (altinstr.read_alt_layout), for the
+    # image comparisons; None: no tree was read, and a comparison is an error.
+    alt_layout: AltLayout | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class GuestPlan:
     # The tree's source of each series program, by test name then program: a listed series
     # subtest it lacks is named as such.
     ktap_sources: dict[str, dict[str, ProgramSource]] = field(default_factory=dict)
+    alt_layout: AltLayout | None = None
 
     @property
     def total_timeout(self) -> float:
@@ -220,7 +225,8 @@ def make_plan(req: GuestPlanRequest) -> GuestPlan:
     protocol.write_plan(req.rwdir, protocol.Plan(tuple(entries)))
     return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped), tuple(entries), ktap,
                      req.series_absent is None, req.config, binaries.compiled, binaries.reused,
-                     _critical(req.vdso), ktap_sources=sources)
+                     _critical(req.vdso), ktap_sources=sources,
+                     alt_layout=req.alt_layout)
 
 
 def _critical(vdso: VdsoResult) -> dict[str, tuple[tuple[int, int], ...]]:

@@ -44,7 +44,7 @@ def judge_plan(plan: GuestPlan, images: dict[str, Path],
                                 f"{protocol.outcome_path(plan.rwdir, test.name)} was left by "
                                 "an earlier plan in this directory"))
         else:
-            extra = image_comparison(test, plan.rwdir, images[test.image],
+            extra = image_comparison(test, plan.rwdir, images[test.image], plan.alt_layout,
                                      plan.critical.get(test.image, ())) if test.image else {}
             checks.append(judge(test, fresh.get(test.name), extra))
     return checks
