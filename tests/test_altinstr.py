@@ -126,3 +126,13 @@ def test_a_named_union_member_and_an_array() -> None:
     assert layout.fields == {"n": Field(0, 6), "u.x": Field(8, 1), "u.y": Field(8, 4),
                              "z": Field(12, 1)}
     assert layout.size == 16
+
+
+def test_the_shipped_layouts_file_and_its_errors(tmp_path: Path) -> None:
+    spec = load_layouts()
+    assert spec.struct("alt_instr").fields == {"offset": "instr_offset", "length": "instrlen"}
+    with pytest.raises(UserError, match=r"has no \[structs.nope\]; it has: alt_instr"):
+        spec.struct("nope")
+    (tmp_path / "l.toml").write_text('[structs.alt_instr]\nstruct = "alt_instr"\n')
+    with pytest.raises(UserError, match=r"\[structs.alt_instr\]: give its header and struct"):
+        load_layouts(tmp_path / "l.toml")
