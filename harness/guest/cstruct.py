@@ -62,7 +62,7 @@ def _body(code: str, tag: str) -> str:
     start = re.search(rf"\bstruct\s+{re.escape(tag)}\s*\{{", code)
     if start is None:
         raise ValueError(f"no definition of struct {tag}")
-    depth, i = 0, start.end() - 1
+    depth = i = 0
     for i in range(start.end() - 1, len(code)):
         depth += {"{": 1, "}": -1}.get(code[i], 0)
         if depth == 0:
@@ -92,18 +92,23 @@ def _members(tokens: list[str], i: int) -> tuple[tuple[_Scalar | _Aggregate, ...
     i += 1
     while i < len(tokens) and tokens[i] != "}":
         if tokens[i] in ("struct", "union") and tokens[i + 1:i + 2] == ["{"]:
-            inner, close = _members(tokens, i + 1)
-            end = tokens.index(";", close)
-            rest = tokens[close + 1:end]
-            name = rest[0] if rest and re.fullmatch(r"\w+", rest[0]) and rest[0] not in (
-                "__packed", "__attribute__") else ""
-            packed = _packed(rest[1:] if name else rest, f"{tokens[i]} member")
-            members.append(_Aggregate(name, tokens[i] == "union", inner, packed))
+            aggregate, end = _aggregate(tokens, i)
+            members.append(aggregate)
         else:
             end = tokens.index(";", i)
             members.append(_scalar(tokens[i:end]))
         i = end + 1
     return tuple(members), i
+
+
+def _aggregate(tokens: list[str], i: int) -> tuple[_Aggregate, int]:
+    """A union or struct member from tokens[i] (its keyword) to its ';', and that index."""
+    inner, close = _members(tokens, i + 1)
+    end = tokens.index(";", close)
+    rest = tokens[close + 1:end]
+    named = bool(rest) and rest[0] not in ("__packed", "__attribute__")
+    packed = _packed(rest[1:] if named else rest, f"{tokens[i]} member")
+    return _Aggregate(rest[0] if named else "", tokens[i] == "union", inner, packed), end
 
 
 def _scalar(decl: list[str]) -> _Scalar:
