@@ -7,6 +7,19 @@ from pathlib import Path
 
 from conftest import sh
 
+from harness.guest.altinstr import AltLayout, alt_layout
+
+ALT_HEADERS = Path(__file__).resolve().parent / "data" / "alt_instr"
+
+
+def header_layout(name: str = "alternative-7.3.h") -> AltLayout:
+    """struct alt_instr as a header fixture in tests/data/alt_instr/ lays it out."""
+    return alt_layout((ALT_HEADERS / name).read_text(), name)
+
+
+# 7.3's layout, as the pipeline reads it from the tree.
+ALT_7_3 = header_layout()
+
 # Each label goes into one of four slots around the cmpxchg and the store (LABEL_SLOTS);
 # {before} and {after} are extra lines before the cmpxchg and after the end slot. Every slot
 # is empty or whole lines, so the default text is what the labels' tests expect.

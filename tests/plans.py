@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from elf_fixtures import ALT_7_3
+
 from harness.data import GUEST_TESTS
 from harness.data.guest_tests import GuestTest
 from harness.guest.plan import PROTOCOL_SOURCE, GuestPlan, protocol
@@ -48,7 +50,7 @@ def script_plan(tmp_path: Path, scripts: dict[str, str],
     protocol.write_plan(rwdir, plan)
     planned = tuple(gtest(n, suite_timeout) for n in scripts)
     entries_for_limit = tuple(protocol.Entry(e.name, e.argv, suite_timeout) for e in entries)
-    return GuestPlan(rwdir, runner, planned, (), entries_for_limit)
+    return GuestPlan(rwdir, runner, planned, (), entries_for_limit, alt_layout=ALT_7_3)
 
 
 def verdicts(plan: GuestPlan) -> dict[str, Verdict]:

@@ -41,6 +41,7 @@ from harness.data.guest_tests import load_guest_tests
 from harness.data.settings import load_settings
 from harness.guest import plan as guest
 from harness.guest import protocol, uapi
+from harness.guest.altinstr import read_alt_layout
 from harness.orchestration.pipeline import build_dir_for
 from harness.stages.build import STAMP
 from harness.stages.disasm import check_disasm
@@ -206,7 +207,7 @@ def plan_default_suite(build: Path, rwdir: Path, logs: Path, tree: Path) -> gues
     tests = tuple(t for t in load_guest_tests() if t.suite == "default" and t.kind != "ktap")
     ops = uapi.op_numbers(expectations, tree, build, logs, 120)
     return guest.make_plan(guest.GuestPlanRequest(tests, elf, rwdir, logs, 120, None, windows,
-                                             ops=ops))
+                                             ops=ops, alt_layout=read_alt_layout(tree)))
 
 
 def images(build: Path) -> dict[str, Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from elf_fixtures import OUTSIDE, build_image, function_asm
+from elf_fixtures import ALT_7_3, OUTSIDE, build_image, function_asm
 from plans import run_runner
 
 from harness.data.expectations import expectation_names, load_expectations
@@ -166,23 +166,23 @@ f:
 
 
 def test_alternatives_may_differ_other_bytes_may_not(tmp_path: Path) -> None:
-    from elf_fixtures import build_image
+    from elf_fixtures import ALT_7_3, build_image
 
     from harness.verdicts.image import alternative_ranges, compare_image
 
     so = build_image(tmp_path, "vdso64", 64, {}, extra={"f": ALT_ASM})
-    ranges = alternative_ranges(so)
+    ranges = alternative_ranges(so, ALT_7_3)
     assert len(ranges) == 1 and ranges[0][1] - ranges[0][0] == 5
     built = so.read_bytes()
     page = built + bytes(4096 - len(built) % 4096)
-    assert compare_image(page, so)["image_mismatch"] == 0
+    assert compare_image(page, so, ALT_7_3)["image_mismatch"] == 0
     patched = bytearray(page)
     patched[ranges[0][0]] ^= 0xFF
-    counters = compare_image(bytes(patched), so)
+    counters = compare_image(bytes(patched), so, ALT_7_3)
     assert counters["image_mismatch"] == 0 and counters["alt_patched"] == 1
     patched[ranges[0][0] - 1] ^= 0xFF
     patched[-1] = 1
-    counters = compare_image(bytes(patched), so)
+    counters = compare_image(bytes(patched), so, ALT_7_3)
     assert counters["image_mismatch"] == 1 and counters["padding_nonzero"] == 1
 
 
@@ -248,7 +248,8 @@ def test_an_alternative_inside_a_critical_range_fails(tmp_path: Path) -> None:
     dump[facts.start] ^= 0xFF  # the boot-time patch, one byte into the critical range
     (tmp_path / "dump.bin").write_bytes(dump)
     test = next(t for t in load_guest_tests() if t.name == "vdso-runtime-image-64")
-    done = make_plan(GuestPlanRequest((test,), elf, tmp_path / "rw", tmp_path / "logs", 120))
+    done = make_plan(GuestPlanRequest((test,), elf, tmp_path / "rw", tmp_path / "logs", 120,
+                                      alt_layout=ALT_7_3))
     fake = done.rwdir / protocol.BIN / test.name  # the guest's dump, replayed
     fake.write_text(f'#!/bin/sh\ncp {tmp_path / "dump.bin"} "$4"\n'
                     f'echo \'{{"check": "{test.name}", "bytes": {len(dump)}}}\'\n')

@@ -88,7 +88,8 @@ def _on_target(s: Session, start: float) -> RemoteResult:
         try:
             release = check_release(client, s.opts, s.journal, s.suite.build_dir)
             vdso = check_vdso(client, s.opts, s.journal,
-                              built_vdso(s.suite.images, s.suite.build_dir), s.suite.logs)
+                              built_vdso(s.suite.images, s.suite.build_dir), s.suite.logs,
+                              s.suite.plan.alt_layout)
             state = run_suite(client, s)
         finally:
             client.close()

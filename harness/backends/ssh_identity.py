@@ -11,6 +11,7 @@ import paramiko
 from harness.backends.ssh_connect import Journal, SshOptions, execute, guard
 from harness.errors import UserError
 from harness.guest import protocol
+from harness.guest.altinstr import AltLayout
 from harness.verdicts.image import compare_image
 
 RELEASE_FILE = Path("include/config/kernel.release")
@@ -51,7 +52,7 @@ def check_release(client: paramiko.SSHClient, opts: SshOptions, journal: Journal
 
 
 def check_vdso(client: paramiko.SSHClient, opts: SshOptions, journal: Journal, image: Path,
-               logs: Path) -> dict[str, int]:
+               logs: Path, layout: AltLayout | None) -> dict[str, int]:
     """Dump the target's mapped vDSO and compare it with the built image."""
     with guard(opts.target, "dumping the vDSO"):
         reply = execute(client, [opts.python, "-c", protocol.DUMP_VDSO], journal,
@@ -62,7 +63,10 @@ def check_vdso(client: paramiko.SSHClient, opts: SshOptions, journal: Journal, i
         raise UserError(f"{opts.target}: cannot dump the vDSO with {opts.python} "
                         f"(exit {reply.code}): {reply.err.strip()[-300:]}")
     (logs / "remote-vdso64.bin").write_bytes(reply.out)
-    counters = compare_image(reply.out, image)
+    if layout is None:
+        raise UserError("no struct alt_instr layout was read from the tree, so the target's "
+                        "vDSO cannot be compared with the build")
+    counters = compare_image(reply.out, image, layout)
     journal.note(f"vDSO comparison with {image}: {counters}")
     if counters["image_mismatch"]:
         raise UserError(f"{opts.target}: the mapped vDSO differs from {image} in "

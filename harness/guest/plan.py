@@ -14,8 +14,10 @@ from harness.data import DATA, GUEST_TESTS
 from harness.data.guest_tests import GuestTest
 from harness.errors import CommandError, HarnessError, InfraError, UserError
 from harness.guest import protocol, uapi
+from harness.guest.altinstr import AltLayout
 from harness.guest.cache import BinaryCache
 from harness.kselftest import programs as kselftest
+from harness.kselftest.sources import ProgramSource, series_sources
 from harness.kselftest.spec import load_spec
 from harness.stages.disasm import Window
 from harness.stages.vdso import Facts, VdsoResult
@@ -55,6 +57,9 @@ class GuestPlanRequest:
     config: dict[str, str] | None = None
     # Where compiled binaries are kept for reuse (cache_root()/guest); None: no reuse.
     cache: Path | None = None
+    # struct alt_instr as the tree's header lays it out (altinstr.read_alt_layout), for the
+    # image comparisons; None: no tree was read, and a comparison is an error.
+    alt_layout: AltLayout | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,10 @@ class GuestPlan:
     # Each image's critical ranges [cs_start, cs_end), from the ELF check: the runtime-image
     # comparison excuses no alternative there.
     critical: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    # The tree's source of each series program, by test name then program: a listed series
+    # subtest it lacks is named as such.
+    ktap_sources: dict[str, dict[str, ProgramSource]] = field(default_factory=dict)
+    alt_layout: AltLayout | None = None
 
     @property
     def total_timeout(self) -> float:
@@ -171,6 +180,12 @@ def _ktap_runs(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
     return kselftest.plan_runs(built, spec)
 
 
+def _ktap_sources(req: GuestPlanRequest) -> dict[str, ProgramSource]:
+    """The tree's source of each series program, which names a series subtest it lacks."""
+    assert req.tree is not None
+    return series_sources(load_spec(), req.tree)
+
+
 def _ktap_unbuilt(test: GuestTest, req: GuestPlanRequest, exc: HarnessError) -> list[Check]:
     """Selftests that did not build are that test's verdicts alone, not the revision's
     error: verdicts.kselftest names the missing directory and each series subtest."""
@@ -200,7 +215,7 @@ def make_plan(req: GuestPlanRequest) -> GuestPlan:
     shutil.copyfile(GUEST_TESTS / protocol.RUNNER, runner)
     shutil.copyfile(PROTOCOL_SOURCE, bin_dir / PROTOCOL_SOURCE.name)
     entries: list[protocol.Entry] = []
-    planned, skipped, ktap = [], [], {}
+    planned, skipped, ktap, sources = [], [], {}, {}
     binaries = BinaryCache(req.cache)
     for test in req.tests:
         blocked = before_run.cannot_run(test, req)
@@ -210,6 +225,7 @@ def make_plan(req: GuestPlanRequest) -> GuestPlan:
         if test.kind == "ktap":
             try:
                 ktap[test.name] = _ktap_runs(test, req, bin_dir, binaries)
+                sources[test.name] = _ktap_sources(req)
             except HarnessError as exc:
                 skipped += _ktap_unbuilt(test, req, exc)
                 continue
@@ -220,7 +236,8 @@ def make_plan(req: GuestPlanRequest) -> GuestPlan:
     protocol.write_plan(req.rwdir, protocol.Plan(tuple(entries)))
     return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped), tuple(entries), ktap,
                      req.series_absent is None, req.config, binaries.compiled, binaries.reused,
-                     _critical(req.vdso))
+                     _critical(req.vdso), ktap_sources=sources,
+                     alt_layout=req.alt_layout)
 
 
 def _critical(vdso: VdsoResult) -> dict[str, tuple[tuple[int, int], ...]]:

@@ -20,8 +20,8 @@ from harness.data.expectations import Expectations, load_expectations
 from harness.data.guest_tests import GuestTest, load_guest_tests
 from harness.data.settings import Settings
 from harness.errors import HarnessError, InfraError, RunTimeout
+from harness.guest import altinstr, protocol, uapi
 from harness.guest import plan as guest
-from harness.guest import protocol, uapi
 from harness.orchestration import bisection, rangediff
 from harness.orchestration.jobs import Job, Kernel
 from harness.outputs import report
@@ -285,7 +285,8 @@ def _test_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Ba
             rev.series_absent, built.windows,
             None if built.expectations.disasm else disasm.no_table(built.expectations),
             _op_numbers(req, rev, tests, built, logs), tree=built.tree,
-            build_dir=built.build_dir, config=dict(built.config), cache=req.cache / "guest"))
+            build_dir=built.build_dir, config=dict(built.config), cache=req.cache / "guest",
+            alt_layout=altinstr.read_alt_layout(built.tree)))
         st.detail = f"{plan.compiled} compiled, {plan.reused} reused"
     images = {i.name: i.path(built.build_dir, i.stripped) for i in built.expectations.images}
     with rec.stage(rev, f"{backend.stage}{tag}") as st:

@@ -37,13 +37,14 @@ def judge_plan(plan: GuestPlan, images: dict[str, Path],
     for test in plan.planned:
         if test.kind == "ktap":
             checks += kselftest_verdicts.judge(load_spec(), plan.ktap_runs[test.name],
-                                               fresh, plan.series_present, plan.config)
+                                               fresh, plan.series_present, plan.config,
+                                               plan.ktap_sources.get(test.name))
         elif test.name in outcomes and test.name not in fresh:
             checks.append(Check(test.name, Verdict.ERROR, "no result from this boot: "
                                 f"{protocol.outcome_path(plan.rwdir, test.name)} was left by "
                                 "an earlier plan in this directory"))
         else:
-            extra = image_comparison(test, plan.rwdir, images[test.image],
+            extra = image_comparison(test, plan.rwdir, images[test.image], plan.alt_layout,
                                      plan.critical.get(test.image, ())) if test.image else {}
             checks.append(judge(test, fresh.get(test.name), extra))
     return checks

@@ -21,6 +21,7 @@ from harness.kselftest.programs import (
     RunOutcomeLike,
     plan_runs,
 )
+from harness.kselftest.sources import ProgramSource, series_sources
 from harness.kselftest.spec import KselftestSpec, TimingSensitive
 from harness.verdicts.checks import Check, Verdict
 from harness.verdicts.kselftest_attempts import Attempt, allowed_failures, attempts_check
@@ -43,6 +44,8 @@ class _Ctx:
     program: str
     series_present: bool
     kconfig: Mapping[str, str] | None = None
+    # The program's source in the tree under test; None when it cannot be read.
+    source: ProgramSource | None = None
 
     def name(self, subtest: str = "") -> str:
         return self.spec.check_name(self.program, subtest)
@@ -50,36 +53,43 @@ class _Ctx:
 
 def judge(spec: KselftestSpec, runs: Sequence[KselftestRun | KselftestBinary],
           outcomes: Mapping[str, RunOutcomeLike], series_present: bool,
-          kconfig: Mapping[str, str] | None = None) -> list[Check]:
+          kconfig: Mapping[str, str] | None = None,
+          sources: Mapping[str, ProgramSource] | None = None) -> list[Check]:
     """One check per subtest of every program run (binaries are planned first), with the
     reruns of timing-sensitive subtests folded into their check. kconfig (the built
-    .config, option to value) makes series subtests whose option is off N/A."""
+    .config, option to value) makes series subtests whose option is off N/A; sources (by
+    program) name a series subtest the tree's source lacks."""
     planned = [r for r in runs if isinstance(r, KselftestRun)]
     planned += plan_runs([b for b in runs if isinstance(b, KselftestBinary)], spec)
     checks: list[Check] = []
     for main in planned:
         if not main.subtest:
             reruns = [r for r in planned if r.binary == main.binary and r.subtest]
-            ctx = _Ctx(spec, main.binary, series_present, kconfig)
+            ctx = _Ctx(spec, main.binary, series_present, kconfig,
+                       (sources or {}).get(main.binary))
             checks += _judge_program(ctx, outcomes.get(main.name), reruns, outcomes)
     checks += series_not_built(spec, {r.binary for r in planned}, series_present, kconfig,
-                               _not_built_why(spec))
+                               _not_built_why(spec), sources)
     return checks
 
 
 def series_not_built(spec: KselftestSpec, built: set[str], series_present: bool,
-                     kconfig: Mapping[str, str] | None, why: str) -> list[Check]:
+                     kconfig: Mapping[str, str] | None, why: str,
+                     sources: Mapping[str, ProgramSource] | None = None) -> list[Check]:
     """The series subtests of every series program not among `built`, by name, so none is
-    silently missing: FAIL with the series (`why` says what happened), N/A without it (a
-    pre-7.2 tree has no robust_list) or when the kernel lacks the option they need."""
+    silently missing: FAIL with the series (`why` says what happened, or that the tree's
+    source lacks it), N/A without it (a pre-7.2 tree has no robust_list) or when the kernel
+    lacks the option they need."""
     checks = []
     for program in (p for p in spec.series if p not in built):
-        ctx = _Ctx(spec, program, series_present, kconfig)
+        ctx = _Ctx(spec, program, series_present, kconfig, (sources or {}).get(program))
         for subtest in spec.series_names(program):
             unmet = _not_applicable(ctx, subtest)
             if unmet:
                 checks.append(Check(ctx.name(subtest), Verdict.NOT_APPLICABLE,
                                     f"{unmet}: {program} {why}"))
+            elif (renamed := _not_in_source(ctx, subtest)) is not None:
+                checks.append(renamed)
             else:
                 checks.append(Check(ctx.name(subtest), Verdict.FAIL,
                                     f"{program} {why}, but the series provides it"))
@@ -101,7 +111,8 @@ def selftests_unbuilt(spec: KselftestSpec, test: str, tree: Path, series_present
         check = Check(test, Verdict.ERROR, f"the selftests did not build: {error}")
     why = "was not built: the " + ("tree has no futex selftests" if missing is not None
                                    else "selftests did not build")
-    return [check, *series_not_built(spec, set(), series_present, kconfig, why)]
+    return [check, *series_not_built(spec, set(), series_present, kconfig, why,
+                                     series_sources(spec, tree))]
 
 
 def _first_missing(tree: Path, directory: str) -> Path | None:
@@ -330,11 +341,23 @@ def _missing_series(ctx: _Ctx, found: Mapping[str, Check], broken: Check | None,
             continue
         if unmet:
             checks.append(Check(name, Verdict.NOT_APPLICABLE, f"{unmet} (not reported)"))
+        elif (renamed := _not_in_source(ctx, subtest)) is not None:
+            checks.append(renamed)
         elif broken is not None:
             checks.append(Check(name, broken.verdict, f"not reported: {broken.detail}"))
         else:
             checks.append(Check(name, Verdict.FAIL, f"{missing}, but the series provides it"))
     return checks
+
+
+def _not_in_source(ctx: _Ctx, subtest: str) -> Check | None:
+    """A listed series subtest the tree's source does not define: a FAIL that reads as a
+    rename (data/kselftest.toml's [series] names it), not as the kernel losing it."""
+    if ctx.source is None or subtest in ctx.source.subtests:
+        return None
+    return Check(ctx.name(subtest), Verdict.FAIL, f"the tree's {ctx.source.file} has no "
+                 f"{subtest}: data/kselftest.toml's [series] lists it; if it was renamed, "
+                 "list the new name there")
 
 
 def _exit_status_check(ctx: _Ctx, outcome: RunOutcomeLike | None) -> Check:
