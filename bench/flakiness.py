@@ -40,6 +40,7 @@ from harness.data.settings import load_settings  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.guest.protocol import STARTED  # noqa: E402
 from harness.outputs.report import load_record  # noqa: E402
+from harness.paths import revision_dir  # noqa: E402
 from harness.stages.patches import caught_by  # noqa: E402
 from harness.verdicts.checks import Verdict, stage_check, suite_check  # noqa: E402
 
@@ -130,7 +131,7 @@ def stress_run(run_dir: Path, suites: dict[str, tuple[str, ...]],
     missing = [b for b in boots if b not in stages]
     if died or missing:
         out["lost"] = f"{died.name}: {died.detail}" if died else f"no {', '.join(missing)}"
-    logs = run_dir / rev.label / "logs"
+    logs = revision_dir(run_dir, rev.label) / "logs"
     out["boot_s"] = {name: runner_start(logs / f"console-{name}.log") for name in suites}
     stress_checks = [c for names in suites.values() for c in names]
     out["verdicts"] = {n: c.verdict.value for n in stress_checks if (c := rev.check(n))}

@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,17 @@ def shipped_dir(name: str) -> Path:
     # The installed copy wins: next to an installed package, ../data may be anyone's.
     installed = PACKAGE / SHIPPED / name
     return installed if installed.is_dir() else PACKAGE.parent / name
+
+
+# virtme-ng refuses a --rwdir path with any other character (its _SAFE_PATH_PATTERN), and a
+# revision's guest directory is one: the labels of a multi-kernel run hold '@' and '~'.
+_NOT_IN_A_DIR_NAME = re.compile(r"[^A-Za-z0-9_+./-]")
+
+
+def revision_dir(run_dir: Path, label: str) -> Path:
+    """Where a revision's logs and guest files go in a run directory: its label, with each
+    character virtme-ng would refuse made '_' (base@7.2-minimal: base_7.2-minimal)."""
+    return run_dir / _NOT_IN_A_DIR_NAME.sub("_", label)
 
 
 def cache_root() -> Path:

@@ -27,6 +27,7 @@ from harness.orchestration.merge import load_shards, merge
 from harness.outputs import report
 from harness.outputs.record import Revision as Record
 from harness.outputs.record import Run
+from harness.paths import revision_dir
 from harness.verdicts.checks import Check, Verdict
 
 
@@ -62,6 +63,20 @@ def test_labels_name_kernel_and_variant_only_when_the_request_spans_several() ->
     assert [j.label for j in two.jobs] == ["base@7.3-lean", "s0@7.3-lean",
                                            "base@7.2-lean", "s0@7.2-lean"]
     assert [j.id for j in two.jobs][:2] == ["7.3:lean:base", "7.3:lean:s0"]
+
+
+def test_every_revision_dir_is_one_virtme_ng_takes_as_rwdir(tmp_path: Path) -> None:
+    """A multi-kernel run's labels hold '@' (and '~' for a release candidate), which
+    virtme-ng refuses in --rwdir: the guest directory of such a run never booted."""
+    from virtme.commands.run import _RWDIR_RE
+
+    labels = [j.label for j in list_jobs(plan_of(1, kernels=("7.3", "7.2"))).jobs]
+    labels += ["base@7.3~rc7-1~exp1-minimal", "series/bisect/02"]
+    for label in labels:
+        assert _RWDIR_RE.match(str(revision_dir(tmp_path, label) / "guest")), label
+    assert revision_dir(tmp_path, "base@7.2-minimal").name == "base_7.2-minimal"
+    # The fooled case: the label itself as the directory name.
+    assert not _RWDIR_RE.match(str(tmp_path / "base@7.2-minimal" / "guest"))
 
 
 def test_request_id_is_the_request() -> None:

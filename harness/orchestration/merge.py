@@ -16,6 +16,7 @@ from harness.errors import UserError
 from harness.orchestration.jobs import parse_shard
 from harness.outputs import report
 from harness.outputs.record import Revision, Run, Stage
+from harness.paths import revision_dir
 from harness.verdicts.checks import Check, Verdict
 
 log = logging.getLogger("harness")
@@ -115,9 +116,9 @@ def copy_logs(shards: list[Shard], merged: Run, out: Path) -> None:
     """Each job's files (logs, console, guest results) from the first shard that ran it."""
     for rev in merged.revisions:
         for s in shards:
-            source = s.run_dir / rev.label
+            source = revision_dir(s.run_dir, rev.label)
             if any(r.job == rev.job for r in s.record.revisions) and source.is_dir():
-                shutil.copytree(source, out / rev.label, dirs_exist_ok=True)
+                shutil.copytree(source, revision_dir(out, rev.label), dirs_exist_ok=True)
                 break
 
 

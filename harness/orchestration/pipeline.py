@@ -27,7 +27,7 @@ from harness.orchestration.jobs import Job, Kernel
 from harness.outputs import report
 from harness.outputs.record import Boot, Run, Stage
 from harness.outputs.record import Revision as RevisionRecord
-from harness.paths import cache_lock, path_key
+from harness.paths import cache_lock, path_key, revision_dir
 from harness.stages import build, disasm, kconfig, patches, source, vdso
 from harness.stages.kconfig_drift import Config
 from harness.verdicts import console
@@ -154,7 +154,7 @@ def test_job(req: RunRequest, job: Job, rec: Recorder, shared: _Shared) -> Revis
     """Test one job end to end; returns its record. HarnessError propagates after recording."""
     rev = rec.revision(job.label)
     rev.job, rev.kernel, rev.variant = job.id, job.kernel.name, job.variant
-    logs = req.run_dir / job.label / "logs"
+    logs = revision_dir(req.run_dir, job.label) / "logs"
     with rec.stage(rev, "source") as st:
         src = _source(req, job.kernel, shared, logs)
         rev.origin = st.detail = src.origin
@@ -247,7 +247,7 @@ def _bisect(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
     """Bisect the job's series against its base, each step through the same stages."""
     def test_step(step_rev: RevisionRecord, k: int, behind: tuple[str, ...] | None) -> None:
         _test_locked(req, job, rec, step_rev, shared.sources[job.kernel], shared,
-                     req.run_dir / step_rev.label / "logs", upto=k, behind=behind)
+                     revision_dir(req.run_dir, step_rev.label) / "logs", upto=k, behind=behind)
 
     bisection.bisect_revision(rev, shared.bases.get((job.kernel, job.variant)), test_step,
                               rec.flush)
@@ -279,7 +279,7 @@ def _test_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Ba
     """Build one suite's guest tests, run them all in one go, and judge every one."""
     tag = "" if suite == "default" else f"-{suite}"
     with rec.stage(rev, f"guest-build{tag}") as st:
-        rwdir = req.run_dir / rev.label / f"guest{tag}"
+        rwdir = revision_dir(req.run_dir, rev.label) / f"guest{tag}"
         plan = guest.make_plan(guest.GuestPlanRequest(
             tests, built.elf, rwdir, logs, req.settings.timeouts.guest_compile,
             rev.series_absent, built.windows,
