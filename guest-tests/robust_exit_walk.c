@@ -116,21 +116,6 @@ static uint32_t *word_of(struct slot *s)
 	return (uint32_t *)&s->m.__data.__lock;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void nap_ms(long ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static void *dying_thread(void *arg)
 {
 	(void)arg;

@@ -340,21 +340,6 @@ static long futex6(void *uaddr, unsigned long fop, uint32_t val, void *uaddr2, u
 	return sys(SYS_futex, (long)uaddr, (long)fop, (long)val, 0, (long)uaddr2, (long)val3);
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void nap_ms(long ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static void *waiter_thread(void *arg)
 {
 	struct waiter *w = arg;

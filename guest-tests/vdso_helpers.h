@@ -59,6 +59,10 @@ pid_t clone_vm(int (*fn)(void *), void *arg);
 
 unsigned long parse_ulong(const char *s, const char *what);
 
+/* CLOCK_MONOTONIC in milliseconds, and a sleep of that many. */
+long now_ms(void);
+void nap_ms(long ms);
+
 /* The options every guest test takes, as "--key value" pairs; each test uses some. */
 struct test_args {
 	const char *check, *func, *mode, *dir, *out;
