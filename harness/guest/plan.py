@@ -22,8 +22,8 @@ from harness.kselftest.spec import load_spec
 from harness.stages.disasm import Window
 from harness.stages.vdso import Facts, VdsoResult
 from harness.verdicts import before_run
-from harness.verdicts import kselftest as kselftest_verdicts
 from harness.verdicts.checks import Check, entry_key
+from harness.verdicts.kselftest_unbuilt import selftests_unbuilt
 
 CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror", "-mno-red-zone")
 PROTOCOL_SOURCE = Path(protocol.__file__)
@@ -190,7 +190,7 @@ def _ktap_unbuilt(test: GuestTest, req: GuestPlanRequest, exc: HarnessError) -> 
     """Selftests that did not build are that test's verdicts alone, not the revision's
     error: verdicts.kselftest names the missing directory and each series subtest."""
     assert req.tree is not None
-    return kselftest_verdicts.selftests_unbuilt(
+    return selftests_unbuilt(
         load_spec(), test.name, req.tree, req.series_absent is None, req.config,
         str(exc))
 

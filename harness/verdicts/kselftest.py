@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from harness.kselftest import ktap
 from harness.kselftest.programs import (
@@ -21,7 +20,7 @@ from harness.kselftest.programs import (
     RunOutcomeLike,
     plan_runs,
 )
-from harness.kselftest.sources import ProgramSource, series_sources
+from harness.kselftest.sources import ProgramSource
 from harness.kselftest.spec import KselftestSpec, TimingSensitive
 from harness.verdicts.checks import Check, Verdict
 from harness.verdicts.kselftest_attempts import Attempt, allowed_failures, attempts_check
@@ -94,36 +93,6 @@ def series_not_built(spec: KselftestSpec, built: set[str], series_present: bool,
                 checks.append(Check(ctx.name(subtest), Verdict.FAIL,
                                     f"{program} {why}, but the series provides it"))
     return checks
-
-
-def selftests_unbuilt(spec: KselftestSpec, test: str, tree: Path, series_present: bool,
-                      kconfig: Mapping[str, str] | None, error: str) -> list[Check]:
-    """The checks of a tree whose selftests did not build. Without the selftests directory
-    it is N/A only when the series is absent (a trimmed pre-series tree); with the series
-    it is an ERROR naming the directory. Either way each series subtest is named."""
-    missing = _first_missing(tree, spec.directory)
-    if missing is not None and not series_present:
-        check = Check(test, Verdict.NOT_APPLICABLE, f"series absent: the tree has no {missing}")
-    elif missing is not None:
-        check = Check(test, Verdict.ERROR, f"the tree has no {missing}, so none of its "
-                      "futex selftests can run")
-    else:
-        check = Check(test, Verdict.ERROR, f"the selftests did not build: {error}")
-    why = "was not built: the " + ("tree has no futex selftests" if missing is not None
-                                   else "selftests did not build")
-    return [check, *series_not_built(spec, set(), series_present, kconfig, why,
-                                     series_sources(spec, tree))]
-
-
-def _first_missing(tree: Path, directory: str) -> Path | None:
-    """The first directory on the way to the selftests that the tree lacks (or its
-    Makefile), or None when both are there."""
-    path = tree
-    for part in Path(directory).parts:
-        path = path / part
-        if not path.is_dir():
-            return path
-    return None if (path / "Makefile").is_file() else path / "Makefile"
 
 
 def _not_built_why(spec: KselftestSpec) -> str:
