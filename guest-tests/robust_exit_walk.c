@@ -192,25 +192,9 @@ static char thread_state(pid_t tid)
  */
 static int asleep_on(const struct slot *s)
 {
-	char path[80], buf[256];
-	unsigned long nr, arg0;
 	pid_t tid = READ_ONCE(s->waiter_tid);
-	FILE *f;
-	int ok = 0;
 
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%lu 0x%lx", &nr, &arg0) == 2) {
-		ok = nr == SYS_futex;
-#ifdef SYS_futex_time64
-		ok |= nr == SYS_futex_time64;
-#endif
-		ok &= arg0 == (unsigned long)(uintptr_t)word_of((struct slot *)s);
-	}
-	fclose(f);
-	return ok && thread_state(tid) == 'S';
+	return futex_blocked_on(tid, word_of((struct slot *)s)) && thread_state(tid) == 'S';
 }
 
 static int start_waiter(struct slot *s, enum waiter kind)

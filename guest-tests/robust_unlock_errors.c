@@ -350,36 +350,6 @@ static void *waiter_thread(void *arg)
 	return NULL;
 }
 
-/* Blocked in futex() on addr: /proc shows the call's arguments only while it sleeps. */
-static int asleep_on(pid_t tid, const void *addr)
-{
-	char path[64], buf[256];
-	unsigned long nr, arg0;
-	FILE *f;
-	int ok = 0;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%lu 0x%lx", &nr, &arg0) == 2)
-		ok = nr == (unsigned long)SYS_futex && arg0 == (unsigned long)(uintptr_t)addr;
-	fclose(f);
-	return ok;
-}
-
-static int wait_flag(volatile int32_t *flag, long timeout_ms)
-{
-	long deadline = now_ms() + timeout_ms;
-
-	while (!__atomic_load_n(flag, __ATOMIC_SEQ_CST)) {
-		if (now_ms() >= deadline)
-			return 0;
-		nap_ms(1);
-	}
-	return 1;
-}
-
 static int start_waiter(struct waiter *w, uint32_t *addr, int shared)
 {
 	long deadline = now_ms() + WAKE_TIMEOUT_MS;
@@ -393,7 +363,7 @@ static int start_waiter(struct waiter *w, uint32_t *addr, int shared)
 		exit(2);
 	}
 	while (now_ms() < deadline && !w->done) {
-		if (w->tid && asleep_on(w->tid, addr))
+		if (w->tid && futex_blocked_on(w->tid, addr))
 			return 1;
 		nap_ms(1);
 	}
@@ -677,7 +647,7 @@ static void *runner(void *arg)
 	__atomic_store_n(&holding, my_tid, __ATOMIC_SEQ_CST);
 	/* Die only once the main thread sleeps on the word. */
 	deadline = now_ms() + WAKE_TIMEOUT_MS;
-	while (!asleep_on(main_tid, mutex_word()) && now_ms() < deadline)
+	while (!futex_blocked_on(main_tid, mutex_word()) && now_ms() < deadline)
 		nap_ms(1);
 	return NULL;	/* exits holding the mutex */
 }

@@ -241,18 +241,6 @@ static int start_waiter(struct waiter *w, struct slot *s, int shared)
 	return 0;
 }
 
-static int wait_flag(volatile int32_t *flag, long timeout_ms)
-{
-	long deadline = now_ms() + timeout_ms;
-
-	while (!__atomic_load_n(flag, __ATOMIC_SEQ_CST)) {
-		if (now_ms() >= deadline)
-			return 0;
-		nap_ms(1);
-	}
-	return 1;
-}
-
 /*
  * Reap a waiter that has finished. One still stuck is left behind: a forked
  * one is killed, a thread stays asleep on its own word until we exit.

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <sched.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -403,4 +404,38 @@ void nap_ms(long ms)
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
+}
+
+int wait_flag(volatile int32_t *flag, long timeout_ms)
+{
+	long deadline = now_ms() + timeout_ms;
+
+	while (!__atomic_load_n(flag, __ATOMIC_SEQ_CST)) {
+		if (now_ms() >= deadline)
+			return 0;
+		nap_ms(1);
+	}
+	return 1;
+}
+
+int futex_blocked_on(pid_t tid, const void *addr)
+{
+	char path[64], buf[256];
+	unsigned long nr, arg0;
+	FILE *f;
+	int ok = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%lu 0x%lx", &nr, &arg0) == 2) {
+		ok = nr == (unsigned long)SYS_futex;
+#ifdef SYS_futex_time64
+		ok |= nr == (unsigned long)SYS_futex_time64;
+#endif
+		ok &= arg0 == (unsigned long)(uintptr_t)addr;
+	}
+	fclose(f);
+	return ok;
 }

@@ -62,6 +62,10 @@ unsigned long parse_ulong(const char *s, const char *what);
 /* CLOCK_MONOTONIC in milliseconds, and a sleep of that many. */
 long now_ms(void);
 void nap_ms(long ms);
+/* Wait up to timeout_ms for *flag to become nonzero; 0 when it did not. */
+int wait_flag(volatile int32_t *flag, long timeout_ms);
+/* Thread tid blocked in futex() on addr: /proc shows a call's arguments only while it sleeps. */
+int futex_blocked_on(pid_t tid, const void *addr);
 
 /* The options every guest test takes, as "--key value" pairs; each test uses some. */
 struct test_args {
