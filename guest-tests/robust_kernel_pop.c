@@ -57,12 +57,6 @@
 #define PATTERN 0xa5
 /* Where in the page the alias points: away from both ends. */
 #define TARGET 0x800UL
-/* The direct map's base with nokaslr (arch/x86/include/asm/page_64_types.h). */
-#define PAGE_OFFSET_L4 0xffff888000000000UL
-#define PAGE_OFFSET_L5 0xff11000000000000UL
-/* _text with no KASLR: __START_KERNEL_map + CONFIG_PHYSICAL_START (16 MiB). */
-#define TEXT_UNRANDOMIZED 0xffffffff81000000UL
-#define PFN_MASK ((1UL << 55) - 1)
 /* What pop holds before the unlock: fits in 32 bits, so a LIST32 clear leaves all of it 0. */
 #define POP_PENDING 0x5a5a5a5aUL
 #define MAX_STEPS 200000
@@ -101,46 +95,6 @@ static long futex6(void *uaddr, unsigned long op, void *pop)
 	return syscall(SYS_futex, uaddr, op, 1, NULL, pop, ~0U);
 }
 
-static uint64_t pagemap_pfn(const void *addr)
-{
-	uint64_t entry = 0;
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-
-	if (fd < 0)
-		return 0;
-	if (pread(fd, &entry, sizeof(entry), (uintptr_t)addr / PAGE * sizeof(entry)) !=
-	    sizeof(entry))
-		entry = 0;
-	close(fd);
-	/* bit 63: present; the PFN reads 0 without CAP_SYS_ADMIN */
-	return entry >> 63 ? entry & PFN_MASK : 0;
-}
-
-static int text_unrandomized(void)
-{
-	char line[256], type, name[128];
-	unsigned long addr, found = 0;
-	FILE *f = fopen("/proc/kallsyms", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%lx %c %127s", &addr, &type, name) == 3 && !strcmp(name, "_text"))
-			found = addr;
-	if (f)
-		fclose(f);
-	return found == TEXT_UNRANDOMIZED;
-}
-
-/* A hint above 47 bits is honoured only when the kernel runs 5-level paging. */
-static int five_level_paging(void)
-{
-	void *p = mmap((void *)(1UL << 50), PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	int high = p != MAP_FAILED && (uintptr_t)p >= (1UL << 47);
-
-	if (p != MAP_FAILED)
-		munmap(p, PAGE);
-	return high;
-}
-
 static void *shared_page(void)
 {
 	void *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -157,14 +111,14 @@ static void *shared_page(void)
 
 static int find_alias(struct target *t)
 {
-	uint64_t pfn;
+	struct direct_alias da;
 
 	t->page = shared_page();
-	pfn = pagemap_pfn(t->page);
-	c.kaslr_off = text_unrandomized();
-	c.five_level = five_level_paging();
-	c.alias_found = pfn != 0;
-	t->alias = (c.five_level ? PAGE_OFFSET_L5 : PAGE_OFFSET_L4) + (pfn << 12) + TARGET;
+	direct_alias_find(t->page, &da);
+	c.kaslr_off = da.kaslr_off;
+	c.five_level = da.five_level;
+	c.alias_found = da.pfn != 0;
+	t->alias = da.alias + TARGET;
 	return c.alias_found && c.kaslr_off;
 }
 

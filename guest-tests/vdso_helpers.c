@@ -439,3 +439,67 @@ int futex_blocked_on(pid_t tid, const void *addr)
 	fclose(f);
 	return ok;
 }
+
+/* The direct map's base with nokaslr (arch/x86/include/asm/page_64_types.h). */
+#define PAGE_OFFSET_L4 0xffff888000000000ULL
+#define PAGE_OFFSET_L5 0xff11000000000000ULL
+/* _text with no KASLR: __START_KERNEL_map + CONFIG_PHYSICAL_START (16 MiB). */
+#define TEXT_UNRANDOMIZED 0xffffffff81000000ULL
+#define PFN_MASK ((1ULL << 55) - 1)
+
+static uint64_t pagemap_pfn(const void *addr)
+{
+	uint64_t entry = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &entry, sizeof(entry), (off_t)((uintptr_t)addr / HP_PAGE * sizeof(entry))) !=
+	    sizeof(entry))
+		entry = 0;
+	close(fd);
+	/* bit 63: present; the PFN reads 0 without CAP_SYS_ADMIN */
+	return entry >> 63 ? entry & PFN_MASK : 0;
+}
+
+static int text_unrandomized(void)
+{
+	char line[256], type, name[128];
+	unsigned long long addr, found = 0;
+	FILE *f = fopen("/proc/kallsyms", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%llx %c %127s", &addr, &type, name) == 3 && !strcmp(name, "_text"))
+			found = addr;
+	if (f)
+		fclose(f);
+	return found == TEXT_UNRANDOMIZED;
+}
+
+/* A hint above 47 bits is honoured only when the kernel runs 5-level paging. */
+static int five_level_paging(void)
+{
+#ifdef __x86_64__
+	void *p = mmap((void *)(1UL << 50), HP_PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int high = p != MAP_FAILED && (uintptr_t)p >= (1UL << 47);
+
+	if (p != MAP_FAILED)
+		munmap(p, HP_PAGE);
+	return high;
+#else
+	return 0;
+#endif
+}
+
+void direct_alias_find(const void *page, struct direct_alias *out)
+{
+	uint64_t base;
+
+	out->pfn = pagemap_pfn(page);
+	out->kaslr_off = text_unrandomized();
+	out->five_level = five_level_paging();
+	base = out->five_level ? PAGE_OFFSET_L5 : PAGE_OFFSET_L4;
+	/* A 32-bit program cannot name a kernel address: it never gets an alias. */
+	out->alias = sizeof(void *) == 8 && out->pfn && out->kaslr_off ?
+		     (uintptr_t)(base + (out->pfn << 12)) : 0;
+}

@@ -126,4 +126,19 @@ int high_pop_map(struct high_pop *hp, int map_flags);
 /* The bytes of the alias page that no longer hold ALIAS_FILL. */
 unsigned long high_pop_alias_touched(const struct high_pop *hp);
 
+/*
+ * The kernel maps all of RAM at the direct map, so a page of ours has a second, kernel
+ * address there: page_offset_base + (PFN << 12). The PFN comes from /proc/self/pagemap
+ * (0 without CAP_SYS_ADMIN); the base is fixed only with nokaslr, which kaslr_off
+ * confirms (_text at its link address), and depends on 4- or 5-level paging. page must
+ * stay resident (mlock) for alias to stay valid. alias is 0 unless pfn and kaslr_off.
+ */
+struct direct_alias {
+	uint64_t pfn;
+	int kaslr_off, five_level;
+	uintptr_t alias;	/* of the page's first byte */
+};
+
+void direct_alias_find(const void *page, struct direct_alias *out);
+
 #endif

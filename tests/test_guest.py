@@ -9,9 +9,9 @@ import pytest
 from conftest import sh
 
 from harness.data.expectations import load_expectations
-from harness.data.guest_tests import load_guest_tests
+from harness.data.guest_tests import load_guest_tests, param_values
 from harness.errors import UserError
-from harness.guest.plan import GuestPlanRequest, make_plan, select
+from harness.guest.plan import GuestPlanRequest, make_plan, select, test_argv
 from harness.guest.protocol import read_plan
 from harness.guest.uapi import OpNumbers
 from harness.stages.vdso import Facts, VdsoResult
@@ -152,3 +152,15 @@ def test_select_by_pattern_and_unknown_pattern() -> None:
     with pytest.raises(UserError, match=r"--only no-such-\* matches no guest test; the "
                                         r"tests are: vdso-runtime-image-64, "):
         select(tests, ("vdso-mremap", "no-such-*"))
+
+
+def test_a_param_takes_its_default_or_the_environment(tmp_path: Path) -> None:
+    """The fuzzer's seed: the data's default, FUTEX_HARNESS_SEED for a replay."""
+    fuzz = {t.name: t for t in BUILT}["fuzz-robust-unlock"]
+    assert "seed" in fuzz.placeholders
+    assert param_values(fuzz, {}) == {"seed": "20261205"}
+    assert param_values(fuzz, {"FUTEX_HARNESS_SEED": "42", "SEED": "7"}) == {"seed": "42"}
+    argv = test_argv(fuzz, ["fuzz"], FACTS[f"vdso64:{L64}"], None, tmp_path, OPS.values,
+                     {"seed": "42"})
+    assert argv[argv.index("--seed") + 1] == "42"
+    assert argv[argv.index("--func64") + 1] == L64

@@ -17,7 +17,7 @@ TEST = GuestTest(name="t", sources=(), cflags=(), image="vdso64", entry="list64"
                  timeout=5, require=("hits",), fail_if=("bad_steps",))
 
 
-def outcome(**record: int) -> Outcome:
+def outcome(**record: int | str) -> Outcome:
     return Outcome("t", exit_code=0, seconds=1.5, records=({"check": "t", **record},))
 
 
@@ -174,3 +174,16 @@ def test_kernel_pop_without_the_alias_is_inconclusive(unknown: str) -> None:
 def test_no_fail_message_leaves_the_detail_as_it_was() -> None:
     check = judge_counters(TEST, {"hits": 1, "bad_steps": 2})
     assert check.detail == "bad_steps=2" and TEST.fail_message == ""
+
+
+def test_a_records_detail_is_no_counter_and_ends_a_fail() -> None:
+    """A fuzzer's seed and first bad call travel as the record's detail: a FAIL shows them
+    after its counters; a PASS or INCONCLUSIVE does not turn them into a counter."""
+    note = "seed 7 call 11: futex op 0x201 ..."
+    failed = judge(TEST, outcome(hits=5, bad_steps=1, detail=note))
+    assert failed.verdict == Verdict.FAIL and failed.detail == f"bad_steps=1; {note}"
+    assert "detail" not in failed.counters
+    passed = judge(TEST, outcome(hits=5, bad_steps=0, detail=""))
+    assert passed.verdict == Verdict.PASS and passed.detail == ""
+    unreached = judge(TEST, outcome(hits=0, bad_steps=0, detail=note))
+    assert unreached.verdict == Verdict.INCONCLUSIVE and note not in unreached.detail

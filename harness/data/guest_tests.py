@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,9 @@ class GuestTest:
     # Put before the failing counters in a FAIL's detail: what the failure means when the
     # counters alone would undersell it ("SECURITY: ..." for a security check).
     fail_message: str = ""
+    # The defaults of the test's own {placeholders} (a fuzzer's seed), as (name, value);
+    # the environment's FUTEX_HARNESS_<NAME> overrides one for a run (param_values).
+    params: tuple[tuple[str, str], ...] = ()
 
     @property
     def placeholders(self) -> frozenset[str]:
@@ -74,6 +78,14 @@ class GuestSuite:
 
 
 GUEST_TESTS_FILE = DATA / "guest-tests.toml"
+# FUTEX_HARNESS_SEED=7 sets the param seed of every test that has one.
+PARAM_ENV_PREFIX = "FUTEX_HARNESS_"
+
+
+def param_values(test: GuestTest, environ: Mapping[str, str]) -> dict[str, str]:
+    """The test's params: the data's defaults, each replaced by FUTEX_HARNESS_<NAME> (the
+    name in upper case) where environ sets it."""
+    return {k: environ.get(PARAM_ENV_PREFIX + k.upper(), v) for k, v in test.params}
 
 
 def load_guest_suite(path: Path = GUEST_TESTS_FILE) -> GuestSuite:
@@ -128,4 +140,5 @@ def _guest_test(t: dict[str, Any], path: Path) -> GuestTest:
         script=t.get("script"), requires=t.get("requires"), control=bool(t.get("control")),
         files=tuple(t.get("files", [])),
         fail_message=t.get("fail_message", ""),
+        params=tuple((k, str(v)) for k, v in t.get("params", {}).items()),
     )

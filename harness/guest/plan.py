@@ -5,13 +5,14 @@ what came back. The plan's file layout is protocol.py's; this module decides its
 from __future__ import annotations
 
 import fnmatch
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.data import DATA, GUEST_TESTS
-from harness.data.guest_tests import GuestTest
+from harness.data.guest_tests import GuestTest, param_values
 from harness.errors import CommandError, HarnessError, InfraError, UserError
 from harness.guest import protocol, uapi
 from harness.guest.altinstr import AltLayout
@@ -121,11 +122,12 @@ def compile_test(test: GuestTest, out: Path, log_file: Path, timeout: float,
 
 
 def test_argv(test: GuestTest, command: list[str], facts: Facts | None, window: Window | None,
-              rwdir: Path, ops: dict[str, int] | None = None) -> list[str]:
-    """The test's arguments from the data file, filled in with the vDSO stage's offsets and
-    the disassembly's window (the labels' own offsets when there is no window)."""
-    values = {"name": test.name, "out": str(protocol.extra_path(rwdir, test.name)),
-              "bin": str(rwdir / protocol.BIN)}
+              rwdir: Path, ops: dict[str, int] | None = None,
+              params: dict[str, str] | None = None) -> list[str]:
+    """The test's arguments from the data file, filled in with its params, the vDSO stage's
+    offsets and the disassembly's window (the labels' own offsets when there is no window)."""
+    values = {**(params or {}), "name": test.name,
+              "out": str(protocol.extra_path(rwdir, test.name)), "bin": str(rwdir / protocol.BIN)}
     values.update({f"op_{k}": str(v) for k, v in (ops or {}).items()})
     if facts:
         values.update(function=facts.function, pop_width=str(facts.pop_width),
@@ -166,7 +168,7 @@ def _entry(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
     facts = req.vdso.entry(test.image, test.entry) if test.image and test.entry else None
     window = req.windows.get(entry_key(facts.image, facts.function)) if facts else None
     argv = test_argv(test, _command(test, req, bin_dir, binaries), facts, window, req.rwdir,
-                     req.ops.values)
+                     req.ops.values, param_values(test, os.environ))
     return protocol.Entry(test.name, tuple(argv), test.timeout)
 
 

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
 """A guest test's verdict from the record its program wrote: FAIL on any non-zero fail_if
 counter, INCONCLUSIVE on any zero require counter or one short of its minimum, ERROR on no
-or a broken record."""
+or a broken record. A record's "detail" string is no counter: a FAIL's detail ends with it."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from harness.data.guest_tests import GuestTest
 from harness.guest.protocol import Outcome
@@ -25,9 +27,14 @@ def judge(test: GuestTest, outcome: Outcome | None,
         return Check(test.name, Verdict.ERROR,
                      f"exit code {outcome.exit_code}, {len(records)} result records; "
                      f"{_stderr(outcome)}", seconds=seconds)
-    counters = {k: int(v) for k, v in records[0].items() if k != "check"}
+    counters = {k: int(v) for k, v in records[0].items() if k not in ("check", "detail")}
     counters.update(host_counters or {})
-    return judge_counters(test, counters, seconds)
+    check = judge_counters(test, counters, seconds)
+    # A test may say what went wrong (a fuzzer's seed and first bad call): a FAIL keeps it.
+    note = str(records[0].get("detail", ""))
+    if check.verdict == Verdict.FAIL and note:
+        return replace(check, detail=f"{check.detail}; {note}")
+    return check
 
 
 def judge_counters(test: GuestTest, counters: dict[str, int], seconds: float = 0.0) -> Check:
