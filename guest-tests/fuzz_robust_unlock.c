@@ -329,20 +329,25 @@ static int all_zero(uintptr_t a, unsigned int len)
 
 static void describe(const struct call *cl, const char *why, char *out, size_t size)
 {
-	char what[96];
+	char what[96], result[48];
 
 	if (cl->entry)
 		snprintf(what, sizeof(what), "vdso list%d tid %#x", cl->entry, cl->val);
 	else
 		snprintf(what, sizeof(what), "futex op %#lx val %#x val3 %#x", cl->op, cl->val,
 			 cl->val3);
+	if (cl->faulted)
+		snprintf(result, sizeof(result), "SIGSEGV");
+	else if (cl->entry)
+		snprintf(result, sizeof(result), "ret %#lx", (unsigned long)(uint32_t)cl->ret);
+	else
+		snprintf(result, sizeof(result), "ret %ld errno %d", cl->ret, cl->err);
 	snprintf(out, size,
-		 "seed %lu call %lu: %s lock %s+%#lx (word %#x%s) pop %s+%#lx width %u -> %s %ld "
-		 "errno %d: %s (changed: %lu outside, %lu non-zero in lock/pop)",
+		 "seed %lu call %lu: %s lock %s+%#lx (word %#x%s) pop %s+%#lx width %u -> %s: %s "
+		 "(changed: %lu bytes outside, %lu non-zero in lock/pop)",
 		 o.seed, cl->index, what, kind_names[cl->lock_kind], cl->lock_off, cl->before,
 		 cl->wrote_lock ? "" : ", not ours", kind_names[cl->pop_kind], cl->pop_off,
-		 cl->width, cl->faulted ? "SIGSEGV" : "ret", cl->ret, cl->err, why, cl->outside,
-		 cl->nonzero);
+		 cl->width, result, why, cl->outside, cl->nonzero);
 }
 
 static void report(const struct call *cl, const char *why)

@@ -11,7 +11,8 @@ from conftest import sh
 from harness.data.expectations import load_expectations
 from harness.data.guest_tests import load_guest_tests, param_values
 from harness.errors import UserError
-from harness.guest.plan import GuestPlanRequest, make_plan, select, test_argv
+from harness.guest import plan
+from harness.guest.plan import GuestPlanRequest, make_plan, select
 from harness.guest.protocol import read_plan
 from harness.guest.uapi import OpNumbers
 from harness.stages.vdso import Facts, VdsoResult
@@ -160,7 +161,7 @@ def test_a_param_takes_its_default_or_the_environment(tmp_path: Path) -> None:
     assert "seed" in fuzz.placeholders
     assert param_values(fuzz, {}) == {"seed": "20261205"}
     assert param_values(fuzz, {"FUTEX_HARNESS_SEED": "42", "SEED": "7"}) == {"seed": "42"}
-    argv = test_argv(fuzz, ["fuzz"], FACTS[f"vdso64:{L64}"], None, tmp_path, OPS.values,
-                     {"seed": "42"})
+    argv = plan.test_argv(fuzz, ["fuzz"], FACTS[f"vdso64:{L64}"], None, tmp_path, OPS.values,
+                          {"seed": "42"})
     assert argv[argv.index("--seed") + 1] == "42"
     assert argv[argv.index("--func64") + 1] == L64
