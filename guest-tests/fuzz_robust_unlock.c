@@ -66,6 +66,9 @@ static const char *const kind_names[NKINDS] = {
 
 /* The pages we watch, by user address, with the byte each is filled with. */
 enum watched { W_VALID, W_READONLY, W_ALIASED, W_HIGH, W_LOW, NWATCHED };
+static const char *const watched_names[NWATCHED] = {
+	"valid", "readonly", "aliased", "high", "low",
+};
 static const unsigned char fills[NWATCHED] = { 0xa5, 0x3c, 0x6b, 0xc3, ALIAS_FILL };
 
 struct opts {
@@ -96,6 +99,9 @@ struct call {
 	int err, faulted;
 	/* bytes changed outside the lock word and pop; in them, to a non-zero; in them at all */
 	unsigned long outside, nonzero, inside;
+	/* the first byte changed outside: its page and offset */
+	int first_page;
+	unsigned long first_off;
 };
 
 struct counters {
@@ -212,12 +218,21 @@ static enum kind pick_kind(void)
 	return k;
 }
 
-/* An offset in the kind's page: aligned to width, but for the unaligned kind. */
-static unsigned long pick_offset(enum kind k, unsigned int width)
+/*
+ * An offset in the kind's page: aligned to width, but for the unaligned kind. An unaligned
+ * pop may run into the next page; an unaligned lock word stays inside its cache line, since
+ * a locked cmpxchg across two lines is a split lock, which a CPU with split lock detection
+ * (KVM) traps on.
+ */
+static unsigned long pick_offset(enum kind k, unsigned int width, int lock)
 {
 	unsigned long off = below(PAGE / width) * width;
 
-	return k == UNALIGNED ? (off & ~3UL) + 1 + below(3) : off;
+	if (k != UNALIGNED)
+		return off;
+	if (lock)
+		return (off & ~63UL) + 4 * below(15) + 1 + below(3);
+	return (off & ~3UL) + 1 + below(3);
 }
 
 static uintptr_t kind_base(enum kind k)
@@ -242,10 +257,10 @@ static uintptr_t kind_base(enum kind k)
 static void pick_pointers(struct call *cl)
 {
 	cl->lock_kind = pick_kind();
-	cl->lock_off = pick_offset(cl->lock_kind, 4);
+	cl->lock_off = pick_offset(cl->lock_kind, 4, 1);
 	cl->lock = kind_base(cl->lock_kind) + cl->lock_off;
 	cl->pop_kind = pick_kind();
-	cl->pop_off = pick_offset(cl->pop_kind, cl->width);
+	cl->pop_off = pick_offset(cl->pop_kind, cl->width, 0);
 	cl->pop = kind_base(cl->pop_kind) + cl->pop_off;
 	c.kind_calls[cl->lock_kind]++;
 	if (cl->pop_kind != cl->lock_kind)
@@ -307,8 +322,9 @@ static void compare(struct call *cl)
 			if (in_span(a, cl->lock, 4) || in_span(a, cl->pop, cl->width)) {
 				cl->inside++;
 				cl->nonzero += p.page[i][j] != 0;
-			} else {
-				cl->outside++;
+			} else if (!cl->outside++) {
+				cl->first_page = i;
+				cl->first_off = j;
 			}
 		}
 	}
@@ -344,10 +360,11 @@ static void describe(const struct call *cl, const char *why, char *out, size_t s
 		snprintf(result, sizeof(result), "ret %ld errno %d", cl->ret, cl->err);
 	snprintf(out, size,
 		 "seed %lu call %lu: %s lock %s+%#lx (word %#x%s) pop %s+%#lx width %u -> %s: %s "
-		 "(changed: %lu bytes outside, %lu non-zero in lock/pop)",
+		 "(changed: %lu bytes outside, the first at page %s+%#lx; %lu non-zero in lock/pop)",
 		 o.seed, cl->index, what, kind_names[cl->lock_kind], cl->lock_off, cl->before,
 		 cl->wrote_lock ? "" : ", not ours", kind_names[cl->pop_kind], cl->pop_off,
-		 cl->width, result, why, cl->outside, cl->nonzero);
+		 cl->width, result, why, cl->outside, watched_names[cl->first_page], cl->first_off,
+		 cl->nonzero);
 }
 
 static void report(const struct call *cl, const char *why)
