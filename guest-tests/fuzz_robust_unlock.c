@@ -456,7 +456,7 @@ static void on_fault(int sig)
 	siglongjmp(fault_jump, 1);
 }
 
-/* The entry's compare and store, against its eight instructions. */
+/* The entry's result, against what its cmpxchg and clearing store can do. */
 static void judge_entry(const struct call *cl)
 {
 	int lock_ok = writable(cl->lock, 4), pop_ok = writable(cl->pop, cl->width);
