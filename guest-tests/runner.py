@@ -4,8 +4,11 @@
 
 Follows the plan in the shared read-write directory, runs each test with its own timeout,
 and writes each outcome as soon as the test ends, so that a guest that dies mid-run still
-leaves the earlier results behind. Progress lines go to /dev/kmsg because in script mode the
-guest's stdout may never reach the host. The file layout and markers come from protocol.py,
+leaves the earlier results behind. The exclusive tests run first, one by one, with nothing
+beside them; then the waits tests start in the background, each in a thread of its own,
+and the shared tests run one by one beside them; the runner finishes once every test has.
+Progress lines go to /dev/kmsg because in script mode the guest's stdout may never reach
+the host. The file layout and markers come from protocol.py,
 which the host copies next to this file.
 """
 
@@ -16,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -47,12 +51,12 @@ def kill_session(sid: int) -> None:
             continue
 
 
-# The session of the test running now, for a SIGTERM to end it with the runner.
-RUNNING: list[int] = []
+# The sessions of the tests running now, for a SIGTERM to end them with the runner.
+RUNNING: set[int] = set()
 
 
 def on_sigterm(signum: int, frame: object) -> None:
-    for sid in RUNNING:
+    for sid in list(RUNNING):
         kill_session(sid)
     os._exit(128 + signum)
 
@@ -67,7 +71,7 @@ def run_test(entry: protocol.Entry, plan_id: str) -> protocol.Outcome:
         with tempfile.TemporaryDirectory(prefix="futex-harness.") as cwd:
             proc = subprocess.Popen(entry.argv, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, cwd=cwd, start_new_session=True)
-            RUNNING[:] = [proc.pid]
+            RUNNING.add(proc.pid)
             try:
                 out, err = proc.communicate(timeout=entry.timeout)
                 exit_code = proc.returncode
@@ -77,7 +81,7 @@ def run_test(entry: protocol.Entry, plan_id: str) -> protocol.Outcome:
                 out, err = proc.communicate()
             finally:
                 kill_session(proc.pid)
-                RUNNING.clear()
+                RUNNING.discard(proc.pid)
     except OSError as exc:
         out, err = b"", str(exc).encode()
     stdout = out.decode(errors="backslashreplace")
@@ -87,6 +91,34 @@ def run_test(entry: protocol.Entry, plan_id: str) -> protocol.Outcome:
                             round(time.monotonic() - start, 3), plan_id)
 
 
+def record(rwdir: Path, entry: protocol.Entry, plan_id: str) -> None:
+    """Run one test and write its outcome, between its start and end progress lines."""
+    progress(f"start {entry.name}")
+    outcome = run_test(entry, plan_id)
+    protocol.write_outcome(rwdir, outcome)
+    progress(f"end {entry.name} exit={outcome.exit_code} timed_out={outcome.timed_out}")
+
+
+def of_class(plan: protocol.Plan, run_class: str) -> list[protocol.Entry]:
+    return [e for e in plan.entries if e.run_class == run_class]
+
+
+def run_plan(rwdir: Path, plan: protocol.Plan) -> None:
+    """Exclusive tests alone; then the waits tests in the background, the shared ones one
+    by one beside them. A class the runner does not know runs alone, like exclusive."""
+    alone = [e for e in plan.entries if e.run_class not in (protocol.WAITS, protocol.SHARED)]
+    for entry in alone:
+        record(rwdir, entry, plan.id)
+    background = [threading.Thread(target=record, args=(rwdir, e, plan.id))
+                  for e in of_class(plan, protocol.WAITS)]
+    for thread in background:
+        thread.start()
+    for entry in of_class(plan, protocol.SHARED):
+        record(rwdir, entry, plan.id)
+    for thread in background:
+        thread.join()
+
+
 def main() -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     rwdir = Path(sys.argv[1])
@@ -94,11 +126,7 @@ def main() -> int:
     protocol.results_dir(rwdir).mkdir(exist_ok=True)
     progress(f"{protocol.STARTED.removeprefix(protocol.MARK)}, {len(plan.entries)} tests, "
              f"kernel {os.uname().release}")
-    for entry in plan.entries:
-        progress(f"start {entry.name}")
-        outcome = run_test(entry, plan.id)
-        protocol.write_outcome(rwdir, outcome)
-        progress(f"end {entry.name} exit={outcome.exit_code} timed_out={outcome.timed_out}")
+    run_plan(rwdir, plan)
     protocol.write_done(rwdir, os.uname().release)
     progress(protocol.FINISHED.removeprefix(protocol.MARK))
     return 0

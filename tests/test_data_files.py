@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.data import DATA
 from harness.data.expectations import load_expectations
 from harness.data.guest_tests import load_guest_tests
 from harness.errors import UserError
@@ -61,6 +62,7 @@ def test_an_unknown_base_lists_the_files(tmp_path: Path) -> None:
 TESTS = """
 [templates.root]
 sources = ["x.c"]
+class = "shared"
 timeout = 10
 args = ["--check", "{name}"]
 require = ["hits"]
@@ -88,3 +90,33 @@ def test_a_template_cycle_is_named(tmp_path: Path) -> None:
     path.write_text(TESTS.replace('[templates.root]\n', '[templates.root]\ntemplate = "mid"\n'))
     with pytest.raises(UserError, match="template 'mid' leads back to itself"):
         load_guest_tests(path)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ('class = "shared"\n', "test t has no class; give one of: exclusive, waits, shared"),
+    ('class = "shared"\n', "test t has class 'parallel'; choose one of"),
+])
+def test_a_test_without_a_known_class(tmp_path: Path, edit: str, message: str) -> None:
+    path = tmp_path / "guest-tests.toml"
+    new = "" if "no class" in message else 'class = "parallel"\n'
+    path.write_text(TESTS.replace(edit, new))
+    with pytest.raises(UserError, match=message):
+        load_guest_tests(path)
+
+
+def test_a_ktap_test_takes_its_classes_from_the_kselftest_file(tmp_path: Path) -> None:
+    path = tmp_path / "guest-tests.toml"
+    path.write_text('[[tests]]\nname = "k"\nkind = "ktap"\nclass = "shared"\nargs = []\n'
+                    "timeout = 1\n")
+    with pytest.raises(UserError, match=r"its programs' classes are in data/kselftest\.toml"):
+        load_guest_tests(path)
+
+
+@pytest.mark.parametrize("name", ["guest-tests.toml", "kselftest.toml"])
+def test_every_exclusive_or_waits_class_says_why(name: str) -> None:
+    """The comment right above each class = "exclusive" or "waits" line gives the reason."""
+    lines = (DATA / name).read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("class = ") and "shared" not in line:
+            assert lines[i - 1].startswith("#"), f"{name}:{i + 1}: {line} without a why"
+            assert line.split('"')[1] in lines[i - 1] or lines[i - 2].startswith("#"), i

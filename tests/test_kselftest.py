@@ -117,6 +117,40 @@ def test_timing_entry_needs_a_rate_and_a_signature(tmp_path: Path, edit: str,
         spec_module.load_spec(tmp_path / "k.toml")
 
 
+@pytest.mark.parametrize(("edit", "message"), [
+    ('class = "waits"\n', "kselftest program futex_numa has no class; give one of"),
+    ('class = "waits"\n', "has class 'sleeps'; choose one of: exclusive, waits, shared"),
+])
+def test_a_program_without_a_known_class(tmp_path: Path, edit: str, message: str) -> None:
+    text = (KTAP.parent.parent.parent / "data" / "kselftest.toml").read_text()
+    numa = text.index("[programs.futex_numa]")
+    new = "" if "no class" in message else 'class = "sleeps"\n'
+    broken = text[:numa] + text[numa:].replace(edit, new, 1)
+    (tmp_path / "k.toml").write_text(broken)
+    with pytest.raises(UserError, match=message):
+        spec_module.load_spec(tmp_path / "k.toml")
+
+
+# 7.3's functional/Makefile TEST_GEN_PROGS.
+PROGRAMS_7_3 = ("futex_wait_timeout", "futex_wait_wouldblock", "futex_requeue_pi",
+                "futex_requeue_pi_signal_restart", "futex_requeue_pi_mismatched_ops",
+                "futex_wait_uninitialized_heap", "futex_wait_private_mapped_file", "futex_wait",
+                "futex_requeue", "futex_priv_hash", "futex_numa_mpol", "futex_waitv",
+                "futex_numa", "robust_list", "futex_lock_pi_exiting")
+
+
+def test_every_program_of_the_tree_has_a_class_and_runs_carry_it() -> None:
+    """Each of 7.3's programs is listed with a class; the reruns of a timing-sensitive
+    subtest keep its program's, and a program the data does not list runs alone."""
+    assert set(PROGRAMS_7_3) <= set(SPEC.programs)
+    assert SPEC.program("robust_list").run_class == "exclusive"
+    assert SPEC.program("futex_numa").run_class == "waits"
+    runs = ks.plan_runs([binary("futex_wait"), binary("futex_numa"), binary("new_one")], SPEC)
+    classes = {r.name: r.run_class for r in runs}
+    assert set(classes.values()) == {"exclusive", "waits"}
+    assert classes["kselftest-futex.new_one"] == "exclusive"
+
+
 # --- the plan ------------------------------------------------------------------------------
 
 def test_plan_one_run_per_program_then_reruns() -> None:

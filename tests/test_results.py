@@ -70,7 +70,8 @@ def test_shipped_tests_have_rules() -> None:
 
 def test_a_test_that_cannot_fail_must_say_it_is_a_control(tmp_path: Path) -> None:
     path = tmp_path / "guest-tests.toml"
-    path.write_text('[[tests]]\nname = "lax"\nargs = []\ntimeout = 1\nrequire = ["hits"]\n')
+    path.write_text('[[tests]]\nname = "lax"\nclass = "shared"\nargs = []\ntimeout = 1\n'
+                    'require = ["hits"]\n')
     with pytest.raises(UserError, match="test lax has no fail_if counter, so it can never FAIL"):
         load_guest_tests(path)
     path.write_text(path.read_text() + "control = true\n")

@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.data import DATA, read_toml
 from harness.errors import UserError
+from harness.guest import protocol
 
 GUEST_KINDS = ("c", "python", "ktap")
 
@@ -56,6 +57,9 @@ class GuestTest:
     # The defaults of the test's own {placeholders} (a fuzzer's seed), as (name, value);
     # the environment's FUTEX_HARNESS_<NAME> overrides one for a run (param_values).
     params: tuple[tuple[str, str], ...] = ()
+    # How it may share the guest's CPU (protocol.CLASSES): exclusive, waits or shared. A
+    # ktap test has none of its own: each program's comes from data/kselftest.toml.
+    run_class: str = protocol.SHARED
 
     @property
     def placeholders(self) -> frozenset[str]:
@@ -131,7 +135,8 @@ def _guest_test(t: dict[str, Any], path: Path) -> GuestTest:
         raise UserError(f"{path}: test {t['name']} has no fail_if counter, so it can never "
                         "FAIL; only a positive control (control = true) may")
     return GuestTest(
-        name=t["name"], kind=kind, sources=tuple(t.get("sources", [])),
+        name=t["name"], kind=kind, run_class=_run_class(t, kind, path),
+        sources=tuple(t.get("sources", [])),
         cflags=tuple(t.get("cflags", [])), image=t.get("image"), entry=t.get("entry"),
         args=tuple(t["args"]), timeout=float(t["timeout"]),
         require=tuple(t.get("require", [])), fail_if=tuple(t.get("fail_if", [])),
@@ -142,3 +147,23 @@ def _guest_test(t: dict[str, Any], path: Path) -> GuestTest:
         fail_message=t.get("fail_message", ""),
         params=tuple((k, str(v)) for k, v in t.get("params", {}).items()),
     )
+
+
+def _run_class(t: dict[str, Any], kind: str, path: Path) -> str:
+    """The test's class, which every test but a ktap one must name."""
+    if kind == "ktap":
+        if "class" in t:
+            raise UserError(f"{path}: test {t['name']} is a ktap test: its programs' classes "
+                            "are in data/kselftest.toml, not here")
+        return protocol.SHARED
+    return check_class(t.get("class"), f"{path}: test {t['name']}")
+
+
+def check_class(value: object, where: str) -> str:
+    """A class from the data: one of protocol.CLASSES, else a UserError naming them."""
+    if value is None:
+        raise UserError(f"{where} has no class; give one of: {', '.join(protocol.CLASSES)}")
+    if value not in protocol.CLASSES:
+        raise UserError(f"{where} has class {value!r}; choose one of: "
+                        f"{', '.join(protocol.CLASSES)}")
+    return str(value)

@@ -169,7 +169,7 @@ def _entry(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
     window = req.windows.get(entry_key(facts.image, facts.function)) if facts else None
     argv = test_argv(test, _command(test, req, bin_dir, binaries), facts, window, req.rwdir,
                      req.ops.values, param_values(test, os.environ))
-    return protocol.Entry(test.name, tuple(argv), test.timeout)
+    return protocol.Entry(test.name, tuple(argv), test.timeout, test.run_class)
 
 
 def _ktap_runs(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
@@ -203,7 +203,7 @@ def _ktap_entry(test: GuestTest, run: kselftest.KselftestRun, bin_dir: Path) -> 
     programs = bin_dir / test.name
     preload = (ENV, f"LD_PRELOAD={programs / run.preload}") if run.preload else ()
     return protocol.Entry(run.name, (*preload, str(programs / run.binary), *run.argv),
-                          run.timeout)
+                          run.timeout, run.run_class)
 
 
 def make_plan(req: GuestPlanRequest) -> GuestPlan:

@@ -6,7 +6,8 @@ Standard library only and no harness imports: this file is copied next to the gu
 and imported there, so the host and the guest read one definition.
 
 The shared directory (rwdir) holds:
-    plan.json            what to run: name, argv and timeout of every test, and the plan's id
+    plan.json            what to run: name, argv, timeout and class of every test, and the
+                         plan's id
     bin/                 the runner, this module and the test binaries
     results/<name>.json  one outcome per test, written atomically as soon as it ends, carrying
                          the id of the plan it ran under
@@ -20,7 +21,7 @@ import contextlib
 import json
 import secrets
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,15 @@ sys.exit(3)
 """
 
 
+# How a test may share the guest's CPU with others (data/guest-tests.toml says which, and
+# why): an exclusive test never overlaps another; the runner starts the waits tests in the
+# background and runs the shared ones one by one beside them.
+EXCLUSIVE = "exclusive"
+WAITS = "waits"
+SHARED = "shared"
+CLASSES = (EXCLUSIVE, WAITS, SHARED)
+
+
 @dataclass(frozen=True)
 class Entry:
     """One test of the plan: the runner runs argv with a timeout and records the outcome."""
@@ -58,6 +68,7 @@ class Entry:
     name: str
     argv: tuple[str, ...]
     timeout: float
+    run_class: str = SHARED
 
 
 def new_plan_id() -> str:
@@ -72,14 +83,15 @@ class Plan:
     id: str = field(default_factory=new_plan_id)
 
     def to_json(self) -> str:
-        tests = [{"name": e.name, "argv": list(e.argv), "timeout": e.timeout}
-                 for e in self.entries]
+        tests = [{"name": e.name, "argv": list(e.argv), "timeout": e.timeout,
+                  "class": e.run_class} for e in self.entries]
         return json.dumps({"id": self.id, "tests": tests}, indent=1) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
         raw = json.loads(text)
-        return cls(tuple(Entry(t["name"], tuple(t["argv"]), float(t["timeout"]))
+        return cls(tuple(Entry(t["name"], tuple(t["argv"]), float(t["timeout"]),
+                               str(t.get("class", SHARED)))
                          for t in raw["tests"]), str(raw.get("id", "")))
 
     def moved(self, old: Path, new: str) -> Plan:
@@ -92,7 +104,7 @@ class Plan:
                 return new + arg[len(prefix):]
             return arg
 
-        return Plan(tuple(Entry(e.name, tuple(move(a) for a in e.argv), e.timeout)
+        return Plan(tuple(replace(e, argv=tuple(move(a) for a in e.argv))
                           for e in self.entries), self.id)
 
 

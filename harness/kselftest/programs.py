@@ -64,6 +64,8 @@ class KselftestRun:
     subtest: str = ""
     # The file name of the library to LD_PRELOAD, next to the binary; "" for none.
     preload: str = ""
+    # The program's class (protocol.CLASSES): whether the run may overlap others.
+    run_class: str = "exclusive"
 
 
 class RunOutcomeLike(Protocol):
@@ -243,8 +245,10 @@ def plan_runs(binaries: Sequence[KselftestBinary], spec: KselftestSpec
         timeout = program.timeout or spec.default_timeout or binary.timeout
         base = f"{spec.suite}.{binary.name}"
         preload = binary.preload.name if binary.preload else ""
-        runs.append(KselftestRun(base, binary.name, program.args, timeout, "", preload))
+        runs.append(KselftestRun(base, binary.name, program.args, timeout, "", preload,
+                                 program.run_class))
         runs += [KselftestRun(f"{base}.{t.subtest}.rerun{i}", binary.name,
-                              (*program.args, "-r", t.subtest), timeout, t.subtest, preload)
+                              (*program.args, "-r", t.subtest), timeout, t.subtest, preload,
+                              program.run_class)
                  for t in spec.timing(binary.name) for i in range(1, t.reruns + 1)]
     return tuple(runs)

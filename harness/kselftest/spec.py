@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.data import DATA, GUEST_TESTS, read_toml
+from harness.data.guest_tests import check_class
 from harness.errors import UserError
+from harness.guest import protocol
 from harness.stages.kconfig import is_set
 
 
@@ -67,6 +69,9 @@ class ProgramSpec:
     # A C source under guest-tests/, built as a shared library and LD_PRELOADed into every
     # run of the program.
     preload: str | None = None
+    # How its runs may share the guest's CPU (protocol.CLASSES). A program the data does not
+    # list (one a newer tree adds) runs exclusive: alone, as every test did before classes.
+    run_class: str = protocol.EXCLUSIVE
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,7 @@ def load_spec(path: Path = DATA / "kselftest.toml") -> KselftestSpec:
         binaries=None if binaries == "all" else tuple(binaries),
         default_timeout=None if default == "tree" else float(default),
         build=_build_flags(raw["build"]),
-        programs={k: _program_spec(v) for k, v in raw.get("programs", {}).items()},
+        programs={k: _program_spec(k, v) for k, v in raw.get("programs", {}).items()},
         series={k: tuple(v) for k, v in raw.get("series", {}).items()},
         series_requires={k: dict(v) for k, v in raw.get("series_requires", {}).items()},
         timing_sensitive=tuple(_timing(t) for t in raw.get("timing_sensitive", [])),
@@ -194,7 +199,7 @@ def _build_flags(raw: dict[str, Any]) -> BuildFlags:
                       raw["numa_package"], raw["numa_min_version"], tuple(raw["numa_ldlibs"]))
 
 
-def _program_spec(raw: dict[str, Any]) -> ProgramSpec:
+def _program_spec(name: str, raw: dict[str, Any]) -> ProgramSpec:
     output = raw.get("output", "tap")
     if output not in ("tap", "exit-status"):
         raise UserError(f"kselftest program output '{output}': choose tap or exit-status")
@@ -203,7 +208,8 @@ def _program_spec(raw: dict[str, Any]) -> ProgramSpec:
     if preload is not None and not (GUEST_TESTS / preload).is_file():
         raise UserError(f"kselftest program preload '{preload}': no such file in {GUEST_TESTS}")
     return ProgramSpec(float(timeout) if timeout is not None else None,
-                       tuple(raw.get("args", ())), output, preload)
+                       tuple(raw.get("args", ())), output, preload,
+                       check_class(raw.get("class"), f"kselftest program {name}"))
 
 
 def is_pattern(name: str) -> bool:
