@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -117,3 +118,16 @@ def test_kernel_args_reach_vng_one_append_each(tmp_path: Path, fake_vng: Path) -
     argv = fake_vng.read_text().split()
     assert argv[argv.index("--append") + 1] == "root=/dev/root"
     assert argv.count("--append") == 2 and "lpj=1" in argv
+
+
+def test_init_skips_reach_the_guest_as_a_path_of_no_ops(tmp_path: Path, fake_vng: Path) -> None:
+    """settings.toml [boot] init_skips: virtme-ng's init looks systemd-tmpfiles up on a PATH
+    the kernel command line starts, and finds true(1) there."""
+    assert "systemd-tmpfiles" in load_settings().init_skips
+    where = boot.no_op_dir(tmp_path / "cache", ("systemd-tmpfiles",))
+    assert where is not None and boot.no_op_dir(tmp_path / "cache", ()) is None
+    assert subprocess.run([where / "systemd-tmpfiles", "--create", "--boot"]).returncode == 0
+    plan = make_plan(tmp_path, {"good": 'echo \'{"check": "good", "hits": 1}\'\n'})
+    boot.boot(dataclasses.replace(request(tmp_path, plan), init_path=where))
+    argv = fake_vng.read_text().split()
+    assert argv[argv.index(f"PATH={where}") - 1] == "--append"

@@ -49,6 +49,8 @@ class BootRequest:
     console_name: str = "console.log"
     # Appended to the kernel command line, one --append each.
     kernel_args: tuple[str, ...] = ()
+    # A directory of no-op programs that virtme-ng's init finds first (PATH=, init_skips).
+    init_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,22 @@ def vng_env() -> dict[str, str]:
     return {"PATH": f"{Path(vng_path()).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
 
 
+def no_op_dir(cache: Path, names: tuple[str, ...]) -> Path | None:
+    """A directory in which each of names is a link to true(1); None for no names. The
+    guest's root is the host's, so the guest finds it at the same path."""
+    if not names:
+        return None
+    where = cache / "guest-init-skips"
+    where.mkdir(parents=True, exist_ok=True)
+    true = shutil.which("true") or "/bin/true"
+    for name in names:
+        link = where / name
+        if not link.is_symlink() or str(link.readlink()) != true:
+            link.unlink(missing_ok=True)
+            link.symlink_to(true)
+    return where
+
+
 def vng_argv(req: BootRequest, kvm: bool, command: list[str]) -> list[str]:
     # A 9p root always: no wait for a virtiofsd that may not start, and no FUSE or DAX
     # needed in the guest kernel.
@@ -95,6 +113,8 @@ def vng_argv(req: BootRequest, kvm: bool, command: list[str]) -> list[str]:
             "--cpus", str(req.cpus), "--rwdir", str(req.plan.rwdir)]
     for arg in req.kernel_args:
         argv += ["--append", arg]
+    if req.init_path:
+        argv += ["--append", f"PATH={req.init_path}"]
     if not kvm:
         argv.append("--disable-kvm")
         if req.tcg_qemu_opts:
@@ -241,7 +261,7 @@ class VngBackend:
             s.memory,
             suite.cpus, s.guest_python, suite.tcg_qemu_opts,
             "console.log" if req.suite == "default" else f"console-{req.suite}.log",
-            s.kernel_args)
+            s.kernel_args, no_op_dir(self._config.cache, s.init_skips))
 
     def test_suite(self, req: SuiteRequest) -> SuiteResult:
         booted = boot(self.boot_request(req))

@@ -97,6 +97,8 @@ class Settings:
     suites: dict[str, Suite]
     # Appended to the guest kernel's command line ([boot] kernel_args).
     kernel_args: tuple[str, ...] = ()
+    # Programs virtme-ng's init runs that the guest finds as no-ops ([boot] init_skips).
+    init_skips: tuple[str, ...] = ()
 
     def suites_for(self, stress: bool) -> tuple[Suite, ...]:
         """The suites a run boots: the default ones, and with --stress the stress ones."""
@@ -134,6 +136,7 @@ def load_settings(path: Path = DATA / "settings.toml") -> Settings:
                             float(s["boot_timeout"]) if "boot_timeout" in s else None)
                 for name, s in raw["suites"].items()},
         kernel_args=tuple(boot.get("kernel_args", [])),
+        init_skips=tuple(boot.get("init_skips", [])),
     )
 
 
