@@ -13,7 +13,7 @@ run, the ratios use the vng figure of bench/results/speed.json, and say so). The
 takes about 35 minutes.
 
     .venv/bin/python bench/speed.py [--skip-cold] [--cold minimal --cold lean] [--skip-warm]
-        [--skip-stress] [--boot-runs N]
+        [--skip-stress] [--boot-runs N] [--boot-variant minimal]
     .venv/bin/python bench/speed.py --report bench/results/speed.json
 """
 
@@ -291,6 +291,9 @@ def main() -> int:
                         help="a variant to build cold (repeatable; default: all three)")
     parser.add_argument("--boot-runs", type=int, default=3,
                         help="boots with the twelve vDSO checks per variant (0: none)")
+    parser.add_argument("--boot-variant", action="append", choices=BOOT_VARIANTS,
+                        help="a variant to boot with the twelve checks (repeatable; "
+                             "default: both)")
     parser.add_argument("--skip-warm", action="store_true",
                         help="leave out the one-file re-test and the whole default suite")
     parser.add_argument("--skip-stress", action="store_true")
@@ -308,7 +311,8 @@ def main() -> int:
     if not args.skip_cold:
         figures.update(cold_builds(args.out, tuple(args.cold or COLD_VARIANTS)))
     if args.boot_runs:
-        figures.update(boot_vdso(args.out, BOOT_VARIANTS, args.boot_runs))
+        figures.update(boot_vdso(args.out, tuple(args.boot_variant or BOOT_VARIANTS),
+                                 args.boot_runs))
     if not args.skip_warm:
         figures.update(warm(args.out, args.variant))
     if not args.skip_stress:
