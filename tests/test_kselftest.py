@@ -69,7 +69,7 @@ def sub(program: str, subtest: str = "") -> str:
 def test_data_file_names_real_subtests() -> None:
     """Every series and timing-sensitive name is a subtest the 7.3 programs really print."""
     goldens = ("guest-7.3-robust_list.txt", "guest-7.3-futex_requeue_pi.txt",
-               "guest-7.3-futex_wait.9p-cwd.txt")
+               "guest-7.3-futex_wait.9p-cwd.txt", "guest-7.3-futex_waitv.txt")
     printed = {r.name for name in goldens for r in ktap.parse(golden(name))}
     assert set(SPEC.series["robust_list"]) <= printed
     assert len(SPEC.series_names("robust_list")) == 10
