@@ -30,6 +30,11 @@ _CAUGHT_BY = re.compile(r"^Caught-by:\s*(\S+)", re.MULTILINE)
 _VARIANT = re.compile(r"^Variant:\s*(\S+)", re.MULTILINE)
 _EXPECT = re.compile(r"^Expect:\s*(\S+)", re.MULTILINE)
 _VERSION = re.compile(r"\[[^\]]*\bv(\d+)\b[^\]]*\]", re.IGNORECASE)
+# The paths a diff names: git's header, its renames and copies, and the ---/+++ lines of
+# any unified diff (a quilt patch has no git header). git apply strips one directory (-p1).
+_DIFF_GIT = re.compile(r"^diff --git (\S+) (\S+)$", re.MULTILINE)
+_RENAME = re.compile(r"^(?:rename|copy) (?:from|to) (.+)$", re.MULTILINE)
+_UNIFIED = re.compile(r"^(?:---|\+\+\+) (\S+)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,23 @@ def mutant_variant(patch: Path) -> tuple[str | None, str | None]:
     text = patch.read_text(errors="replace")
     variant, expect = _VARIANT.search(text), _EXPECT.search(text)
     return (variant.group(1) if variant else None, expect.group(1) if expect else None)
+
+
+def touched_files(patch: Path) -> tuple[str, ...]:
+    """The tree's paths the patch changes, sorted: both sides of a rename or copy. Empty
+    when it names none that git apply would find."""
+    text = patch.read_text(errors="replace")
+    found = {_strip(p) for m in _DIFF_GIT.finditer(text) for p in m.groups()}
+    found |= {m.group(1).strip() for m in _RENAME.finditer(text)}
+    found |= {_strip(m.group(1)) for m in _UNIFIED.finditer(text)}
+    return tuple(sorted(p for p in found if p and p != "/dev/null"))
+
+
+def _strip(path: str) -> str:
+    """The path as git apply -p1 sees it: without its first directory (a/, b/)."""
+    if path == "/dev/null":
+        return path
+    return path.split("/", 1)[1] if "/" in path else ""
 
 
 def is_git_range(series: str, source: SourceResult) -> bool:
