@@ -33,6 +33,13 @@ results.json (schema 1):
                        "=" unchanged, "!" changed, "<" dropped, ">" added; old and new are
                        "N/M subject" (the patch's place in its series), null on the side
                        that has no such patch
+        changed_only   null (the whole suite was asked for), or, with run --changed-only,
+                       which guest tests the files of the revision's patches selected
+                       (data/changed-only.toml): {files: list[str] the patches touch,
+                       everything: str (why every test ran; "" when the map narrowed them),
+                       entries: list of {match, selects, why, files: the files it matched},
+                       not_run: list of {test, groups: the test's groups, none selected}}.
+                       A revision with it gives no series verdict, whatever ran
     request      str, a hash of what was asked (kernels, variants, series, expectations),
                  the same in every shard of one request; merge refuses to mix requests
     shard        str | null, "I/N" when this run is one shard of a request
@@ -185,6 +192,62 @@ class Changes:
                    raw.get("error", ""))
 
 
+@dataclass(frozen=True)
+class MapEntry:
+    """An entry of data/changed-only.toml and the revision's files it matched."""
+
+    match: str
+    selects: tuple[str, ...]
+    why: str
+    files: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"match": self.match, "selects": list(self.selects), "why": self.why,
+                "files": list(self.files)}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> MapEntry:
+        return cls(raw["match"], tuple(raw.get("selects", ())), raw.get("why", ""),
+                   tuple(raw.get("files", ())))
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """A guest test that --changed-only left out, and its groups (none of them selected)."""
+
+    test: str
+    groups: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"test": self.test, "groups": list(self.groups)}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> NotRun:
+        return cls(raw["test"], tuple(raw.get("groups", ())))
+
+
+@dataclass(frozen=True)
+class ChangedOnly:
+    """What run --changed-only chose for a revision from the files its patches touch."""
+
+    files: tuple[str, ...]
+    # Why every guest test ran (a file outside the map, the base); "" when narrowed.
+    everything: str = ""
+    entries: tuple[MapEntry, ...] = ()
+    not_run: tuple[NotRun, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": list(self.files), "everything": self.everything,
+                "entries": [e.to_json() for e in self.entries],
+                "not_run": [n.to_json() for n in self.not_run]}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ChangedOnly:
+        return cls(tuple(raw.get("files", ())), raw.get("everything", ""),
+                   tuple(MapEntry.from_json(e) for e in raw.get("entries", [])),
+                   tuple(NotRun.from_json(n) for n in raw.get("not_run", [])))
+
+
 @dataclass
 class Revision:
     label: str
@@ -204,6 +267,7 @@ class Revision:
     checks: list[Check] = field(default_factory=list)
     bisect: Bisect | None = None
     changes: Changes | None = None
+    changed_only: ChangedOnly | None = None
 
     @property
     def failed_stage(self) -> Stage | None:
@@ -222,11 +286,12 @@ class Revision:
                 "stages": [s.to_json() for s in self.stages],
                 "checks": [c.to_json() for c in self.checks],
                 "bisect": self.bisect.to_json() if self.bisect else None,
-                "changes": self.changes.to_json() if self.changes else None}
+                "changes": self.changes.to_json() if self.changes else None,
+                "changed_only": self.changed_only.to_json() if self.changed_only else None}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Revision:
-        bisect, changes = raw.get("bisect"), raw.get("changes")
+        bisect, changes, narrowed = raw.get("bisect"), raw.get("changes"), raw.get("changed_only")
         return cls(raw["label"], raw.get("origin", ""), raw.get("job", ""),
                    raw.get("kernel", ""), raw.get("variant", ""), raw.get("patchset_hash"),
                    raw.get("series"),
@@ -236,7 +301,8 @@ class Revision:
                    [Stage.from_json(s) for s in raw.get("stages", [])],
                    [Check.from_json(c) for c in raw.get("checks", [])],
                    Bisect.from_json(bisect) if bisect else None,
-                   Changes.from_json(changes) if changes else None)
+                   Changes.from_json(changes) if changes else None,
+                   ChangedOnly.from_json(narrowed) if narrowed else None)
 
 
 @dataclass
@@ -248,6 +314,11 @@ class Run:
     shard: str | None = None
     jobs: list[str] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)
+
+    @property
+    def changed_only(self) -> bool:
+        """A run --changed-only: its verdict is never a series verdict."""
+        return any(r.changed_only is not None for r in self.revisions)
 
     def to_json(self, exit_code: int) -> dict[str, Any]:
         return {"schema": SCHEMA, "command": self.command, "started": self.started,
