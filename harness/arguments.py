@@ -138,6 +138,10 @@ def run_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--only", action="append", default=[], metavar="PATTERN",
                      help="run only the guest tests whose name matches this shell pattern "
                           "(repeatable), for example --only 'remap-exit-*'")
+    run.add_argument("--changed-only", action="store_true",
+                     help="run only the guest tests that the files each revision's patches "
+                          "touch can affect (data/changed-only.toml; a file outside it runs "
+                          "everything); for re-testing while editing: never a series verdict")
 
 
 def _kcidb_args(p: argparse.ArgumentParser) -> None:

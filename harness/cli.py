@@ -76,7 +76,7 @@ def _plan(args: argparse.Namespace) -> jobs.JobList:
     for variant in variants:  # an unknown variant is the user's error before anything runs
         kconfig_variants.variant_fragments(args.config_dir, variant)
     options = (("expect", args.expect), ("suites", ",".join(args.suite)),
-               ("only", ",".join(args.only)),
+               ("only", ",".join(args.only)), ("changed_only", str(args.changed_only)),
                ("stress", str(args.stress)), ("config_dir", str(args.config_dir)))
     return jobs.list_jobs(jobs.JobRequest(
         kernels, variants, jobs.revisions(args.series, args.rev_version, not args.no_base),
@@ -137,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         mbox=args.mbox.resolve() if args.mbox else None,
         bases={v: kconfig_variants.variant_base(args.config_dir, v)
                for v in {j.variant for j in chosen}},
-        only=tuple(args.only))
+        only=tuple(args.only), changed_only=args.changed_only)
     limit = args.timeout or settings.timeouts.run
     try:
         with run_limit(limit):

@@ -16,13 +16,14 @@ from pathlib import Path
 
 from harness import progress
 from harness.backends import Backend, BackendConfig, SuiteRequest, SuiteResult, get_backend
+from harness.data.changed_only import load_change_map
 from harness.data.expectations import Expectations, load_expectations
 from harness.data.guest_tests import GuestTest, load_guest_tests
 from harness.data.settings import Settings
 from harness.errors import HarnessError, InfraError, RunTimeout
 from harness.guest import altinstr, protocol, uapi
 from harness.guest import plan as guest
-from harness.orchestration import bisection, rangediff
+from harness.orchestration import bisection, rangediff, selection
 from harness.orchestration.jobs import Job, Kernel
 from harness.outputs import report
 from harness.outputs.record import Boot, Run, Stage
@@ -66,6 +67,9 @@ class RunRequest:
     bases: Mapping[str, str | None] = field(default_factory=dict)
     # Run only the guest tests matching these shell patterns (--only); empty: all.
     only: tuple[str, ...] = ()
+    # Run only the guest tests the files of each revision's patches select
+    # (data/changed-only.toml, --changed-only); the run then gives no series verdict.
+    changed_only: bool = False
 
 
 def build_dir_for(cache: Path, tree_key: str, variant: str) -> Path:
@@ -133,6 +137,8 @@ def test_all(req: RunRequest, rec: Recorder) -> None:
     # Bad names and bad SSH inputs fail before anything is downloaded or built.
     load_expectations(req.expect)
     guest.select(load_guest_tests(), req.only)
+    if req.changed_only:
+        load_change_map()
     backend = get_backend(req.backend) if req.boot else None
     with contextlib.ExitStack() as held:
         shared = _Shared(held, backend)
@@ -194,6 +200,8 @@ def _test_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
         st.detail = f"{len(patched.applied)} applied" if revision.series else "none"
     if upto is None:  # a bisection step is no revision of its own
         _note_changes(rev, patched, shared, rec, logs, s.timeouts.patch)
+        if req.changed_only:
+            tests = _changed_only(rev, tests, patched)
     # One build dir per source tree: Kbuild's O= dir belongs to one srctree.
     tree_key = src.key if patched.tree == src.tree else path_key(patched.tree)
     build_dir = build_dir_for(req.cache, tree_key, job.variant)
@@ -234,6 +242,19 @@ def _test_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
         if chosen:
             _test_suite(req, rec, rev, shared.backend, suite.name, chosen, built_tree, logs)
     return rev
+
+
+def _changed_only(rev: RevisionRecord, tests: tuple[GuestTest, ...],
+                  patched: patches.PatchResult) -> tuple[GuestTest, ...]:
+    """The tests the revision's patches select; the choice goes into the record."""
+    chosen, rev.changed_only = selection.select_for_patches(tests, patched.patches,
+                                                            load_change_map())
+    if rev.changed_only.everything:
+        log.info("changed-only: every guest test runs: %s", rev.changed_only.everything)
+    else:
+        log.info("changed-only: %d guest tests run, %d not run (%s)", len(chosen),
+                 len(rev.changed_only.not_run), ", ".join(rev.changed_only.files))
+    return chosen
 
 
 def _behind(test: GuestTest, suite: str, checks: tuple[str, ...]) -> bool:

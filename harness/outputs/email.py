@@ -5,7 +5,9 @@ data/email.toml's width, nothing quoted from the series.
 For each revision: its verdict; each failing check with its key counter and what that
 means; the first bad patch when a bisection found one; kernel, config variant and
 accelerator. Then the command that reproduces the run, and a Tested-by: line only when
-everything passed."""
+everything passed. A run --changed-only says in its first line and in each revision's
+that it is no series verdict, names the guest tests it left out, and is never signed
+Tested-by."""
 
 from __future__ import annotations
 
@@ -16,7 +18,13 @@ from collections.abc import Mapping
 from harness.data.email import EmailSpec, load_email_spec
 from harness.data.guest_tests import GuestTest, load_guest_tests
 from harness.outputs.record import Revision, Run
-from harness.outputs.report import EXIT_PASS, exit_code, revision_exit, verdict_word
+from harness.outputs.report import (
+    EXIT_PASS,
+    changed_only_lines,
+    exit_code,
+    overall_verdict,
+    revision_verdict,
+)
 from harness.verdicts.checks import Check, Verdict
 
 # A detail is one clause of a line, not a log.
@@ -30,13 +38,14 @@ def render_email(run: Run, tester: str | None = None, spec: EmailSpec | None = N
     known = tests if tests is not None else {t.name: t for t in load_guest_tests()}
     labels = ", ".join(r.label for r in run.revisions) or "none"
     out = _wrap(f"futex-harness results (x86 vDSO robust-futex unlock tests), "
-                f"overall {verdict_word(exit_code(run))}; revisions: {labels}.", spec.width)
+                f"overall {overall_verdict(run)}; revisions: {labels}.", spec.width)
     for rev in run.revisions:
         out += ["", *_revision(rev, spec, known)]
     if run.command:
         out += ["", "To reproduce (the first line of harness.log):",
                 *wrap_command(run.command, spec.width)]
-    if tester and exit_code(run) == EXIT_PASS:
+    # A --changed-only pass left checks out: no Tested-by for the series.
+    if tester and exit_code(run) == EXIT_PASS and not run.changed_only:
         out += ["", f"Tested-by: {tester}"]
     return "\n".join(out) + "\n"
 
@@ -48,7 +57,7 @@ def _revision(rev: Revision, spec: EmailSpec, tests: Mapping[str, GuestTest]) ->
     na = len(rev.checks) - passed - len(bad)
     counts = (f"{len(rev.checks)} checks: {passed} passed, {len(bad)} failed, {na} N/A"
               if rev.checks else "no checks ran")
-    head = f"{rev.label}: {verdict_word(revision_exit(rev))}, {counts}"
+    head = f"{rev.label}: {revision_verdict(rev)}, {counts}"
     w = spec.width
     out = _wrap(head, w)
     out += _wrap(f"kernel: {rev.origin or rev.kernel or 'unknown'}", w, "  ", "    ")
@@ -65,6 +74,8 @@ def _revision(rev: Revision, spec: EmailSpec, tests: Mapping[str, GuestTest]) ->
     elif rev.bisect:
         out += _wrap(f"bisect: no first bad patch found. {_short(rev.bisect.detail)}", w,
                      "  ", "    ")
+    for line in changed_only_lines(rev, ""):
+        out += _wrap(line.strip(), w, "  ", "    ")
     stage = rev.failed_stage
     if stage:
         out += _wrap("- " + _fill(spec.fallback["stage"], stage=stage.name,

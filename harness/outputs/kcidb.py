@@ -64,6 +64,8 @@ class KcidbSpec:
     build_config: str
     build_status: BuildStatus
     stage_error: str
+    # The status of a guest test that run --changed-only left out.
+    changed_only_status: str = "SKIP"
 
 
 def load_spec(path: Path = KCIDB_TOML) -> KcidbSpec:
@@ -73,7 +75,9 @@ def load_spec(path: Path = KCIDB_TOML) -> KcidbSpec:
     status = _verdict_statuses(raw["status"], path)
     build_raw = raw["build"]
     build_status = BuildStatus(**build_raw["status"])
-    used = [*status.values(), *vars(build_status).values(), raw["stage"]["error"]]
+    changed_only = raw.get("changed_only", {}).get("status", "SKIP")
+    used = [*status.values(), *vars(build_status).values(), raw["stage"]["error"],
+            changed_only]
     unknown = sorted({s for s in used if s not in allowed})
     if unknown:
         raise UserError(f"{path}: statuses {', '.join(unknown)} are not KCIDB's; "
@@ -88,7 +92,8 @@ def load_spec(path: Path = KCIDB_TOML) -> KcidbSpec:
         checkout_stages=tuple(raw["checkout"]["stages"]), checkout_log=raw["checkout"]["log"],
         build_stages=tuple(build_raw["stages"]), build_timed=build_raw["timed"],
         build_log=build_raw["log"], build_config=build_raw["config"],
-        build_status=build_status, stage_error=raw["stage"]["error"])
+        build_status=build_status, stage_error=raw["stage"]["error"],
+        changed_only_status=changed_only)
 
 
 def _verdict_statuses(raw: dict[str, str], path: Path) -> dict[Verdict, str]:
@@ -291,6 +296,9 @@ def _build(build_id: str, checkout_id: str, origin: str, rev: Revision, s: Kcidb
         out["status"] = status
     timed = _stage(rev, s.build_timed)
     misc: dict[str, Any] = {"label": rev.label, "job": rev.job}
+    if rev.changed_only:
+        # Its tests are a choice from the changed files: no series verdict.
+        misc["changed_only"] = rev.changed_only.to_json()
     if timed is not None and timed.status != "running":
         out["duration"] = timed.seconds
         misc["detail"] = _text(timed.detail)
@@ -311,6 +319,17 @@ def _tests(build_id: str, origin: str, rev: Revision, s: KcidbSpec,
     """A test per check, and one for a stage after the build that stopped with an error."""
     out = [_test(_unique(f"{build_id}/{c.name}", taken), build_id, origin, c, s.status[c.verdict])
            for c in rev.checks]
+    # Left out by --changed-only: SKIP (not executed, the code's status unknown), so no
+    # dashboard reads the build as all passed.
+    narrowed = rev.changed_only
+    for n in narrowed.not_run if narrowed else ():
+        assert narrowed is not None
+        check = Check(n.test, Verdict.NOT_APPLICABLE,
+                      f"not run: --changed-only, not a series verdict; no file of the "
+                      f"patches ({', '.join(narrowed.files)}) selects "
+                      f"{', '.join(n.groups)} (data/changed-only.toml)")
+        out.append(_test(_unique(f"{build_id}/{n.test}", taken), build_id, origin, check,
+                         s.changed_only_status))
     failed = rev.failed_stage
     if failed is not None and failed.name not in (*s.checkout_stages, *s.build_stages):
         name = stage_check(failed.name)

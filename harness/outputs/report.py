@@ -45,6 +45,51 @@ def verdict_word(code: int) -> str:
     return {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL"}.get(code, "ERROR")
 
 
+# What every verdict of a run --changed-only says: it chose its checks from the files the
+# patches touch, so a pass there is no pass of the series.
+NOT_SERIES = "not a series verdict"
+
+
+def revision_verdict(rev: Revision) -> str:
+    """The revision's verdict word; a --changed-only one says it is no series verdict."""
+    word = verdict_word(revision_exit(rev))
+    return f"changed-only {word}, {NOT_SERIES}" if rev.changed_only else word
+
+
+def overall_verdict(run: Run) -> str:
+    """The run's verdict: a --changed-only run never reads as a plain PASS."""
+    code = exit_code(run)
+    if not run.changed_only:
+        return f"{verdict_word(code)} (exit {code})"
+    left = sum(len(r.changed_only.not_run) for r in run.revisions if r.changed_only)
+    return (f"changed-only {verdict_word(code)}, {NOT_SERIES} (exit {code}; {left} guest "
+            "tests not run; run without --changed-only for the series verdict)")
+
+
+def changed_only_lines(rev: Revision, indent: str = "   ") -> list[str]:
+    """What --changed-only chose for the revision: the files, the map entries they
+    matched, and the guest tests not run with their groups."""
+    ch = rev.changed_only
+    if ch is None:
+        return []
+    files = ", ".join(ch.files) or "none"
+    out = [f"{indent}changed-only ({NOT_SERIES}): the patches touch {len(ch.files)} "
+           f"file(s): {files}"]
+    if ch.everything:
+        return [*out, f"{indent}  every guest test ran: {ch.everything}"]
+    for e in ch.entries:
+        chose = ", ".join(e.selects) or "no guest test"
+        out.append(f"{indent}  {', '.join(e.files)}: entry {e.match} selects {chose} ({e.why})")
+    by_groups: dict[tuple[str, ...], list[str]] = {}
+    for n in ch.not_run:
+        by_groups.setdefault(n.groups, []).append(n.test)
+    out.append(f"{indent}  not run: {len(ch.not_run)} guest tests, no entry of these files "
+               "selects their groups:")
+    out += [f"{indent}    {', '.join(groups)}: {', '.join(tests)}"
+            for groups, tests in by_groups.items()]
+    return out
+
+
 def _counters(check: Check) -> str:
     shown = _counters_spec().table
     return " ".join(f"{k}={v}" for k, v in check.counters.items() if k in shown)
@@ -69,8 +114,9 @@ def render_table(run: Run) -> str:
                        f"{detail}".rstrip())
         out += _boot_lines(rev)
         out += _bisect_lines(rev)
-        out.append(f"   verdict: {verdict_word(revision_exit(rev))}")
-    out.append(f"overall: {verdict_word(exit_code(run))} (exit {exit_code(run)})")
+        out += changed_only_lines(rev)
+        out.append(f"   verdict: {revision_verdict(rev)}")
+    out.append(f"overall: {overall_verdict(run)}")
     return "\n".join(out) + "\n"
 
 
@@ -152,6 +198,15 @@ def render_junit(run: Run) -> bytes:
             elif not c.verdict.ok:
                 ET.SubElement(case, "error", message=message)
                 errors += 1
+        # Left out by --changed-only: skipped, so no CI counts the revision as all passed.
+        not_run = rev.changed_only.not_run if rev.changed_only else ()
+        for n in not_run:
+            case = ET.SubElement(suite, "testcase", classname=_clean(rev.label), name=n.test)
+            ET.SubElement(case, "skipped", message=_clean(
+                f"not run: --changed-only ({NOT_SERIES}); no file of the patches selects "
+                f"{', '.join(n.groups)}"))
+        skipped += len(not_run)
+        suite.set("tests", str(len(checks) + len(not_run)))
         suite.set("failures", str(failures))
         suite.set("errors", str(errors))
         suite.set("skipped", str(skipped))
@@ -214,16 +269,23 @@ def render_comparison(run: Run) -> str:
         cells, previous = [], None
         for label in labels:
             cell = row.get(label)
-            text = _cell(cell) if cell else "-"
+            text = _cell(cell) if cell else _absent(revs[labels.index(label)], name)
             verdict = cell.verdict if cell else None
             mark = "*" if previous is not None and verdict != previous else " "
             cells.append((mark + text).ljust(col))
             previous = verdict
         out.append("   " + name.ljust(width) + "".join(cells))
     out.append("   " + "verdict".ljust(width)
-               + "".join((" " + verdict_word(revision_exit(r))).ljust(col) for r in revs))
+               + "".join((" " + revision_verdict(r).split(",")[0]).ljust(col) for r in revs))
     out += render_changes(revs)
     return "\n".join(out) + "\n"
+
+
+def _absent(rev: Revision, check: str) -> str:
+    """The cell of a check the revision lacks: 'not run' when --changed-only left it out."""
+    left = rev.changed_only.not_run if rev.changed_only else ()
+    return "not run" if any(check == n.test or check.startswith(n.test + "/")
+                            for n in left) else "-"
 
 
 def render_changes(revs: list[Revision]) -> list[str]:
