@@ -38,7 +38,8 @@ def render_email(run: Run, tester: str | None = None, spec: EmailSpec | None = N
     known = tests if tests is not None else {t.name: t for t in load_guest_tests()}
     labels = ", ".join(r.label for r in run.revisions) or "none"
     out = _wrap(f"futex-harness results (x86 vDSO robust-futex unlock tests), "
-                f"overall {overall_verdict(run)}; revisions: {labels}.", spec.width)
+                f"overall {overall_verdict(run, exit_too=False)}; revisions: {labels}.",
+                spec.width)
     for rev in run.revisions:
         out += ["", *_revision(rev, spec, known)]
     if run.command:

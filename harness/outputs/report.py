@@ -56,14 +56,16 @@ def revision_verdict(rev: Revision) -> str:
     return f"changed-only {word}, {NOT_SERIES}" if rev.changed_only else word
 
 
-def overall_verdict(run: Run) -> str:
+def overall_verdict(run: Run, exit_too: bool = True) -> str:
     """The run's verdict: a --changed-only run never reads as a plain PASS."""
     code = exit_code(run)
     if not run.changed_only:
-        return f"{verdict_word(code)} (exit {code})"
+        return f"{verdict_word(code)} (exit {code})" if exit_too else verdict_word(code)
     left = sum(len(r.changed_only.not_run) for r in run.revisions if r.changed_only)
-    return (f"changed-only {verdict_word(code)}, {NOT_SERIES} (exit {code}; {left} guest "
-            "tests not run; run without --changed-only for the series verdict)")
+    return (f"changed-only {verdict_word(code)}, {NOT_SERIES} ("
+            + (f"exit {code}; " if exit_too else "")
+            + f"{left} guest tests not run; run without --changed-only for the series "
+              "verdict)")
 
 
 def changed_only_lines(rev: Revision, indent: str = "   ") -> list[str]:
