@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fake_tree import fake_tree, fragment
+from test_kcidb import valid
 from test_vng import FAKEBIN
 
 from harness.cli import main
@@ -216,7 +217,7 @@ def test_email_junit_and_kcidb_say_what_did_not_run() -> None:
     assert "Tested-by" not in mail and "changed-only PASS, not a series verdict" in mail
     suite = ET.fromstring(render_junit(run)).find("testsuite")
     assert suite is not None and suite.get("skipped") == "1" and suite.get("tests") == "2"
-    doc = kcidb.to_kcidb(run, "futex_harness")
+    doc = valid(kcidb.to_kcidb(run, "futex_harness"))
     left = [t for t in doc["tests"] if t["misc"]["check"] == "cs-fixup-singlestep-64"]
     assert [t["status"] for t in left] == ["SKIP"] and "not run" in left[0]["comment"]
     assert "changed_only" in doc["builds"][0]["misc"]
