@@ -63,3 +63,26 @@ def test_goals_say_met_or_the_shortfall_and_where_the_time_went() -> None:
     assert speed().goals(figures) == [
         "goal: cold build minimal / vng <= 0.25 (wall; CPU 0.258): 0.251 (short by 0.001; "
         "objects compiled: minimal 1627, vng 3529)"]
+
+
+def test_the_wait_for_another_runs_lock_is_not_the_runs_own_time(tmp_path: Path) -> None:
+    log = tmp_path / "harness.log"
+    log.write_text("2026-12-05 11:26:47,500 INFO stage source\n"
+                   "2026-12-05 11:26:48,000 INFO waiting for another harness run on the same "
+                   "tree (x.lock)\n"
+                   "2026-12-05 11:27:20,500 INFO stage source: ok in 33.0s\n")
+    assert speed().lock_wait(log) == 32.5
+    assert speed().lock_wait(tmp_path / "none.log") == 0.0
+
+
+def test_the_changed_only_goal_lines_say_what_the_map_chose() -> None:
+    lines = speed().goals({
+        "variant": "minimal", "one_file_retest_changed_only_wall_s": 50.0,
+        "one_file_retest_changed_only_everything": "kernel/entry/common.c is not in the map",
+        "one_file_retest_pi_wall_s": 48.0, "one_file_retest_pi_changed_only_wall_s": 14.0,
+        "one_file_retest_pi_changed_only_not_run": 29})
+    assert lines == [
+        "goal: one-file re-test --changed-only on minimal <= 15 s (wall): 50.0 (short by 35.0; "
+        "kernel/entry/common.c is not in the map)",
+        "goal: one-file re-test of one-file-pi.patch --changed-only <= 15 s (wall; 48.0 s "
+        "without): 14.0 (met)"]
