@@ -19,7 +19,7 @@ from harness.backends import Backend, BackendConfig, SuiteRequest, SuiteResult, 
 from harness.data.changed_only import load_change_map
 from harness.data.expectations import Expectations, load_expectations
 from harness.data.guest_tests import GuestTest, load_guest_tests
-from harness.data.settings import Settings
+from harness.data.settings import Settings, Suite
 from harness.errors import HarnessError, InfraError, RunTimeout
 from harness.guest import altinstr, protocol, uapi
 from harness.guest import plan as guest
@@ -201,7 +201,9 @@ def _test_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
     if upto is None:  # a bisection step is no revision of its own
         _note_changes(rev, patched, shared, rec, logs, s.timeouts.patch)
         if req.changed_only:
-            tests = _changed_only(rev, tests, patched)
+            # Only the suites this run boots: a stress test is no test left out.
+            booted = {suite.name for suite in _suites(req)}
+            tests = _changed_only(rev, tuple(t for t in tests if t.suite in booted), patched)
     # One build dir per source tree: Kbuild's O= dir belongs to one srctree.
     tree_key = src.key if patched.tree == src.tree else path_key(patched.tree)
     build_dir = build_dir_for(req.cache, tree_key, job.variant)
@@ -234,14 +236,19 @@ def _test_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
     if shared.backend is None:
         return rev
     built_tree = _BuiltTree(patched.tree, build_dir, elf, windows, expectations, cfg.final)
-    chosen_suites = ([req.settings.suite(n) for n in req.suites] if req.suites
-                     else req.settings.suites_for(req.stress))
-    for suite in chosen_suites:
+    for suite in _suites(req):
         chosen = tuple(t for t in tests if t.suite == suite.name
                        and (behind is None or _behind(t, suite.name, behind)))
         if chosen:
             _test_suite(req, rec, rev, shared.backend, suite.name, chosen, built_tree, logs)
     return rev
+
+
+def _suites(req: RunRequest) -> list[Suite]:
+    """The suites the run boots: those asked for, else the default ones (and the stress
+    ones with --stress)."""
+    return ([req.settings.suite(n) for n in req.suites] if req.suites
+            else list(req.settings.suites_for(req.stress)))
 
 
 def _changed_only(rev: RevisionRecord, tests: tuple[GuestTest, ...],

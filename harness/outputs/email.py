@@ -76,7 +76,8 @@ def _revision(rev: Revision, spec: EmailSpec, tests: Mapping[str, GuestTest]) ->
         out += _wrap(f"bisect: no first bad patch found. {_short(rev.bisect.detail)}", w,
                      "  ", "    ")
     for line in changed_only_lines(rev, ""):
-        out += _wrap(line.strip(), w, "  ", "    ")
+        indent = "  " + " " * (len(line) - len(line.lstrip()))
+        out += _wrap(line.strip(), w, indent, indent + "  ")
     stage = rev.failed_stage
     if stage:
         out += _wrap("- " + _fill(spec.fallback["stage"], stage=stage.name,
