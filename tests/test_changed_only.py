@@ -124,6 +124,12 @@ def test_documentation_alone_runs_no_guest_test() -> None:
     assert chosen == () and len(record.not_run) == len(TESTS)
 
 
+def test_documentation_kconfig_runs_everything() -> None:
+    """The top-level Kconfig sources Documentation/Kconfig: it can change the .config."""
+    chosen, record = select(TESTS, ("Documentation/Kconfig",), MAP)
+    assert chosen == TESTS and "Documentation/*Kconfig* selects all" in record.everything
+
+
 def test_the_first_matching_entry_wins_and_all_means_everything() -> None:
     groups = {"a": Group("a", ("t-a",), "a"), "b": Group("b", ("t-b",), "b")}
     tests = tuple(GuestTest(n, (), (), None, None, (), 1, (), ("x",))
