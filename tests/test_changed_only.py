@@ -81,7 +81,7 @@ def test_pi_c_selects_the_ops_and_the_selftests() -> None:
     chosen, record = select(TESTS, ("kernel/futex/pi.c",), MAP)
     assert names(chosen) == {t.name for t in TESTS if t.name.startswith(
         ("robust-unlock-ops-", "robust-unlock-errors-", "robust-unlock-kernel-pop",
-         "kselftest-futex"))}
+         "kselftest-futex", "fuzz-robust-unlock"))}
     assert not record.everything
     assert [e.match for e in record.entries] == ["kernel/futex/pi.c"]
     assert record.entries[0].files == ("kernel/futex/pi.c",)
