@@ -137,6 +137,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         mbox=args.mbox.resolve() if args.mbox else None,
         bases={v: kconfig_variants.variant_base(args.config_dir, v)
                for v in {j.variant for j in chosen}},
+        arches={v: kconfig_variants.variant_arch(args.config_dir, v)
+                for v in {j.variant for j in chosen}},
         only=tuple(args.only), changed_only=args.changed_only)
     limit = args.timeout or settings.timeouts.run
     try:

@@ -57,7 +57,8 @@ def config_request(src: source.SourceResult, variant: str, logs: Path) -> kconfi
         kconfig_variants.variant_fragments(KERNEL_CONFIG, variant), base or SETTINGS.defconfig,
         SETTINGS.arch, logs, SETTINGS.timeouts.config, SETTINGS.timeouts.config_tool,
         load_expectations(expect).kconfig, variant, indexed=src.owned,
-        virtme_items=base is None)
+        virtme_items=base is None,
+        kbuild_arch=kconfig_variants.variant_arch(KERNEL_CONFIG, variant))
 
 
 def configure(src: source.SourceResult, variant: str, logs: Path) -> Configured:

@@ -6,6 +6,7 @@ kernel); otherwise TCG. The console is kept for triage."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -15,12 +16,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.backends import BackendConfig, SuiteRequest, SuiteResult
+from harness.backends import BackendConfig, SuiteRequest, SuiteResult, roots
 from harness.commands import retrying, run
 from harness.errors import CommandError, CommandTimeout, InfraError, UserError
 from harness.guest import protocol
 from harness.guest.plan import GuestPlan
 from harness.paths import venv_tool
+from harness.stages.kconfig import kbuild_arch
 
 log = logging.getLogger("harness")
 
@@ -51,6 +53,10 @@ class BootRequest:
     kernel_args: tuple[str, ...] = ()
     # A directory of no-op programs that virtme-ng's init finds first (PATH=, init_skips).
     init_path: Path | None = None
+    # A kernel of another architecture (i386) and the root it boots on; None: the host's
+    # architecture and root.
+    arch: str | None = None
+    root: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,19 @@ def vng_argv(req: BootRequest, kvm: bool, command: list[str]) -> list[str]:
     # A 9p root always: no wait for a virtiofsd that may not start, and no FUSE or DAX
     # needed in the guest kernel.
     argv = [vng_path(), "-v", "--run", str(req.bzimage), "--force-9p", "--memory", req.memory,
-            "--cpus", str(req.cpus), "--rwdir", str(req.plan.rwdir)]
+            "--cpus", str(req.cpus)]
+    if req.root is None:
+        argv += ["--rwdir", str(req.plan.rwdir)]
+    else:
+        # An i386 kernel on an i386 root. Not `vng --arch i386`: vng knows no i386
+        # ("unsupported architecture (i386), available: amd64 arm64 armhf ppc64el s390x
+        # riscv64", virtme_ng/run.py ARCH_MAPPING); qemu-system-x86_64 boots a 32-bit
+        # kernel as it is. vng then thinks the guest native and would start its x86_64
+        # virtme-ng-init, which an i386 kernel cannot execute: its bash virtme-init instead.
+        # On another root vng takes a bare --rwdir as relative to that root; the guest must
+        # see it at the host's path, which the plan's arguments name.
+        argv += ["--no-virtme-ng-init", "--root", str(req.root),
+                 f"--rwdir={req.plan.rwdir}={req.plan.rwdir}"]
     for arg in req.kernel_args:
         argv += ["--append", arg]
     if req.init_path:
@@ -261,10 +279,26 @@ class VngBackend:
             s.memory,
             suite.cpus, s.guest_python, suite.tcg_qemu_opts,
             "console.log" if req.suite == "default" else f"console-{req.suite}.log",
-            s.kernel_args, no_op_dir(self._config.cache, s.init_skips))
+            s.kernel_args, no_op_dir(self._config.cache, s.init_skips),
+            kbuild_arch(req.build_dir))
+
+    def _on_own_root(self, req: BootRequest, logs: Path) -> BootRequest:
+        """A kernel of another architecture boots on its own root (settings.toml [roots]),
+        built into the cache the first time; the host's architecture keeps the host's root."""
+        if req.arch is None:
+            return req
+        spec = self._config.settings.roots.get(req.arch)
+        if spec is None:
+            raise UserError(f"the kernel is built for {req.arch}, and settings.toml has no "
+                            f"[roots.{req.arch}] to boot it on; it has: "
+                            f"{', '.join(self._config.settings.roots) or '(none)'}")
+        root = roots.ensure_root(spec, self._config.cache, logs,
+                                 self._config.settings.timeouts.apt)
+        roots.mount_point(root, req.plan.rwdir)
+        return dataclasses.replace(req, root=root)
 
     def test_suite(self, req: SuiteRequest) -> SuiteResult:
-        booted = boot(self.boot_request(req))
+        booted = boot(self._on_own_root(self.boot_request(req), req.logs))
         return SuiteResult(
             runner_started=booted.runner_started, finished=booted.runner_finished,
             timed_out=booted.timed_out, detail=boot_detail(booted), seconds=booted.seconds,

@@ -42,9 +42,10 @@ class GuestTest:
     kind: str = "c"
     # kind python: the script, relative to guest-tests/.
     script: str | None = None
-    # A kernel option the test needs beyond its image's (CONFIG_IA32_EMULATION for a 32-bit
-    # launcher of a 64-bit test): N/A without it.
-    requires: str | None = None
+    # Kernel options the test needs beyond its image's, any one of them (a 32-bit program
+    # runs under CONFIG_IA32_EMULATION or on a native CONFIG_X86_32 kernel): N/A without.
+    # Empty: none. In the file, one name or a list of alternatives.
+    requires: tuple[str, ...] = ()
     # A positive control: it shows the bug on purpose (the old unlock), so it may have no
     # fail_if counter; every other test must be able to FAIL.
     control: bool = False
@@ -142,7 +143,8 @@ def _guest_test(t: dict[str, Any], path: Path) -> GuestTest:
         require=tuple(t.get("require", [])), fail_if=tuple(t.get("fail_if", [])),
         minimum=tuple((k, int(v)) for k, v in t.get("minimum", {}).items()),
         compare=bool(t.get("compare", False)), suite=t.get("suite", "default"),
-        script=t.get("script"), requires=t.get("requires"), control=bool(t.get("control")),
+        script=t.get("script"), requires=_alternatives(t.get("requires")),
+        control=bool(t.get("control")),
         files=tuple(t.get("files", [])),
         fail_message=t.get("fail_message", ""),
         params=tuple((k, str(v)) for k, v in t.get("params", {}).items()),
@@ -167,3 +169,10 @@ def check_class(value: object, where: str) -> str:
         raise UserError(f"{where} has class {value!r}; choose one of: "
                         f"{', '.join(protocol.CLASSES)}")
     return str(value)
+
+
+def _alternatives(raw: str | list[str] | None) -> tuple[str, ...]:
+    """`requires`: one option name, or a list of which any one will do."""
+    if raw is None:
+        return ()
+    return (raw,) if isinstance(raw, str) else tuple(raw)

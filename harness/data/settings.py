@@ -4,7 +4,7 @@ the boot suites."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,22 @@ class Suite:
 
 
 @dataclass(frozen=True)
+class GuestRoot:
+    """A root filesystem of Debian packages for guests of another architecture than the
+    host's ([roots.<arch>]): the host's own root cannot run their programs."""
+
+    arch: str
+    suite: str
+    mirror: str
+    packages: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """Its directory under the cache's roots/: the arch, suite and package list."""
+        return f"{self.arch}-{self.suite}-{'+'.join(self.packages)}"
+
+
+@dataclass(frozen=True)
 class Settings:
     debian_default: str
     keyring: Path
@@ -99,6 +115,8 @@ class Settings:
     kernel_args: tuple[str, ...] = ()
     # Programs virtme-ng's init runs that the guest finds as no-ops ([boot] init_skips).
     init_skips: tuple[str, ...] = ()
+    # By Kbuild ARCH (i386): the root its guests boot on, in place of the host's.
+    roots: dict[str, GuestRoot] = field(default_factory=dict)
 
     def suites_for(self, stress: bool) -> tuple[Suite, ...]:
         """The suites a run boots: the default ones, and with --stress the stress ones."""
@@ -137,6 +155,8 @@ def load_settings(path: Path = DATA / "settings.toml") -> Settings:
                 for name, s in raw["suites"].items()},
         kernel_args=tuple(boot.get("kernel_args", [])),
         init_skips=tuple(boot.get("init_skips", [])),
+        roots={arch: GuestRoot(arch, r["suite"], r["mirror"], tuple(r["packages"]))
+               for arch, r in raw.get("roots", {}).items()},
     )
 
 

@@ -18,6 +18,7 @@ from harness.data import GUEST_TESTS
 from harness.errors import CommandError, InfraError, UserError
 from harness.guest.cache import BinaryCache
 from harness.kselftest.spec import BuildFlags, KselftestSpec, ProgramSpec, load_spec
+from harness.stages.kconfig import arch_args
 
 log = logging.getLogger("harness")
 
@@ -155,7 +156,7 @@ def install_headers(tree: Path, build_dir: Path, log_file: Path, timeout: float)
     """make headers_install from the built tree into the build dir (seconds): the host's
     uapi lacks the new ops. The one place it runs: the selftests and the op numbers."""
     headers = build_dir / HEADERS_DIR
-    run(["make", "-C", tree, f"O={build_dir}", "headers_install",
+    run(["make", "-C", tree, f"O={build_dir}", *arch_args(build_dir), "headers_install",
          f"INSTALL_HDR_PATH={headers}"], log_file=log_file, timeout=timeout)
     return headers
 

@@ -65,6 +65,8 @@ class RunRequest:
     # Each variant's own base config target (tinyconfig); None: the settings' defconfig
     # plus virtme-ng's config items.
     bases: Mapping[str, str | None] = field(default_factory=dict)
+    # Each variant's Kbuild ARCH when it is not the host's (i386); None: the host's.
+    arches: Mapping[str, str | None] = field(default_factory=dict)
     # Run only the guest tests matching these shell patterns (--only); empty: all.
     only: tuple[str, ...] = ()
     # Run only the guest tests the files of each revision's patches select
@@ -213,7 +215,8 @@ def _test_locked(req: RunRequest, job: Job, rec: Recorder, rev: RevisionRecord,
             req.bases.get(job.variant) or s.defconfig, s.arch, logs, s.timeouts.config,
             s.timeouts.config_tool, expectations.kconfig, job.variant,
             indexed=patched.tree_id is not None,
-            virtme_items=req.bases.get(job.variant) is None))
+            virtme_items=req.bases.get(job.variant) is None,
+            kbuild_arch=req.arches.get(job.variant)))
         st.detail = f"{job.variant} config, {len(cfg.requested)} options checked"
         st.detail += ", unchanged (skipped)" if cfg.skipped else \
             ", changed" if cfg.changed else ", unchanged"

@@ -14,6 +14,7 @@ from pathlib import Path
 from harness import progress
 from harness.commands import run
 from harness.errors import CommandError, CommandTimeout, UserError
+from harness.stages.kconfig import arch_args
 
 log = logging.getLogger("harness")
 
@@ -49,7 +50,8 @@ class BuildResult:
 def make_argv(req: BuildRequest) -> list[str]:
     """The make command line. It must stay the same between runs: Kbuild rebuilds what it
     compiled with a different command, so ccache is chosen by presence, not per run."""
-    argv = ["make", "-C", str(req.tree), f"O={req.build_dir}", f"-j{req.jobs}"]
+    argv = ["make", "-C", str(req.tree), f"O={req.build_dir}", *arch_args(req.build_dir),
+            f"-j{req.jobs}"]
     if shutil.which("ccache"):
         argv.append("CC=ccache gcc")
     return argv + list(req.targets)

@@ -65,6 +65,9 @@ class ConfigRequest:
     virtme_items: bool = True
     # Options known under other names in other kernel releases.
     renames: Path = RENAMES_FILE
+    # Kbuild's ARCH for a build of another architecture than the host's (i386, from the
+    # variant.toml); None: make's own default, the host's.
+    kbuild_arch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,22 @@ def is_set(config: Mapping[str, str], name: str) -> bool:
     return config.get(name.removeprefix("CONFIG_"), "n") not in ("n", "")
 
 
+def kbuild_arch(build_dir: Path) -> str | None:
+    """i386 for a build dir configured for native i386 (CONFIG_X86_32), else None (the
+    host's). Every make on such a dir needs ARCH=i386: without it Kbuild takes the host's
+    x86_64, and its olddefconfig silently turns the .config into a 64-bit one."""
+    config = build_dir / ".config"
+    if not config.is_file():
+        return None
+    return "i386" if is_set(parse_config(config.read_text(), str(config)), "X86_32") else None
+
+
+def arch_args(build_dir: Path) -> list[str]:
+    """The make arguments kbuild_arch asks for: ARCH=i386, or none."""
+    arch = kbuild_arch(build_dir)
+    return [f"ARCH={arch}"] if arch else []
+
+
 def unmet(wanted: Config, final: Config, index: dict[str, list[str]]) -> list[str]:
     """One line per requested option that did not stick, naming its unset dependencies."""
     lines = []
@@ -195,7 +214,8 @@ def _configure(req: ConfigRequest, wanted: Config, base: Path | None,
     wanted = resolution.apply(wanted)
     scratch = req.build_dir.with_name(req.build_dir.name + ".kconfig")
     scratch.mkdir(parents=True, exist_ok=True)
-    make = ["make", "-s", "-C", str(req.tree), f"O={scratch}"]
+    arch = [f"ARCH={req.kbuild_arch}"] if req.kbuild_arch else []
+    make = ["make", "-s", "-C", str(req.tree), f"O={scratch}", *arch]
     run([*make, req.defconfig], log_file=log_file, timeout=req.timeout)
     virtme = (base,) if base else ()
     # A name the tree lacks is ignored by Kconfig; the tree's names come last, and win.
@@ -278,13 +298,17 @@ def config_key(req: ConfigRequest, base: Path | None, log_file: Path,
     host tools."""
     paths, tools = load_inputs(inputs)
     digest = hashlib.sha256()
-    for part in (KEY_FORMAT, req.variant, req.defconfig, req.arch, " ".join(req.optional)):
+    for part in (KEY_FORMAT, req.variant, req.defconfig, req.arch, " ".join(req.optional),
+                 req.kbuild_arch or ""):
         digest.update(part.encode() + b"\0")
     for frag in (*([base] if base else []), *req.fragments, req.renames):
         digest.update(frag.read_bytes() + b"\0")
     for tool in tools:
         digest.update(_tool_id(tool).encode() + b"\0")
     listing = req.logs / "config-inputs.txt"
+    # Nothing may have written to the logs yet: a variant with a base of its own (no
+    # virtme-ng dry run) on a tree that is not the harness's (no git listing).
+    listing.parent.mkdir(parents=True, exist_ok=True)
     if req.indexed:
         run([*gittree.GIT, "-C", str(req.tree), "ls-files", "-s", "--", *paths],
             log_file=log_file, timeout=req.timeout, stdout_file=listing)

@@ -47,6 +47,20 @@ def variant_base(directory: Path, variant: str, seen: tuple[str, ...] = ()) -> s
     return None
 
 
+def variant_arch(directory: Path, variant: str, seen: tuple[str, ...] = ()) -> str | None:
+    """The Kbuild ARCH a variant builds for (variant.toml `arch`, its own or that of the
+    first included variant with one); None: the host's."""
+    if variant == "vng" or variant in seen:
+        return None
+    raw = _variant_spec(directory, variant)
+    if "arch" in raw:
+        return str(raw["arch"])
+    for other in raw.get("include", []):
+        if found := variant_arch(directory, other, (*seen, variant)):
+            return found
+    return None
+
+
 def _variant_spec(directory: Path, variant: str) -> dict[str, Any]:
     spec = directory / variant / "variant.toml"
     return read_toml(spec) if spec.is_file() else {}

@@ -20,8 +20,9 @@ if TYPE_CHECKING:  # guest/plan.py asks this module; the request is only a type 
 def cannot_run(test: GuestTest, req: GuestPlanRequest) -> Check | None:
     """Why a test cannot run on this build, as its verdict; None when it can."""
     if test.requires and req.config is not None and \
-            not is_set(req.config, test.requires):
-        return Check(test.name, Verdict.NOT_APPLICABLE, f"{test.requires} is not set")
+            not any(is_set(req.config, name) for name in test.requires):
+        names = " or ".join(test.requires)
+        return Check(test.name, Verdict.NOT_APPLICABLE, f"{names} is not set")
     return _image_blocked(test, req) or _inputs_missing(test, req)
 
 
