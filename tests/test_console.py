@@ -100,6 +100,22 @@ def _not_utf8(data: bytes) -> bool:
     ("Internal error: Oops: 0000000096000004 [#1] PREEMPT SMP", "oops"),
     ("stack segment: 0000 [#1] PREEMPT SMP KASAN NOPTI", "oops"),
     ("WARNING: at futex_cleanup+0x5f8/0x6e0, CPU#1: remap_exit/404", "warning"),
+    # The first lines the debug variant's detectors print, as 7.3's sources write them
+    # (kernel/locking/lockdep.c, mm/kasan/report.c, lib/ubsan.c, kernel/sched/core.c,
+    # kernel/hung_task.c, kernel/watchdog.c, kernel/rcu/tree_stall.h, kernel/panic.c).
+    ("WARNING: chain_key collision", "lockdep"),
+    ("WARNING: kworker/u4:1/37 still has locks held!", "lockdep"),
+    ("WARNING: lock held when returning to user space!", "lockdep"),
+    ("WARNING: possible circular locking dependency detected", "lockdep"),
+    ("BUG: KASAN: slab-use-after-free in futex_unqueue+0x2a/0x90", "kasan"),
+    ("UBSAN: array-index-out-of-bounds in kernel/futex/core.c:2048:3", "ubsan"),
+    ("BUG: sleeping function called from invalid context at kernel/futex/core.c:1216", "bug"),
+    ("BUG: assuming atomic context at kernel/futex/core.c:1216", "bug"),
+    ("INFO: task robust_exit_wal:96 blocked for more than 120 seconds.", "hung-task"),
+    ("watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [kill_in_window:88]", "soft-lockup"),
+    ("rcu: INFO: rcu_preempt self-detected stall on CPU", "rcu-stall"),
+    ("WARNING: lib/list_debug.c:32 at __list_add_valid_or_report+0x5c/0xa0, CPU#0: a/1",
+     "warning"),
 ])
 def test_headline_kind(line: str, kind: str) -> None:
     assert [s.kind for s in scan(f"[   12.000001] {line}\n")] == [kind]
