@@ -34,7 +34,9 @@ _ONLY = re.compile(r"^Only:\s*(.+)$", re.MULTILINE)
 # `Splat: <text>` in its header.
 _SPLAT = re.compile(r"^Splat:\s*(.+)$", re.MULTILINE)
 
-pytestmark = pytest.mark.e2e
+# In make test-full for now: its assertions have not yet finished a run (the combination
+# it runs did, by hand: /tmp/debug-mutant, console FAIL on debug only).
+pytestmark = [pytest.mark.e2e, pytest.mark.full]
 
 
 def only(patch: Path) -> list[str]:
