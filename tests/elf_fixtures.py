@@ -76,25 +76,29 @@ def _lines(text: str) -> str:
 
 def build_image(build_dir: Path, image: str, bits: int, functions: dict[str, str],
                 version: str | None = "LINUX_2.6", extra: dict[str, str] | None = None,
-                generated: dict[str, int] | None = None, exports: tuple[str, ...] = ()) -> Path:
-    """Write build_dir/arch/x86/entry/vdso/<image>/<image>.so.dbg and its vdso2c file.
+                generated: dict[str, int] | None = None, exports: tuple[str, ...] = (),
+                directory: str | None = None, x32: bool = False) -> Path:
+    """Write build_dir/arch/x86/entry/vdso/<directory>/<image>.so.dbg and its vdso2c file.
 
     functions maps an exported name to its label prefix; extra maps more exports to their
     own assembly; exports names more global symbols for the version script.
-    generated overrides the offsets written into <image>-image.c.
+    generated overrides the offsets written into <image>-image.c. directory defaults to
+    the image's name. x32 links bits-64 code as an ELF32 file (gcc -mx32), as the x32 vDSO is.
     """
-    out = build_dir / "arch/x86/entry/vdso" / image
+    out = build_dir / "arch/x86/entry/vdso" / (directory or image)
     out.mkdir(parents=True, exist_ok=True)
     extra = extra or {}
     asm = "".join(function_asm(f, labels, bits) for f, labels in functions.items())
-    (out / "v.S").write_text(asm + "".join(extra.values()))
-    flags = ["-m64" if bits == 64 else "-m32", "-shared", "-nostdlib", "-Wl,--hash-style=both"]
+    # Named after the image: the x32 image shares vdso64's directory.
+    (out / f"{image}.S").write_text(asm + "".join(extra.values()))
+    mode = "-mx32" if x32 else "-m64" if bits == 64 else "-m32"
+    flags = [mode, "-shared", "-nostdlib", "-Wl,--hash-style=both"]
     if version:
         names = "; ".join([*functions, *extra, *exports])
-        (out / "v.lds").write_text(f"{version} {{ global: {names}; local: *; }};\n")
-        flags.append(f"-Wl,--version-script={out / 'v.lds'}")
+        (out / f"{image}.lds").write_text(f"{version} {{ global: {names}; local: *; }};\n")
+        flags.append(f"-Wl,--version-script={out / f'{image}.lds'}")
     dbg = out / f"{image}.so.dbg"
-    sh(["gcc", *flags, "-o", dbg, out / "v.S"])
+    sh(["gcc", *flags, "-o", dbg, out / f"{image}.S"])
     write_generated(out / f"{image}-image.c", dbg, generated)
     return dbg
 

@@ -34,7 +34,7 @@ def test_shipped_nocompat_takes_upstreams_tables() -> None:
     upstream, nocompat = load_expectations("upstream"), load_expectations("nocompat")
     assert nocompat.ops == upstream.ops and nocompat.ops
     assert nocompat.disasm == upstream.disasm and nocompat.disasm is not None
-    assert [i.name for i in nocompat.images] == ["vdso64", "vdso32"]
+    assert [i.name for i in nocompat.images] == ["vdso64", "vdso32", "vdsox32"]
     assert nocompat.images != upstream.images
 
 
@@ -120,3 +120,14 @@ def test_every_exclusive_or_waits_class_says_why(name: str) -> None:
         if line.startswith("class = ") and "shared" not in line:
             assert lines[i - 1].startswith("#"), f"{name}:{i + 1}: {line} without a why"
             assert line.split('"')[1] in lines[i - 1] or lines[i - 2].startswith("#"), i
+
+
+def test_code_bits_default_to_the_elf_class(tmp_path: Path) -> None:
+    """An image's code is decoded as its ELF class unless it says otherwise; upstream's x32
+    image says otherwise: an ELF32 file of x86-64 code."""
+    write(tmp_path, "up", UPSTREAM_LIKE)
+    [image] = load_expectations("up", tmp_path).images
+    assert (image.elf_class, image.code_bits) == (64, 64)
+    x32 = next(i for i in load_expectations("upstream").images if i.name == "vdsox32")
+    assert (x32.elf_class, x32.code_bits, x32.requires) == (32, 64, "CONFIG_X86_X32_ABI")
+    assert [(f.role, f.pop_width) for f in x32.functions] == [("list64", 8), ("list32", 4)]

@@ -10,7 +10,7 @@ from elf_fixtures import build_image, function_asm
 
 from harness.data import EXPECTATIONS
 from harness.data.expectations import load_expectations
-from harness.stages.disasm import Window, check_disasm, check_function
+from harness.stages.disasm import Window, check_disasm, check_function, decode, read_code
 from harness.stages.vdso import Facts, VdsoRequest, VdsoResult, check_vdso, read_symbols
 from harness.verdicts.checks import Check, Verdict
 
@@ -18,14 +18,18 @@ L64 = "__vdso_futex_robust_list64_try_unlock"
 L32 = "__vdso_futex_robust_list32_try_unlock"
 P64 = "__futex_list64_try_unlock_cs_"
 P32 = "__futex_list32_try_unlock_cs_"
-CONFIG = {"COMPAT": "y", "IA32_EMULATION": "y"}
+CONFIG = {"COMPAT": "y", "IA32_EMULATION": "y", "X86_X32_ABI": "y"}
 # Read at import, before the autouse fixture points HOME into tmp_path.
-def tree(tmp_path: Path, list64: str | None = None, vdso32: str | None = None) -> Path:
-    """A build dir with upstream entries, except list64 in vdso64 and list32 in vdso32."""
+def tree(tmp_path: Path, list64: str | None = None, vdso32: str | None = None,
+         x32: str | None = None) -> Path:
+    """A build dir with upstream entries, except list64 in vdso64, list32 in vdso32 and
+    list32 in vdsox32 (x86-64 code in an ELF32 file, next to vdso64 as the kernel builds it)."""
     build_image(tmp_path, "vdso64", 64, {L32: P32} if list64 else {L64: P64, L32: P32},
                 extra={L64: list64} if list64 else None)
     build_image(tmp_path, "vdso32", 32, {} if vdso32 else {L32: P32},
                 extra={L32: vdso32} if vdso32 else None)
+    build_image(tmp_path, "vdsox32", 64, {L64: P64} if x32 else {L64: P64, L32: P32},
+                extra={L32: x32} if x32 else None, directory="vdso64", x32=True)
     return tmp_path
 
 
@@ -47,8 +51,33 @@ def test_upstream_layout_passes(tmp_path: Path) -> None:
     elf, checks, windows = run(tree(tmp_path))
     assert checks["disasm-vdso64"].verdict == Verdict.PASS, checks["disasm-vdso64"].detail
     assert checks["disasm-vdso32"].verdict == Verdict.PASS, checks["disasm-vdso32"].detail
+    assert checks["disasm-vdsox32"].verdict == Verdict.PASS, checks["disasm-vdsox32"].detail
     assert checks["disasm-vdso64"].counters["functions"] == 2
+    assert checks["disasm-vdsox32"].counters["functions"] == 2
     assert_windows_match_labels(elf, windows)
+
+
+def test_x32_code_is_decoded_as_x86_64(tmp_path: Path) -> None:
+    """The fooled case of decoding by ELF class: vdsox32 is an ELF32 file of x86-64 code.
+    Its list32 entry here clears 8 bytes (`movq %rcx, (%rdx)`, REX.W 48 89 0a). Read as
+    i386 code, 48 is `dec eax` and the store a 4-byte `mov [edx], ecx`: the right width. By
+    code_bits the check decodes x86-64, sees the 8-byte store and fails it."""
+    wide = function_asm(L32, P32, 64, store="movq %rcx, (%rdx)")
+    elf, checks, _ = run(tree(tmp_path, x32=wide))
+    facts = elf.find("vdsox32", L32)
+    assert facts is not None and elf.checks[2].verdict == Verdict.PASS
+    exp = load_expectations("upstream")
+    assert exp.disasm is not None
+    so = tmp_path / "arch/x86/entry/vdso/vdso64/vdsox32.so.dbg"
+    code = read_code(so, facts.offset, facts.size)
+    as_i386 = decode(code, facts.offset, 32, exp.disasm.hidden_writes)
+    assert [i.text for i in as_i386 if i.address == facts.success + 1] == [
+        "mov dword ptr [edx], ecx"]  # what a check decoding by elf_class 32 would see
+    assert checks["disasm-vdsox32"].verdict == Verdict.FAIL
+    assert checks["disasm-vdsox32"].detail == (
+        f"vdsox32:{L32} {facts.success:#x} `mov qword ptr [rdx], rcx`: the store that clears "
+        "pop writes 8 bytes; expected 4 (pop_width)")
+    assert checks["disasm-vdso64"].verdict == checks["disasm-vdso32"].verdict == Verdict.PASS
 
 
 def facts_from_symtab(build_dir: Path, image: str, func: str, prefix: str,
@@ -89,7 +118,7 @@ def test_start_label_before_cmpxchg_only_disasm_sees(tmp_path: Path) -> None:
     elf, checks, windows = run(tree(tmp_path, list64=moved))
     facts = elf.find("vdso64", L64)
     assert facts is not None
-    assert [c.verdict for c in elf.checks] == [Verdict.PASS, Verdict.PASS]
+    assert [c.verdict for c in elf.checks] == [Verdict.PASS] * 3
     assert checks["disasm-vdso64"].verdict == Verdict.FAIL
     assert (f"vdso64:{L64} {facts.start:#x} `lock cmpxchg dword ptr [rdi], ecx`: the cs_start "
             f"label; expected {facts.start + 4:#x}, right after") in checks["disasm-vdso64"].detail
@@ -195,7 +224,8 @@ def test_expectations_without_disasm_table_are_an_error(tmp_path: Path) -> None:
     elf = check_vdso(VdsoRequest(tree(tmp_path / "build"), exp, CONFIG))
     checks, windows = check_disasm(tmp_path / "build", exp, elf)
     assert [(c.name, c.verdict) for c in checks] == [("disasm-vdso64", Verdict.ERROR),
-                                                     ("disasm-vdso32", Verdict.ERROR)]
+                                                     ("disasm-vdso32", Verdict.ERROR),
+                                                     ("disasm-vdsox32", Verdict.ERROR)]
     assert checks[0].detail == f"{path} has no [disasm] table, so no unlock window was checked"
     assert windows == {}
 

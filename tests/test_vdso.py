@@ -36,12 +36,55 @@ def check(build_dir: Path, config: dict[str, str] | None = None):
 def test_good_images_pass_and_give_offsets(tmp_path: Path) -> None:
     result = check(good_tree(tmp_path))
     assert [(c.name, c.verdict) for c in result.checks] == [
-        ("elf-vdso64", Verdict.PASS), ("elf-vdso32", Verdict.PASS)]
+        ("elf-vdso64", Verdict.PASS), ("elf-vdso32", Verdict.PASS),
+        ("elf-vdsox32", Verdict.NOT_APPLICABLE)]
+    assert result.checks[2].detail == "CONFIG_X86_X32_ABI is not set"
     facts = result.find("vdso64", L64)
     assert facts is not None
     assert facts.offset < facts.start < facts.success < facts.end < facts.offset + facts.size
     assert facts.pop_width == 8
     assert result.find("vdso32", L32) is not None
+
+
+X32 = {**CONFIG, "X86_X32_ABI": "y"}
+
+
+def x32_image(build_dir: Path, **kwargs: bool) -> Path:
+    """vdsox32.so.dbg where the kernel builds it, next to vdso64: x86-64 code in an ELF32
+    file (x32=False links the same code as ELF64, the wrong class)."""
+    return build_image(build_dir, "vdsox32", 64, {L64: P64, L32: P32}, directory="vdso64",
+                       x32=kwargs.get("x32", True))
+
+
+def test_x32_image_checked_when_x32_is_on(tmp_path: Path) -> None:
+    x32_image(good_tree(tmp_path))
+    result = check(tmp_path, X32)
+    assert [(c.name, c.verdict) for c in result.checks] == [
+        ("elf-vdso64", Verdict.PASS), ("elf-vdso32", Verdict.PASS),
+        ("elf-vdsox32", Verdict.PASS)], [c.detail for c in result.checks]
+    assert result.checks[2].counters["functions"] == 2
+    list64, list32 = result.entry("vdsox32", "list64"), result.entry("vdsox32", "list32")
+    assert list64 is not None and list64.pop_width == 8
+    assert list32 is not None and list32.pop_width == 4
+
+
+def test_x32_image_of_the_wrong_class_fails(tmp_path: Path) -> None:
+    """The fooled case: an ELF64 file at vdsox32's path with every export and label right.
+    Exports and labels alone pass it, yet an x32 process reads its vDSO as ELF32."""
+    x32_image(good_tree(tmp_path), x32=False)
+    dynsym, _ = read_symbols(tmp_path / "arch/x86/entry/vdso/vdso64/vdsox32.so.dbg")
+    assert {L64, L32} <= set(dynsym)  # the fixture is right in everything but its class
+    result = check(tmp_path, X32)
+    assert result.checks[2].verdict == Verdict.FAIL
+    assert result.checks[2].detail == "vdsox32: vdsox32.so.dbg is ELF64, expected ELF32"
+
+
+def test_x32_image_missing_when_x32_is_on(tmp_path: Path) -> None:
+    """X86_X32_ABI set and no vdsox32: a FAIL naming the file, never N/A."""
+    result = check(good_tree(tmp_path), X32)
+    assert result.checks[2].verdict == Verdict.FAIL
+    assert "vdsox32: cannot read" in result.checks[2].detail
+    assert "vdso64/vdsox32.so.dbg" in result.checks[2].detail
 
 
 def test_labels_must_be_local(tmp_path: Path) -> None:
@@ -217,10 +260,12 @@ def nocompat(build_dir: Path):
 def test_nocompat_proves_list32_absent(tmp_path: Path) -> None:
     build_image(tmp_path, "vdso64", 64, {L64: P64})
     result = nocompat(tmp_path)
-    elf64, elf32 = result.checks
+    elf64, elf32, elfx32 = result.checks
     assert elf64.verdict == Verdict.PASS and elf64.counters["absent"] == 1
     assert f"absent as required: {L32}" in elf64.detail
     assert elf32.verdict == Verdict.NOT_APPLICABLE
+    assert (elfx32.verdict, elfx32.detail) == (Verdict.NOT_APPLICABLE,
+                                               "CONFIG_X86_X32_ABI is not set")
     assert "CONFIG_COMPAT" in result.not_applicable["vdso64:list32"]
 
 

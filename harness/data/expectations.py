@@ -38,7 +38,12 @@ class ImageSpec:
     dbg: tuple[str, ...]
     stripped: tuple[str, ...]
     generated: tuple[str, ...]
+    # The ELF file's class (32 or 64), which the ELF check verifies.
     elf_class: int
+    # The instruction set of its code, which the disassembly decodes and picks registers
+    # by: 64 for x86-64, 32 for i386. Usually the ELF class; the x32 image is an ELF32 file
+    # of x86-64 code (its objects are built -m64, then objcopied to elf32-x86-64).
+    code_bits: int
     requires: str | None
     functions: tuple[FunctionSpec, ...]
     absent: tuple[AbsentSpec, ...] = ()
@@ -51,7 +56,7 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class DisasmRegisters:
-    """The registers the try_unlock asm pins, for one word size (elf_class)."""
+    """The registers the try_unlock asm pins, for one instruction set (code_bits)."""
 
     lock: str
     pop: str
@@ -107,7 +112,8 @@ def load_expectations(name: str, directory: Path = EXPECTATIONS) -> Expectations
         ImageSpec(
             name=i["name"], dbg=as_paths(i["dbg"]), stripped=as_paths(i["stripped"]),
             generated=as_paths(i["generated"]),
-            elf_class=int(i["elf_class"]), requires=i.get("requires"),
+            elf_class=int(i["elf_class"]), code_bits=int(i.get("code_bits", i["elf_class"])),
+            requires=i.get("requires"),
             functions=tuple(
                 FunctionSpec(f["name"], f["labels"], int(f["pop_width"]), f.get("requires"),
                              f.get("role", f["name"]))
@@ -144,7 +150,7 @@ def _with_base(raw: dict[str, Any], path: Path, directory: Path,
 
 def _disasm_spec(raw: dict[str, Any]) -> DisasmSpec:
     registers = {
-        int(r["elf_class"]): DisasmRegisters(r["lock_register"], r["pop_register"],
+        int(r["code_bits"]): DisasmRegisters(r["lock_register"], r["pop_register"],
                                              tuple(r["pop_family"]))
         for r in raw.get("registers", [])
     }

@@ -80,10 +80,10 @@ def read_code(path: Path, address: int, size: int) -> bytes:
     raise ELFError(f"no section of {path} holds [{address:#x}, {address + size:#x})")
 
 
-def decode(code: bytes, address: int, elf_class: int, hidden_writes: tuple[str, ...],
+def decode(code: bytes, address: int, code_bits: int, hidden_writes: tuple[str, ...],
            ) -> tuple[Insn, ...]:
     """Disassemble code placed at address, in 64- or 32-bit mode, up to the first bad byte."""
-    mode = capstone.CS_MODE_64 if elf_class == 64 else capstone.CS_MODE_32
+    mode = capstone.CS_MODE_64 if code_bits == 64 else capstone.CS_MODE_32
     md = capstone.Cs(capstone.CS_ARCH_X86, mode)
     md.detail = True
     return tuple(_insn(raw, hidden_writes) for raw in md.disasm(code, address))
@@ -112,14 +112,15 @@ def check_function(build_dir: Path, image: ImageSpec, facts: Facts, spec: Disasm
                    ) -> tuple[Window | None, list[str]]:
     """The window the disassembly shows for one entry (None if it has none), and the problems."""
     where = f"{image.name}:{facts.function}"
-    regs = spec.registers.get(image.elf_class)
+    # By the code's instruction set, not the file's class: x32's ELF32 file holds x86-64 code.
+    regs = spec.registers.get(image.code_bits)
     if regs is None:
-        return None, [f"{where}: no [[disasm.registers]] for elf_class {image.elf_class}"]
+        return None, [f"{where}: no [[disasm.registers]] for code_bits {image.code_bits}"]
     try:
         code = read_code(image.path(build_dir, image.dbg), facts.offset, facts.size)
     except (OSError, ELFError) as exc:
         return None, [f"{where}: cannot read the code at {facts.offset:#x}: {exc}"]
-    insns = decode(code, facts.offset, image.elf_class, spec.hidden_writes)
+    insns = decode(code, facts.offset, image.code_bits, spec.hidden_writes)
     decoded = insns[-1].end if insns else facts.offset
     if decoded != facts.offset + facts.size:
         return None, [f"{where} {decoded:#x}: capstone cannot decode "

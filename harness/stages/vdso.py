@@ -83,6 +83,12 @@ def read_symbols(path: Path) -> tuple[dict[str, Symbol], dict[str, Symbol]]:
     return dynsym, symtab
 
 
+def read_elf_class(path: Path) -> int:
+    """The ELF class of a file: 32 or 64."""
+    with path.open("rb") as f:
+        return int(ELFFile(f).elfclass)
+
+
 def _version_names(elf: ELFFile) -> dict[int, str]:
     sec = elf.get_section_by_name(".gnu.version_d")
     if not isinstance(sec, GNUVerDefSection):
@@ -152,11 +158,17 @@ def _check_image(req: VdsoRequest, image: ImageSpec,
     dbg = image.path(req.build_dir, image.dbg)
     try:
         dynsym, symtab = read_symbols(dbg)
+        elf_class = read_elf_class(dbg)
     except (OSError, ELFError) as exc:
         return [], [f"{image.name}: cannot read {dbg}: {exc}"], skipped
     gen_path = image.path(req.build_dir, image.generated)
     generated = generated_offsets(gen_path) if gen_path.is_file() else None
     found, problems = [], []
+    # The processes that map this image parse it in their own class: an x32 libc's ElfW
+    # is Elf32, so its vDSO must be ELF32 although its code is x86-64.
+    if elf_class != image.elf_class:
+        problems.append(f"{image.name}: {dbg.name} is ELF{elf_class}, expected "
+                        f"ELF{image.elf_class}")
     if generated is None:
         problems.append(f"{image.name}: vdso2c output {image.generated[0]} is missing")
     # Proving an absence: an export the kernel has no critical range for would unlock with
