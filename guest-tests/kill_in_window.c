@@ -35,9 +35,10 @@
  * --seconds is spent.
  *
  * --pop-width 8 uses the 64-bit list and entry. --pop-width 4 uses a compat
- * robust list (32-bit pointers): native in a 32-bit build; in a 64-bit build it is
- * registered through int $0x80, the way an emulator running 32-bit code
- * registers it, in memory below 4 GiB.
+ * robust list (32-bit pointers): native in a 32-bit build, and in an x32 build,
+ * whose set_robust_list is compat_sys_set_robust_list (x32 syscall 530); in a
+ * 64-bit build it is registered through int $0x80, the way an emulator running
+ * 32-bit code registers it, in memory below 4 GiB.
  *
  * --high-pop 1 (64-bit, --pop-width 4): the mixed case. The arena lives in a
  * MAP_SHARED page above 4 GiB, so the list32 entry gets a 4-byte pop behind a
@@ -151,8 +152,9 @@ static int register_list(struct arena *a)
 	a->head.h32.next = (uint32_t)(uintptr_t)&a->head.h32;
 	a->head.h32.futex_offset = (int32_t)(offsetof(struct arena, lock) -
 					     offsetof(struct arena, entry));
-#ifdef __x86_64__
-	/* A 64-bit task gets a compat robust list only through the 32-bit syscall entry. */
+#if defined(__x86_64__) && !defined(__ILP32__)
+	/* A 64-bit task gets a compat robust list only through the 32-bit syscall entry;
+	 * an x32 task (__ILP32__) gets one through its own set_robust_list, below. */
 	__asm__ volatile("int $0x80"
 			 : "=a"(ret)
 			 : "a"(I386_SET_ROBUST_LIST), "b"(&a->head.h32), "c"(sizeof(a->head.h32))

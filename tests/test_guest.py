@@ -25,9 +25,13 @@ FACTS = {
     f"vdso64:{L64}": Facts("vdso64", L64, 0x1440, 14, 0x1448, 0x144A, 0x144D, 8),
     f"vdso64:{L32}": Facts("vdso64", L32, 0x1450, 13, 0x1458, 0x145A, 0x145C, 4),
     f"vdso32:{L32}": Facts("vdso32", L32, 0x1BA0, 28, 0x1BB3, 0x1BB5, 0x1BB7, 4),
+    f"vdsox32:{L64}": Facts("vdsox32", L64, 0x1340, 14, 0x1348, 0x134A, 0x134D, 8),
+    f"vdsox32:{L32}": Facts("vdsox32", L32, 0x1350, 13, 0x1358, 0x135A, 0x135C, 4),
 }
-BOTH_PASS = (Check("elf-vdso64", Verdict.PASS), Check("elf-vdso32", Verdict.PASS))
-ROLES = {"vdso64:list64": L64, "vdso64:list32": L32, "vdso32:list32": L32}
+BOTH_PASS = (Check("elf-vdso64", Verdict.PASS), Check("elf-vdso32", Verdict.PASS),
+             Check("elf-vdsox32", Verdict.PASS))
+ROLES = {"vdso64:list64": L64, "vdso64:list32": L32, "vdso32:list32": L32,
+         "vdsox32:list64": L64, "vdsox32:list32": L32}
 
 
 # The tests built here; the kernel's own selftests need a kernel tree (test_kselftest.py).
@@ -52,6 +56,11 @@ def test_plan_compiles_every_test_and_fills_in_offsets(tmp_path: Path) -> None:
         "--win-start", "0x1448", "--win-store", "0x144a", "--iterations", "100"]
     assert "statically linked" in sh(["file", step[0]])
     assert "ELF 32-bit" in sh(["file", entries["cs-fixup-singlestep-32bit"]["argv"][0]])
+    # x32: an ELF32 file of x86-64 code, given the x32 image's offsets and list32's width.
+    x32 = entries["cs-fixup-singlestep-x32"]["argv"]
+    assert "ELF 32-bit LSB executable, x86-64" in sh(["file", x32[0]])
+    assert x32[x32.index("--cs-start") + 1] == "0x1358" and "--pop-width" in x32
+    assert x32[x32.index("--pop-width") + 1] == "4"
     dump = entries["vdso-runtime-image-64"]["argv"]
     assert dump[-1] == str(tmp_path / "rw" / "results" / "vdso-runtime-image-64.bin")
     assert result.runner.is_file()
@@ -68,6 +77,21 @@ def test_32bit_tests_not_applicable_without_ia32(tmp_path: Path) -> None:
     assert skipped["fork-exec-32bit-to-64"].verdict == Verdict.NOT_APPLICABLE
     assert "IA32_EMULATION" in skipped["fork-exec-32bit-to-64"].detail
     assert "cs-fixup-singlestep-64" in entries and "fork-exec-64" in entries
+
+
+def test_x32_tests_not_applicable_without_x32(tmp_path: Path) -> None:
+    """X86_X32_ABI off: the vdsox32 ELF check is N/A, and so is every x32 test, with its
+    reason; nothing else changes."""
+    checks = (*BOTH_PASS[:2],
+              Check("elf-vdsox32", Verdict.NOT_APPLICABLE, "CONFIG_X86_X32_ABI is not set"))
+    config = {"IA32_EMULATION": "y", "COMPAT": "y", "X86_X32_ABI": "n"}
+    result, entries = make(tmp_path, VdsoResult(checks, FACTS, ROLES), config)
+    skipped = {c.name: c for c in result.skipped}
+    x32 = {t.name for t in BUILT if t.image == "vdsox32"}
+    assert x32 and set(skipped) == x32
+    assert {(c.verdict, c.detail) for c in skipped.values()} == {
+        (Verdict.NOT_APPLICABLE, "vdsox32: CONFIG_X86_X32_ABI is not set")}
+    assert len(entries) == len(BUILT) - len(x32)
 
 
 def test_missing_op_numbers_are_an_error(tmp_path: Path) -> None:
@@ -131,7 +155,8 @@ def test_exit_walk_passes_on_this_host(tmp_path: Path, name: str) -> None:
 
 def test_list32_tests_not_applicable_with_the_reason(tmp_path: Path) -> None:
     checks = (Check("elf-vdso64", Verdict.PASS),
-              Check("elf-vdso32", Verdict.NOT_APPLICABLE, "CONFIG_IA32_EMULATION is not set"))
+              Check("elf-vdso32", Verdict.NOT_APPLICABLE, "CONFIG_IA32_EMULATION is not set"),
+              Check("elf-vdsox32", Verdict.NOT_APPLICABLE, "CONFIG_X86_X32_ABI is not set"))
     facts = {k: v for k, v in FACTS.items() if k == f"vdso64:{L64}"}
     why = {"vdso64:list32": "vdso64 must not export it: no COMPAT"}
     result, entries = make(tmp_path, VdsoResult(checks, facts, {"vdso64:list64": L64}, why))

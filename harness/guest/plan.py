@@ -116,7 +116,7 @@ def compile_test(test: GuestTest, out: Path, log_file: Path, timeout: float,
     except CommandError as exc:
         # The linker names the cause one line before collect2's summary.
         last = " / ".join([ln for ln in exc.tail.splitlines() if ln.strip()][-2:]) or "no output"
-        hint = " (is gcc-multilib installed?)" if "-m32" in test.cflags else ""
+        hint = " (is gcc-multilib installed?)" if {"-m32", "-mx32"} & set(test.cflags) else ""
         raise InfraError(f"cannot build guest test {test.name}{hint}: {last}\n{exc}") from exc
     return binary
 
