@@ -26,11 +26,11 @@ VARIANT = "nocompat"
 MUTANTS = [p for p in sorted((ROOT / "patches" / "mutants").glob("*.patch"))
            if mutant_variant(p)[0] == VARIANT]
 TESTS = [t for t in load_guest_tests() if t.suite == "default"]
-# Checks that need COMPAT: the list32 entry of the 64-bit vDSO, the vdso32 image, or a
-# 32-bit program.
-NEED_COMPAT = {"elf-vdso32", "disasm-vdso32"} | {
+# Checks that need COMPAT: the list32 entry of the 64-bit vDSO, the vdso32 or vdsox32
+# image (x32 turns COMPAT on), or a 32-bit program.
+NEED_COMPAT = {"elf-vdso32", "disasm-vdso32", "elf-vdsox32", "disasm-vdsox32"} | {
     t.name for t in TESTS
-    if t.entry == "list32" or t.image == "vdso32"
+    if t.entry == "list32" or t.image in ("vdso32", "vdsox32")
     or {"CONFIG_COMPAT", "CONFIG_IA32_EMULATION"} & set(t.requires)}
 # The rest of the checks whose names are known before the run; a ktap test reports one
 # check per subtest instead (kselftest-futex/<program>/<subtest>).
