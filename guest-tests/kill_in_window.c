@@ -38,7 +38,9 @@
  * robust list (32-bit pointers): native in a 32-bit build, and in an x32 build,
  * whose set_robust_list is compat_sys_set_robust_list (x32 syscall 530); in a
  * 64-bit build it is registered through int $0x80, the way an emulator running
- * 32-bit code registers it, in memory below 4 GiB.
+ * 32-bit code registers it, in memory below 4 GiB. The 4 bytes right after the
+ * compat head's pending word hold a canary: a fixup that clears 8 bytes for a
+ * 4-byte pop overwrites it (upper_half_touched).
  *
  * --high-pop 1 (64-bit, --pop-width 4): the mixed case. The arena lives in a
  * MAP_SHARED page above 4 GiB, so the list32 entry gets a 4-byte pop behind a
@@ -80,12 +82,15 @@ struct head32 {
 	int32_t futex_offset;
 	uint32_t pending;
 };
+_Static_assert(sizeof(struct head32) == 12, "the canary sits right after the compat head");
 
 /* The child's mutex and robust list, in a MAP_SHARED page that outlives it. */
 struct arena {
 	union {
 		struct robust_list_head h64;
 		struct head32 h32;
+		/* words[3]: the 4 bytes after h32, a canary when the list is h32 */
+		uint32_t words[4];
 	} head;
 	struct robust_list entry __attribute__((aligned(64)));
 	uint32_t lock __attribute__((aligned(64)));
@@ -278,6 +283,8 @@ static void classify(struct arena *a, uint32_t tid, struct counters *c)
 
 	if (high)
 		check_neighbours(a, c);
+	else if (width == 4 && READ_ONCE(a->head.words[3]) != CANARY)
+		c->upper_half_touched++;
 	if (high && lock == tid && pop == entry) {
 		c->announced++;	/* no list, so no walk marked it */
 		return;
@@ -312,6 +319,8 @@ static void one_death(struct arena *a, enum death how, struct counters *c, unsig
 
 	memset(a, 0, sizeof(*a));
 	a->pop32[1] = CANARY;
+	if (width == 4 && !high)
+		a->head.words[3] = CANARY;
 	a->seed = rand_r(seed);
 	pid = fork();
 	if (pid < 0) {
