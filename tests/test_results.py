@@ -117,7 +117,7 @@ def shipped(name: str) -> GuestTest:
 
 
 KILL_PASS = {"kill_window": 4, "term_window": 3, "group_window": 5, "skipped_fixups": 0,
-             "bad_states": 0, "wrong_deaths": 0}
+             "bad_states": 0, "wrong_deaths": 0, "upper_half_touched": 0}
 
 
 def test_kill_in_window_needs_a_window_kill_for_each_way_of_dying() -> None:
@@ -136,6 +136,19 @@ def test_a_skipped_fixup_fails_even_when_the_probe_counted_nothing() -> None:
     check = judge_counters(shipped("kill-in-window-list32"),
                            {**none_counted, "skipped_fixups": 7})
     assert check.verdict == Verdict.FAIL and check.detail == "skipped_fixups=7"
+
+
+def test_an_8_byte_clear_of_a_compat_pop_fails_kill_in_window() -> None:
+    """The fooled case: a fixup that clears 8 bytes for an x32 task's 4-byte pop still
+    clears pop, so every death looks idle or marked and skipped_fixups stays 0; only the
+    canary after the compat head's pending word shows it. Without that counter the run
+    would ERROR, not pass: a missing counter of the rule is never taken as 0."""
+    test = shipped("kill-in-window-x32")
+    assert judge_counters(test, KILL_PASS).verdict == Verdict.PASS
+    check = judge_counters(test, {**KILL_PASS, "upper_half_touched": 3})
+    assert check.verdict == Verdict.FAIL and check.detail == "upper_half_touched=3"
+    missing = {k: v for k, v in KILL_PASS.items() if k != "upper_half_touched"}
+    assert judge_counters(test, missing).verdict == Verdict.ERROR
 
 
 def test_exit_walk_needs_every_scenario() -> None:
