@@ -479,7 +479,7 @@ static int text_unrandomized(void)
 /* A hint above 47 bits is honoured only when the kernel runs 5-level paging. */
 static int five_level_paging(void)
 {
-#ifdef __x86_64__
+#if defined(__x86_64__) && defined(__LP64__) /* not x32: its pointers are 32 bits */
 	void *p = mmap((void *)(1UL << 50), HP_PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	int high = p != MAP_FAILED && (uintptr_t)p >= (1UL << 47);
 

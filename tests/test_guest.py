@@ -84,7 +84,7 @@ def test_x32_tests_not_applicable_without_x32(tmp_path: Path) -> None:
     reason; nothing else changes."""
     checks = (*BOTH_PASS[:2],
               Check("elf-vdsox32", Verdict.NOT_APPLICABLE, "CONFIG_X86_X32_ABI is not set"))
-    config = {"IA32_EMULATION": "y", "COMPAT": "y", "X86_X32_ABI": "n"}
+    config = {"64BIT": "y", "IA32_EMULATION": "y", "COMPAT": "y", "X86_X32_ABI": "n"}
     result, entries = make(tmp_path, VdsoResult(checks, FACTS, ROLES), config)
     skipped = {c.name: c for c in result.skipped}
     x32 = {t.name for t in BUILT if t.image == "vdsox32"}
