@@ -56,8 +56,12 @@ COLD_VARIANTS = ("minimal", "lean", "vng")
 # patterns of the harness.
 # The twelve of the first measurements, so that the figures stay comparable: the 32-bit
 # legacy control came later.
-VDSO_TWELVE = ("vdso-runtime-image-*", "unlock-semantics-*", "cs-fixup-singlestep-*",
-               "vdso-mremap", "remap-exit-vdso-*", "remap-exit-legacy")
+# Named one by one: patterns would take in the checks added since (the x32 builds).
+VDSO_TWELVE = ("vdso-runtime-image-64", "vdso-runtime-image-32bit",
+               "unlock-semantics-64", "unlock-semantics-list32", "unlock-semantics-32bit",
+               "cs-fixup-singlestep-64", "cs-fixup-singlestep-list32",
+               "cs-fixup-singlestep-32bit", "vdso-mremap", "remap-exit-vdso-64",
+               "remap-exit-vdso-32bit", "remap-exit-legacy")
 BOOT_VARIANTS = ("minimal", "lean")
 GOAL_COLD_RATIO = float(GOALS["cold_build_ratio_minimal_to_vng"])
 GOAL_BOOT_VDSO_S = float(GOALS["boot_vdso12_s"])
