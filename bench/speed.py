@@ -127,10 +127,14 @@ def stage_seconds(run: Measured, name: str, rev: int = -1) -> float:
 
 
 def cold_cache(base: Path) -> dict[str, str]:
-    """A cache whose build dirs are empty and whose ccache is off, sharing the source."""
+    """A cache whose build dirs are empty and whose ccache is off, sharing the source and
+    its locks: the source tree is the shared one, so a run here must queue behind any other
+    run on it exactly as it would in the shared cache."""
     shutil.rmtree(base, ignore_errors=True)
     (base / "apt").mkdir(parents=True)
     (base / "src").symlink_to(cache_root() / "src")
+    (cache_root() / "locks").mkdir(parents=True, exist_ok=True)
+    (base / "locks").symlink_to(cache_root() / "locks")
     if (cache_root() / "kvm-probe.json").exists():
         shutil.copy(cache_root() / "kvm-probe.json", base / "kvm-probe.json")
     return {"FUTEX_HARNESS_CACHE": str(base), "CCACHE_DISABLE": "1"}

@@ -576,35 +576,20 @@ static void parse_args(int argc, char **argv)
 		"fuzz-robust-unlock --check NAME --func64 SYM --func32 SYM --seed N "
 		"--iterations N --seconds N --private-flag N --clock-realtime N --list32-flag N "
 		"--wake64 N --bitset64 N --pi64 N --wake32 N --bitset32 N --pi32 N";
-	const char *keys[] = { "--wake64", "--bitset64", "--pi64", "--wake32", "--bitset32",
+	const char *const keys[] = { "--wake64", "--bitset64", "--pi64", "--wake32", "--bitset32",
 			       "--pi32", "--private-flag", "--clock-realtime", "--list32-flag",
 			       "--seed", "--iterations", "--seconds" };
-	unsigned long *vals[] = { &o.ops[0], &o.ops[1], &o.ops[2], &o.ops[3], &o.ops[4],
+	unsigned long *const vals[] = { &o.ops[0], &o.ops[1], &o.ops[2], &o.ops[3], &o.ops[4],
 				  &o.ops[5], &o.private_flag, &o.clock_flag, &o.list32_flag,
 				  &o.seed, &o.iterations, &o.seconds };
-	size_t n = sizeof(keys) / sizeof(keys[0]), k;
-	unsigned int seen = 0;
-	int i;
+	struct entry_names names = { 0 };
 
-	for (i = 1; i + 1 < argc; i += 2) {
-		const char **name = !strcmp(argv[i], "--check") ? &o.check :
-				    !strcmp(argv[i], "--func64") ? &o.func64 :
-				    !strcmp(argv[i], "--func32") ? &o.func32 : NULL;
-
-		if (name) {
-			*name = argv[i + 1];
-			continue;
-		}
-		for (k = 0; k < n && strcmp(argv[i], keys[k]); k++)
-			;
-		if (k == n)
-			break;
-		*vals[k] = parse_ulong(argv[i + 1], keys[k]);
-		seen |= 1U << k;
-	}
-	if (i != argc || !o.check || !o.func64 || !o.func32 || seen != (1U << n) - 1 ||
-	    sizeof(void *) != 8) {
-		fprintf(stderr, "usage (a 64-bit program): %s\n", usage);
+	parse_entry_args(argc, argv, &names, keys, vals, sizeof(keys) / sizeof(keys[0]), usage);
+	o.check = names.check;
+	o.func64 = names.func64;
+	o.func32 = names.func32;
+	if (sizeof(void *) != 8) {
+		fprintf(stderr, "%s: a 64-bit program\n", o.check);
 		exit(2);
 	}
 }

@@ -308,34 +308,16 @@ static void parse_args(int argc, char **argv)
 	static const char usage[] =
 		"robust-kernel-pop --check NAME --func64 SYM --func32 SYM --rounds N "
 		"--private-flag N --wake64 N --bitset64 N --pi64 N --wake32 N --bitset32 N --pi32 N";
-	const char *keys[] = { "--wake64", "--bitset64", "--pi64", "--wake32", "--bitset32",
+	const char *const keys[] = { "--wake64", "--bitset64", "--pi64", "--wake32", "--bitset32",
 			       "--pi32", "--private-flag", "--rounds" };
-	unsigned long *vals[] = { &o.ops[0], &o.ops[1], &o.ops[2], &o.ops[3], &o.ops[4],
+	unsigned long *const vals[] = { &o.ops[0], &o.ops[1], &o.ops[2], &o.ops[3], &o.ops[4],
 				  &o.ops[5], &o.private_flag, &o.rounds };
-	size_t n = sizeof(keys) / sizeof(keys[0]), k;
-	unsigned int seen = 0;
-	int i;
+	struct entry_names names = { 0 };
 
-	for (i = 1; i + 1 < argc; i += 2) {
-		const char **name = !strcmp(argv[i], "--check") ? &o.check :
-				    !strcmp(argv[i], "--func64") ? &o.func64 :
-				    !strcmp(argv[i], "--func32") ? &o.func32 : NULL;
-
-		if (name) {
-			*name = argv[i + 1];
-			continue;
-		}
-		for (k = 0; k < n && strcmp(argv[i], keys[k]); k++)
-			;
-		if (k == n)
-			break;
-		*vals[k] = parse_ulong(argv[i + 1], keys[k]);
-		seen |= 1U << k;
-	}
-	if (i != argc || !o.check || !o.func64 || !o.func32 || seen != (1U << n) - 1) {
-		fprintf(stderr, "usage: %s\n", usage);
-		exit(2);
-	}
+	parse_entry_args(argc, argv, &names, keys, vals, sizeof(keys) / sizeof(keys[0]), usage);
+	o.check = names.check;
+	o.func64 = names.func64;
+	o.func32 = names.func32;
 }
 
 int main(int argc, char **argv)

@@ -231,6 +231,37 @@ void parse_test_args(int argc, char **argv, struct test_args *a, const char *usa
 	}
 }
 
+void parse_entry_args(int argc, char **argv, struct entry_names *names,
+		      const char *const *keys, unsigned long *const *vals, size_t n,
+		      const char *usage)
+{
+	unsigned long seen = 0;
+	size_t k;
+	int i;
+
+	for (i = 1; i + 1 < argc; i += 2) {
+		const char **name = !strcmp(argv[i], "--check") ? &names->check :
+				    !strcmp(argv[i], "--func64") ? &names->func64 :
+				    !strcmp(argv[i], "--func32") ? &names->func32 : NULL;
+
+		if (name) {
+			*name = argv[i + 1];
+			continue;
+		}
+		for (k = 0; k < n && strcmp(argv[i], keys[k]); k++)
+			;
+		if (k == n)
+			break;
+		*vals[k] = parse_ulong(argv[i + 1], keys[k]);
+		seen |= 1UL << k;
+	}
+	if (i != argc || !names->check || !names->func64 || !names->func32 ||
+	    seen != (1UL << n) - 1) {
+		fprintf(stderr, "usage: %s\n", usage);
+		exit(2);
+	}
+}
+
 void emit_record(const char *check, const char *first_key, ...)
 {
 	const char *key = first_key;

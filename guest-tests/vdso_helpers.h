@@ -86,6 +86,19 @@ struct test_args {
 /* Fill a from argv; an unknown key, a missing value or a bad number exits 2 with usage. */
 void parse_test_args(int argc, char **argv, struct test_args *a, const char *usage);
 
+/*
+ * The options of the tests that call both entries and the ops by number: --check,
+ * --func64 and --func32 name them, and each of keys[n] (n <= 32) gives vals[k] an unsigned
+ * value. A key left out, an unknown one or a bad number exits 2 with usage: every op
+ * number must come from the host, which read it from the tree's uapi header.
+ */
+struct entry_names {
+	const char *check, *func64, *func32;
+};
+void parse_entry_args(int argc, char **argv, struct entry_names *names,
+		      const char *const *keys, unsigned long *const *vals, size_t n,
+		      const char *usage);
+
 /* Printed as {"check": name, "k": v, ...}; keys/values alternate, NULL ends. */
 void emit_record(const char *check, const char *first_key, ...);
 

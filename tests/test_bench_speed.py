@@ -86,3 +86,15 @@ def test_the_changed_only_goal_lines_say_what_the_map_chose() -> None:
         "kernel/entry/common.c is not in the map)",
         "goal: one-file re-test of one-file-pi.patch --changed-only <= 15 s (wall; 48.0 s "
         "without): 14.0 (met)"]
+
+
+def test_a_cold_cache_takes_the_shared_trees_lock(tmp_path: Path, monkeypatch) -> None:
+    """Fooled case: a cold cache with a locks dir of its own lets a cold build run on the
+    shared source tree while another run holds that tree's lock."""
+    from harness.paths import cache_root
+    monkeypatch.setenv("FUTEX_HARNESS_CACHE", str(tmp_path / "shared"))
+    env = speed().cold_cache(tmp_path / "cold")
+    cold = Path(env["FUTEX_HARNESS_CACHE"])
+    assert (cold / "locks").resolve() == (cache_root() / "locks").resolve()
+    assert (cold / "src").resolve() == (cache_root() / "src").resolve()
+    assert env["CCACHE_DISABLE"] == "1" and not (cold / "build").exists()
