@@ -232,10 +232,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-flakiness")
     parser.add_argument("--config-variant", help="passed to every harness run (default: "
                                                  "the settings' default variant)")
+    parser.add_argument("--kernel-src", type=Path,
+                        help="a kernel tree of your own instead of Debian's 7.3 (a copy of it "
+                             "lets the campaign run beside another run on the shared tree)")
     parser.add_argument("--pristine-only", action="store_true",
                         help="only the pristine campaign: false failures, no misses")
     args = parser.parse_args()
     extra = ("--config-variant", args.config_variant) if args.config_variant else ()
+    if args.kernel_src:
+        extra += ("--kernel-src", str(args.kernel_src.resolve()))
     if args.stress:
         return stress_campaign(args.n, args.out, args.resume, extra)
     check = caught_by(args.mutant)
