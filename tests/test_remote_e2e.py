@@ -57,7 +57,9 @@ BZIMAGE = "arch/x86/boot/bzImage"
 VDSO = "arch/x86/entry/vdso"
 SNAPSHOT = (BZIMAGE, ".config", str(RELEASE_FILE), STAMP,
             *(f"{VDSO}/vdso{n}/{f}" for n in (64, 32)
-              for f in (f"vdso{n}.so", f"vdso{n}.so.dbg", f"vdso{n}-image.c")))
+              for f in (f"vdso{n}.so", f"vdso{n}.so.dbg", f"vdso{n}-image.c")),
+            # The x32 image is built in vdso64/ (compat.config turns x32 on).
+            *(f"{VDSO}/vdso64/{f}" for f in ("vdsox32.so", "vdsox32.so.dbg", "vdsox32-image.c")))
 # The variant with the guest network sshd needs.
 VARIANT = "lean"
 # A cold lean build on 2 cores, with room for a busy machine.
