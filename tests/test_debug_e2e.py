@@ -10,7 +10,10 @@ Kept cheap for make test: no base (the pristine debug kernel's whole suite is a 
 run, tests/test_debug_full.py, recorded in bench/results/debug/), and only the guest tests
 named in each mutant's `Only:` header. The first run builds the debug kernel cold (KASAN
 instruments every object: see the README's timings); after that each is an incremental
-rebuild and a boot."""
+rebuild and a boot.
+
+FUTEX_HARNESS_KERNEL_SRC=<tree> runs it on a Linux 7.3 tree of your own instead of Debian's
+(test_e2e.kernel_args)."""
 
 from __future__ import annotations
 
