@@ -7,7 +7,10 @@ the detectors reports anything on the series' paths as released.
 In make test-full: a cold build of the debug kernel when it is not cached (the README's
 timings) and a boot of the whole suite under KASAN. The run's report and record are kept in
 bench/results/debug/. make test runs one debug boot only, with its mutants
-(tests/test_debug_e2e.py)."""
+(tests/test_debug_e2e.py).
+
+FUTEX_HARNESS_KERNEL_SRC=<tree> runs it on a Linux 7.3 tree of your own instead of Debian's
+(test_e2e.kernel_args)."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_e2e import kernel_args
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = ROOT / "bench" / "results" / "debug"
@@ -30,7 +34,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.full]
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     run_dir = tmp_path_factory.mktemp("debug") / "run"
     argv = [sys.executable, "-m", "harness", "run", "--config-variant", "debug",
-            "--run-dir", str(run_dir)]
+            "--run-dir", str(run_dir), *kernel_args()]
     done = subprocess.run(argv, cwd=ROOT, timeout=120 * 60)
     record: dict[str, Any] = json.loads((run_dir / "results.json").read_text())
     record["_exit"] = done.returncode

@@ -6,11 +6,16 @@ a run of their own.
 
 The first run on a machine downloads the source and builds it (about 17 minutes on 2
 cores); after that each revision is an incremental rebuild of a few files plus a TCG boot
-(about a minute). The base is tested first and the tree is left pristine at the end."""
+(about a minute). The base is tested first and the tree is left pristine at the end.
+
+FUTEX_HARNESS_KERNEL_SRC=<tree> runs this and every e2e test built on harness_run on a Linux
+7.3 tree of your own (--kernel-src) instead of Debian's: one harness run at a time holds a
+tree's lock, so two sessions on one machine each need their own tree."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,14 +35,26 @@ MUTANTS = [p for p in sorted((ROOT / "patches" / "mutants").glob("*.patch"))
 # The request that is also run as three shards: one mutant per shard.
 SHARDED = [p for p in MUTANTS if p.stem in ("no-fixup-call", "zf-inverted", "mremap-no-update")]
 REST = [p for p in MUTANTS if p not in SHARDED]
+# A kernel tree of your own for every e2e run, instead of Debian's (kernel_args).
+KERNEL_SRC_ENV = "FUTEX_HARNESS_KERNEL_SRC"
 
 pytestmark = pytest.mark.e2e
+
+
+def kernel_args() -> list[str]:
+    """The kernel tree of the e2e runs: $FUTEX_HARNESS_KERNEL_SRC (a Linux 7.3 tree of your
+    own, never written to, e.g. while another run holds the lock of the Debian one), else
+    the harness's default, Debian's linux-source."""
+    tree = os.environ.get(KERNEL_SRC_ENV)
+    return ["--kernel-src", tree] if tree else []
 
 
 def harness_run(run_dir: Path, args: list[str], patches: list[Path],
                 timeout: float, command: str = "run") -> dict[str, Any]:
     """One real harness run, base plus each patch; its record with the exit code and report."""
     argv = [sys.executable, "-m", "harness", command, "--run-dir", str(run_dir), *args]
+    if command != "merge":  # a merge reads shards' run dirs, no kernel tree
+        argv += kernel_args()
     for patch in patches:
         argv += ["--series", str(patch)]
     done = subprocess.run(argv, cwd=ROOT, timeout=timeout)

@@ -92,9 +92,10 @@ def test_shipped_fragments_parse(frag: Path) -> None:
     assert parse_config(frag.read_text(), str(frag))
 
 
-@pytest.mark.parametrize("variant", [load_settings().config_variant, "lean"])
+@pytest.mark.parametrize("variant", [load_settings().config_variant, "lean", "debug",
+                                     "debug-kfence"])
 def test_variant_keeps_what_the_checks_need(variant: str) -> None:
-    """The default and lean fragments merge with the shared ones and never turn off what a
+    """The default, lean and debug fragments merge with the shared ones and never turn off what a
     check uses: the series, 32-bit processes, kprobe events, 9p and ACPI's power-off."""
     merged = merge_fragments(variant_fragments(KERNEL_CONFIG, variant))
     for name in ("FUTEX_ROBUST_UNLOCK", "IA32_EMULATION", "KPROBES", "KPROBE_EVENTS",
@@ -123,6 +124,23 @@ def test_variant_includes_another_and_drops_a_shared_fragment(tmp_path: Path) ->
     assert found == (shared[1], base, own)
 
 
+def test_variant_drops_an_included_variants_fragment(tmp_path: Path) -> None:
+    """debug-kfence is debug without debug/kasan.config: <variant>/<name> drops one
+    fragment of an included variant, and only that one."""
+    root = tmp_path / "kc"
+    shared = fragment(root, "a.config", "CONFIG_A=y\n")
+    detectors = fragment(root, "big/detectors.config", "CONFIG_B=y\n")
+    fragment(root, "big/heavy.config", "CONFIG_C=y\n")
+    light = fragment(root, "light/light.config", "# CONFIG_C is not set\n")
+    (root / "frags" / "light" / "variant.toml").write_text(
+        'include = ["big"]\ndrop = ["big/heavy.config"]\n')
+    assert variant_fragments(root / "frags", "light") == (shared, detectors, light)
+    (root / "frags" / "light" / "variant.toml").write_text(
+        'include = ["big"]\ndrop = ["big/nope.config"]\n')
+    with pytest.raises(UserError, match=r"drops big/nope\.config"):
+        variant_fragments(root / "frags", "light")
+
+
 def test_variant_drop_of_unknown_fragment_and_include_cycle(tmp_path: Path) -> None:
     fragment(tmp_path, "a.config", "CONFIG_A=y\n")
     fragment(tmp_path, "x/x.config", "CONFIG_B=y\n")
@@ -142,10 +160,35 @@ def test_nocompat_variant_is_lean_without_compat() -> None:
     merged = merge_fragments(variant_fragments(KERNEL_CONFIG, "nocompat"))
     for name in ("IA32_EMULATION", "X86_X32_ABI", "COMPAT"):
         assert merged[name] == "n", name
-    # compat.config, which nocompat drops: the 32-bit ABIs and x32's boot-time switch.
+    # compat.config, which nocompat drops, also turns x32 on (and its boot-time switch off).
     compat = ("IA32_EMULATION", "X86_X32_ABI", "X86_X32_DISABLED", "COMPAT")
     assert {k: v for k, v in merged.items() if k not in compat} == \
         {k: v for k, v in lean.items() if k not in compat}
+
+
+# What both debug variants turn on for the console check to catch (kernel-config/debug/).
+DETECTORS = ("UBSAN", "PROVE_LOCKING", "PROVE_RCU", "DEBUG_ATOMIC_SLEEP", "DEBUG_LIST",
+             "SOFTLOCKUP_DETECTOR", "DETECT_HUNG_TASK")
+
+
+def test_debug_variants_differ_only_in_their_memory_detector() -> None:
+    """debug is minimal plus the detectors and KASAN; debug-kfence the same with KFENCE
+    (sampling every millisecond) in KASAN's place, and nothing else changed."""
+    minimal = merge_fragments(variant_fragments(KERNEL_CONFIG, "minimal"))
+    kasan = merge_fragments(variant_fragments(KERNEL_CONFIG, "debug"))
+    kfence = merge_fragments(variant_fragments(KERNEL_CONFIG, "debug-kfence"))
+    for merged in (kasan, kfence):
+        assert all(merged[name] == "y" for name in DETECTORS)
+        assert merged["SLUB_TINY"] == "n"
+        assert {k: v for k, v in merged.items() if k in minimal} == minimal
+    assert (kasan["KASAN"], kasan["KASAN_INLINE"], kasan.get("KFENCE")) == ("y", "y", None)
+    assert (kfence["KASAN"], kfence["KFENCE"], kfence["KFENCE_SAMPLE_INTERVAL"]) == \
+        ("n", "y", "1")
+    memory = {"KASAN", "KASAN_GENERIC", "KASAN_INLINE", "KASAN_VMALLOC", "KFENCE",
+              "KFENCE_SAMPLE_INTERVAL"}
+    assert {k: v for k, v in kasan.items() if k not in memory} == \
+        {k: v for k, v in kfence.items() if k not in memory}
+    assert variant_base(KERNEL_CONFIG, "debug-kfence") == "tinyconfig"
 
 
 def olddefconfig_runs(tmp_path: Path) -> int:

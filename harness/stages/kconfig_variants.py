@@ -19,18 +19,27 @@ def variant_names(directory: Path) -> list[str]:
 def variant_fragments(directory: Path, variant: str) -> tuple[Path, ...]:
     """The directory's fragments, plus those of the variant's subdirectory; "vng" adds none
     (virtme-ng's base config alone). A variant.toml there may include other variants'
-    fragments (first) and drop shared fragments it replaces."""
+    fragments (first) and drop fragments it replaces: shared ones by name, an included
+    variant's as <variant>/<name>."""
     shared = sorted(directory.glob("*.config"))
     if not shared:
         raise UserError(f"no *.config fragments in {directory}")
     if variant == "vng":
         return tuple(shared)
     own, dropped = _variant(directory, variant, ())
-    unknown = sorted(dropped - {p.name for p in shared})
+    # A shared fragment is dropped by its name, an included variant's as <variant>/<name>.
+    names = {p.name for p in shared} | {_included_name(p) for p in own}
+    unknown = sorted(dropped - names)
     if unknown:
         raise UserError(f"config variant '{variant}' drops {', '.join(unknown)}, which "
                         f"{directory} does not have")
-    return tuple(p for p in shared if p.name not in dropped) + own
+    return (tuple(p for p in shared if p.name not in dropped)
+            + tuple(p for p in own if _included_name(p) not in dropped))
+
+
+def _included_name(fragment: Path) -> str:
+    """How a variant.toml's drop names a variant's own fragment: <variant>/<name>."""
+    return f"{fragment.parent.name}/{fragment.name}"
 
 
 def variant_base(directory: Path, variant: str, seen: tuple[str, ...] = ()) -> str | None:
