@@ -71,6 +71,15 @@ def test_i386_expectations_have_vdso32_only() -> None:
     assert images["vdso64"].requires == "CONFIG_X86_64"
     assert images["vdso32"].requires is None
     assert [f.role for f in images["vdso32"].functions] == ["list32"]
+    assert images["vdsox32"].requires == "CONFIG_X86_X32_ABI"
+
+
+def test_i386_expectations_name_every_image_a_test_uses() -> None:
+    """Fooled case: an image left out (vdsox32, added with the x32 tests after this file)
+    makes its tests ERROR ("the vdsox32 ELF check did not pass") on every i386 run, where
+    the image is absent by design and they must be N/A with its reason."""
+    used = {t.image for t in load_guest_tests() if t.image}
+    assert used <= {i.name for i in load_expectations("i386").images}
 
 
 class _Req:
@@ -134,6 +143,24 @@ def test_vng_boots_another_arch_on_its_root(tmp_path: Path, monkeypatch: pytest.
     assert "--no-virtme-ng-init" not in host and host[host.index("--rwdir") + 1] == str(plan.rwdir)
 
 
+def test_no_path_for_another_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fooled case: the host's no-op directory as PATH= on an i386 root. The root's
+    /bin/sh, vng's first init there, then finds no mount or mkdir ("mount: not found") and
+    the kernel panics; the host's own root keeps it (its init appends its directories)."""
+    monkeypatch.setenv("PATH", f"{ROOT / 'tests' / 'fakebin'}:/usr/bin:/bin")
+    plan = make_plan(tmp_path, {"good": "true\n"})
+    skips = tmp_path / "skips"
+
+    def argv(root: Path | None) -> list[str]:
+        req = boot.BootRequest(tmp_path / "bzImage", plan, tmp_path / "logs", tmp_path, "tcg",
+                               20, 2, "1G", 1, sys.executable, init_path=skips,
+                               arch=None if root is None else "i386", root=root)
+        return boot.vng_argv(req, False, ["true"])
+
+    assert f"PATH={skips}" in argv(None)
+    assert not any(a.startswith("PATH=") for a in argv(tmp_path / "r"))
+
+
 SPEC = GuestRoot("i386", "bookworm", "http://deb.example/debian", ("python3",))
 
 
@@ -159,8 +186,10 @@ def test_a_fake_mmdebstrap_builds_then_marks_it(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     fake = tmp_path / "bin" / "mmdebstrap"
     fake.parent.mkdir()
+    # As the real one: the target's parent must exist (a fresh cache has no roots/).
     fake.write_text('#!/bin/sh\nfor a; do last=$a; prev=$target; target=$a; done\n'
-                    'mkdir -p "$prev/usr/bin" && echo "$@" > "$prev/args"\n')
+                    '[ -d "$(dirname "$prev")" ] || exit 1\n'
+                    'mkdir "$prev" "$prev/usr" "$prev/usr/bin" && echo "$@" > "$prev/args"\n')
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
     root = roots.ensure_root(SPEC, tmp_path, tmp_path / "logs", 30)
@@ -172,3 +201,10 @@ def test_a_fake_mmdebstrap_builds_then_marks_it(tmp_path: Path,
 def test_settings_name_an_i386_root() -> None:
     spec = load_settings().roots["i386"]
     assert "python3" in spec.packages and spec.arch == "i386"
+
+
+def test_the_root_cache_follows_the_package_list(tmp_path: Path) -> None:
+    """Fooled case: a root cached under the arch and suite alone would be reused after a
+    package is added to settings.toml, and boot without it."""
+    more = GuestRoot(SPEC.arch, SPEC.suite, SPEC.mirror, (*SPEC.packages, "sysvinit-core"))
+    assert roots.root_dir(tmp_path, SPEC) != roots.root_dir(tmp_path, more)

@@ -33,6 +33,9 @@ def ensure_root(spec: GuestRoot, cache: Path, logs: Path, timeout: float) -> Pat
                          "installed to build one; run scripts/install-deps")
     scratch = root.with_name(root.name + ".partial")
     shutil.rmtree(scratch, ignore_errors=True)
+    # mmdebstrap makes the target but not its parent ("unable to get absolute path of
+    # target directory" on a fresh cache).
+    scratch.parent.mkdir(parents=True, exist_ok=True)
     log.info("guest root: building %s with mmdebstrap (once; about 100 s)", root)
     try:
         run([tool, "--variant=minbase", f"--architectures={spec.arch}",

@@ -131,7 +131,13 @@ def vng_argv(req: BootRequest, kvm: bool, command: list[str]) -> list[str]:
                  f"--rwdir={req.plan.rwdir}={req.plan.rwdir}"]
     for arg in req.kernel_args:
         argv += ["--append", arg]
-    if req.init_path:
+    # Not on another root: the no-op directory is a path of the host's root, absent there,
+    # and there vng's first init is the root's /bin/sh -c "mount ...; mkdir ...; exec
+    # virtme-init", which takes PATH from the kernel as it is. PATH=<that directory> alone
+    # made it print "mount: not found", "mkdir: not found" and exit 127 (a kernel panic).
+    # Without PATH, dash searches its default (/usr/local/sbin:...:/sbin:/bin), and the
+    # bash virtme-init appends its own directories.
+    if req.init_path and req.root is None:
         argv += ["--append", f"PATH={req.init_path}"]
     if not kvm:
         argv.append("--disable-kvm")
