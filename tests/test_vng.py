@@ -79,6 +79,28 @@ def test_kvm_probe_hang_falls_back_to_tcg_and_is_cached(
     assert not again.kvm and "cached probe" in again.reason
 
 
+def test_a_kvm_error_of_qemu_before_the_kernel_is_cached(
+        tmp_path: Path, fake_vng: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_VNG_MODE", "kvmfail")
+    req = request(tmp_path, make_plan(tmp_path, {}), accel="auto")
+    accel = boot._probe_kvm(req)
+    assert not accel.kvm and "failed to set MSR" in accel.reason
+    monkeypatch.setenv("FAKE_VNG_MODE", "run")
+    again = boot._probe_kvm(req)
+    assert not again.kvm and "cached probe" in again.reason
+
+
+def test_a_probe_that_fails_another_way_is_not_cached(
+        tmp_path: Path, fake_vng: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # QEMU dying without a KVM message, or a kernel that booted and failed (exit 255 on a
+    # root without udev), may be this run's or this kernel's fault: probe again next time.
+    for mode in ("nostart", "panic"):
+        monkeypatch.setenv("FAKE_VNG_MODE", mode)
+        req = request(tmp_path, make_plan(tmp_path, {}), accel="auto")
+        assert "KVM probe failed" in boot._probe_kvm(req).reason
+        assert not (req.cache / "kvm-probe.json").exists()
+
+
 def test_missing_vng_is_an_infrastructure_error(monkeypatch: pytest.MonkeyPatch,
                                                 tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))

@@ -181,12 +181,30 @@ def _probe_kvm(req: BootRequest) -> Accel:
         accel = Accel(False, f"/dev/kvm opens but a standard guest hung for "
                               f"{req.probe_timeout:.0f}s{_pvm_hint()}: TCG")
     except CommandError as exc:
-        # Not cached: the cause may be this kernel or this run, not the host's KVM.
-        return Accel(False, f"KVM probe failed ({str(exc).splitlines()[0]}): TCG")
+        kvm_error = _qemu_kvm_error(req.logs / "kvm-probe.log")
+        if kvm_error is None:
+            # Not cached: the cause may be this kernel or this run, not the host's KVM.
+            return Accel(False, f"KVM probe failed ({str(exc).splitlines()[0]}): TCG")
+        accel = Accel(False, f"QEMU's KVM failed before the kernel started ({kvm_error}): TCG")
     known[host] = {"kvm": accel.kvm, "reason": accel.reason}
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     cache_file.write_text(json.dumps(known, indent=1) + "\n")
     return accel
+
+
+def _qemu_kvm_error(probe_log: Path) -> str | None:
+    """QEMU's own KVM error, when QEMU died on it before the guest kernel printed a line:
+    a property of the host's KVM (a paravirtual one that refuses an MSR, say), the same for
+    every kernel, so the answer may be cached. Without it, every boot pays for the probe."""
+    try:
+        text = probe_log.read_text(errors="replace")
+    except OSError:
+        return None
+    if "Linux version" in text:
+        return None
+    qemu = [line.split(": ", 1)[-1] for line in text.splitlines()
+            if line.startswith("qemu-system")]
+    return qemu[0] if any("kvm" in line.lower() for line in qemu) else None
 
 
 def _pvm_hint() -> str:
