@@ -126,6 +126,23 @@ static void nap_us(long us)
 	nanosleep(&ts, NULL);
 }
 
+/*
+ * Sleep a random while, again until the child's loop has turned (or for
+ * START_TIMEOUT_MS: a child that never ran counts as stalled). The random sleep is the poll: a kernel without high-resolution timers
+ * rounds every sleep up to the next tick, and a poll of its own before the random
+ * sleep cost a second tick a death (about half the test's time under TCG). What
+ * picks the point of the loop a death lands on is the interrupt that wakes the
+ * killer, wherever the child then is, on either kind of kernel.
+ */
+static void nap_until_running(const struct arena *a, unsigned int *seed)
+{
+	long deadline = now_ms() + START_TIMEOUT_MS;
+
+	do
+		nap_us(rand_r(seed) % MAX_DELAY_US);
+	while (!READ_ONCE(a->iterations) && now_ms() < deadline);
+}
+
 /* The 4-byte pop of the list32 entry: the compat head's, or pop32 above 4 GiB. */
 static uint32_t *pop32(struct arena *a)
 {
@@ -191,14 +208,12 @@ static void __attribute__((noreturn)) unlock_loop(struct arena *a, uint32_t tid)
 	}
 }
 
-/* The sibling of the group death: wait for the loop to run, sleep at random, end the group. */
+/* The sibling of the group death: sleep at random until the loop runs, end the group. */
 static void *group_killer(void *arg)
 {
 	struct arena *a = arg;
 
-	while (!READ_ONCE(a->iterations))
-		nap_us(100);
-	nap_us(rand_r(&a->seed) % MAX_DELAY_US);
+	nap_until_running(a, &a->seed);
 	syscall(SYS_exit_group, 0);
 	return NULL;
 }
@@ -249,19 +264,6 @@ static int died_as_told(int status, enum death how)
 	if (how == GROUP)
 		return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	return WIFSIGNALED(status) && WTERMSIG(status) == (how == KILL ? SIGKILL : SIGTERM);
-}
-
-/* Wait for the child's loop to turn; 0 when it never does. */
-static int wait_running(const struct arena *a)
-{
-	long deadline = now_ms() + START_TIMEOUT_MS;
-
-	while (!READ_ONCE(a->iterations))
-		if (now_ms() > deadline)
-			return 0;
-		else
-			nap_us(100);
-	return 1;
 }
 
 /* Around a high pop: the word after it and the alias page; each write counts once. */
@@ -329,13 +331,13 @@ static void one_death(struct arena *a, enum death how, struct counters *c, unsig
 	}
 	if (!pid)
 		child(a, how);
-	if (!wait_running(a))
-		c->stalled++;
 	if (how != GROUP) {
-		nap_us(rand_r(seed) % MAX_DELAY_US);
+		nap_until_running(a, seed);
 		kill(pid, how == KILL ? SIGKILL : SIGTERM);
 	}
 	status = reap(pid);
+	if (!READ_ONCE(a->iterations))
+		c->stalled++;
 	c->rounds[how]++;
 	c->iterations += READ_ONCE(a->iterations);
 	if (!died_as_told(status, how)) {

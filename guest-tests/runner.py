@@ -41,12 +41,16 @@ def progress(text: str) -> None:
 def kill_session(sid: int) -> None:
     """Kill every process left in the test's session. The kernel's selftests put each
     test in a process group of its own (setpgrp), out of reach of a group kill, but they
-    stay in the session the test started."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    stay in the session the test started. Plain os calls, not pathlib's glob: the scan runs
+    after every test, and the glob takes twice as long (measured on the host)."""
+    for pid in os.listdir("/proc"):  # noqa: PTH208 (speed, above)
+        if not pid.isdigit():
+            continue
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/stat", "rb") as stat:  # noqa: PTH123
+                fields = stat.read().rsplit(b")", 1)[1].split()
             if int(fields[3]) == sid:
-                os.kill(int(stat.parent.name), signal.SIGKILL)
+                os.kill(int(pid), signal.SIGKILL)
         except (OSError, IndexError, ValueError):
             continue
 
@@ -123,9 +127,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     rwdir = Path(sys.argv[1])
     plan = protocol.read_plan(rwdir)
+    fast = plan.from_bin_copy(rwdir)
     protocol.results_dir(rwdir).mkdir(exist_ok=True)
+    where = plan.bin_copy if fast is not plan else str(rwdir / protocol.BIN)
     progress(f"{protocol.STARTED.removeprefix(protocol.MARK)}, {len(plan.entries)} tests, "
-             f"kernel {os.uname().release}")
+             f"kernel {os.uname().release}, programs from {where}")
+    plan = fast
     run_plan(rwdir, plan)
     protocol.write_done(rwdir, os.uname().release)
     progress(protocol.FINISHED.removeprefix(protocol.MARK))

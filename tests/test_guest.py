@@ -64,6 +64,11 @@ def test_plan_compiles_every_test_and_fills_in_offsets(tmp_path: Path) -> None:
     dump = entries["vdso-runtime-image-64"]["argv"]
     assert dump[-1] == str(tmp_path / "rw" / "results" / "vdso-runtime-image-64.bin")
     assert result.runner.is_file()
+    # The copy of bin/ a guest runs the programs from, made for this plan.
+    plan = read_plan(tmp_path / "rw")
+    copy = Path(plan.bin_copy)
+    assert copy == tmp_path / "rw-bin" and (copy / step[0].rsplit("/", 1)[1]).is_file()
+    assert plan.from_bin_copy(tmp_path / "rw").entries[0].argv[0].startswith(f"{copy}/")
 
 
 def test_32bit_tests_not_applicable_without_ia32(tmp_path: Path) -> None:

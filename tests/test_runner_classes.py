@@ -6,6 +6,7 @@ test still leaves one outcome, its timeout kept."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from plans import run_runner
@@ -99,3 +100,54 @@ def test_a_class_the_runner_does_not_know_runs_alone(tmp_path: Path) -> None:
     run_runner(rwdir)
     spans = intervals(tmp_path)
     assert not overlap(spans["odd"], spans["w"]) and not overlap(spans["odd"], spans["s"])
+
+
+# The copy of bin/ outside the shared directory (protocol.bin_copy_dir): each test script
+# says which directory it was run from.
+WHERE = """#!/bin/sh
+echo '{{"check": "{name}", "from_copy": '"$(case "$0" in {copy}/*) echo 1;; *) echo 0;; esac)"'}}'
+"""
+
+
+def copy_plan(tmp_path: Path) -> tuple[Path, protocol.Plan]:
+    rwdir = tmp_path / "rw"
+    bin_dir = rwdir / protocol.BIN
+    bin_dir.mkdir(parents=True)
+    shutil.copyfile(GUEST_TESTS / protocol.RUNNER, bin_dir / protocol.RUNNER)
+    shutil.copyfile(PROTOCOL_SOURCE, bin_dir / PROTOCOL_SOURCE.name)
+    exe = bin_dir / "t"
+    exe.write_text(WHERE.format(name="t", copy=protocol.bin_copy_dir(rwdir)))
+    exe.chmod(0o755)
+    plan = protocol.Plan((protocol.Entry("t", (str(exe), "--data", str(bin_dir / "x")), 10),))
+    return rwdir, plan
+
+
+def ran_from_copy(rwdir: Path) -> bool:
+    outcome = protocol.read_outcomes(rwdir)["t"]
+    assert outcome.exit_code == 0, outcome
+    return bool(outcome.records[0]["from_copy"])
+
+
+def test_the_runner_runs_the_programs_from_the_copy_made_for_its_plan(tmp_path: Path) -> None:
+    rwdir, plan = copy_plan(tmp_path)
+    copy = protocol.make_bin_copy(rwdir, plan.id)
+    protocol.write_plan(rwdir, replace(plan, bin_copy=str(copy)))
+    run_runner(rwdir)
+    assert ran_from_copy(rwdir)
+    argv = protocol.read_outcomes(rwdir)["t"].argv
+    assert argv == (str(copy / "t"), "--data", str(copy / "x"))
+    # Hard links: the copy costs no bytes.
+    assert (copy / "t").stat().st_ino == (rwdir / protocol.BIN / "t").stat().st_ino
+
+
+def test_a_copy_left_by_another_plan_or_none_at_all_is_not_used(tmp_path: Path) -> None:
+    rwdir, plan = copy_plan(tmp_path)
+    copy = protocol.make_bin_copy(rwdir, "an-earlier-plan")
+    protocol.write_plan(rwdir, replace(plan, bin_copy=str(copy)))
+    run_runner(rwdir)
+    assert not ran_from_copy(rwdir)
+    # A guest that does not see the copy (another root, an SSH target).
+    shutil.rmtree(copy)
+    protocol.write_plan(rwdir, replace(plan, bin_copy=str(copy)))
+    run_runner(rwdir)
+    assert not ran_from_copy(rwdir)

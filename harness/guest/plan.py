@@ -8,7 +8,7 @@ import fnmatch
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.data import DATA, GUEST_TESTS
@@ -235,7 +235,9 @@ def make_plan(req: GuestPlanRequest) -> GuestPlan:
         else:
             entries.append(_entry(test, req, bin_dir, binaries))
         planned.append(test)
-    protocol.write_plan(req.rwdir, protocol.Plan(tuple(entries)))
+    plan = protocol.Plan(tuple(entries))
+    copy = protocol.make_bin_copy(req.rwdir, plan.id)
+    protocol.write_plan(req.rwdir, replace(plan, bin_copy=str(copy)))
     return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped), tuple(entries), ktap,
                      req.series_absent is None, req.config, binaries.compiled, binaries.reused,
                      _critical(req.vdso), ktap_sources=sources,
