@@ -105,7 +105,7 @@ class Plan:
 
     def moved(self, old: Path, new: str) -> Plan:
         """The same plan with every argument under the directory old moved to new (an SSH
-        target runs it from a directory of its own)."""
+        target runs it from a directory of its own), and no copy of bin/ named."""
         prefix = str(old)
 
         def move(arg: str) -> str:
