@@ -5,6 +5,7 @@ robust_list.c lacks is a FAIL that says so (a rename), not "not reported" (a ker
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from test_kselftest import KSELFTEST_TEST, tiny_tree
@@ -125,3 +126,17 @@ def test_series_sources_skips_what_cannot_be_read(tmp_path: Path) -> None:
     assert series_sources(SPEC, tmp_path) == {}
     (tmp_path / SPEC.directory / "robust_list.c").write_text(SOURCE)
     assert series_sources(SPEC, tmp_path)["robust_list"].file == "robust_list.c"
+
+
+def test_the_selftests_get_lib_mks_gnu_source(tmp_path: Path) -> None:
+    """lib.mk builds every selftest with -D_GNU_SOURCE=; 6.12's futex programs print
+    basename(argv[0]) from <string.h> alone, which declares it only then. Built without it,
+    each died of SIGSEGV after its TAP plan (6.12's column in bench/results/kernels/, before)."""
+    source = tmp_path / "uses_basename.c"
+    source.write_text("#include <string.h>\n"
+                      "int main(int argc, char **argv) { return *basename(argv[0]) == 0; }\n")
+    flags = load_spec().build.cflags
+    done = subprocess.run(["gcc", "-Werror=implicit-function-declaration", *flags, "-c",
+                           str(source), "-o", str(tmp_path / "out.o")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
