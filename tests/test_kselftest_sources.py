@@ -14,7 +14,12 @@ from harness.guest.plan import GuestPlanRequest, make_plan
 from harness.kselftest import ktap
 from harness.kselftest import programs as ks
 from harness.kselftest.programs import KselftestBinary, RunOutcome
-from harness.kselftest.sources import ProgramSource, defined_subtests, series_sources
+from harness.kselftest.sources import (
+    ProgramSource,
+    defined_subtests,
+    rerun_sources,
+    series_sources,
+)
 from harness.kselftest.spec import load_spec
 from harness.stages.vdso import VdsoResult
 from harness.verdicts.checks import Check, Verdict
@@ -140,3 +145,53 @@ def test_the_selftests_get_lib_mks_gnu_source(tmp_path: Path) -> None:
                            str(source), "-o", str(tmp_path / "out.o")],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+OUTPUT_6_12 = (DATA / "ktap" / "guest-6.12-futex_wait.txt").read_text()
+LISTED_WAIT = SPEC.check_name("futex_wait", "global.private_futex")
+NOT_HARNESS = ProgramSource("futex_wait.c", frozenset(), harness=False)
+
+
+def futex_wait(output: str, source: ProgramSource | None,
+               exit_code: int = 0) -> dict[str, Check]:
+    """futex_wait's checks, its main run and reruns all giving this output."""
+    runs = ks.plan_runs([KselftestBinary("futex_wait", Path("/bin/futex_wait"), 45.0)], SPEC)
+    outcomes = {r.name: RunOutcome(output, exit_code, False, 1.0) for r in runs}
+    checks = judge(SPEC, runs, outcomes, True, None,
+                   {"futex_wait": source} if source else None)
+    return {c.name: c for c in checks if c.name.startswith(SPEC.check_name("futex_wait"))}
+
+
+def test_a_timing_sensitive_subtest_an_older_program_does_not_define_is_not_applicable() -> None:
+    """The fooled case: 6.12's futex_wait.c is no kselftest_harness program and names its
+    subtests "futex_wake private succeeds"; the reruns of 7.3's global.private_futex read
+    ERROR "not reported", as if the program had lost the subtest."""
+    checks = futex_wait(OUTPUT_6_12, NOT_HARNESS)
+    assert checks[LISTED_WAIT].verdict == Verdict.NOT_APPLICABLE
+    assert checks[LISTED_WAIT].detail.startswith(
+        "the tree's futex_wait.c, which is no kselftest_harness program, defines no "
+        "global.private_futex")
+    # Its own subtests are judged, and the source unread keeps the old ERROR.
+    assert checks[SPEC.check_name("futex_wait", "futex_wake private succeeds")].verdict \
+        == Verdict.PASS
+    assert futex_wait(OUTPUT_6_12, None)[LISTED_WAIT].verdict == Verdict.ERROR
+
+
+def test_a_timing_sensitive_subtest_the_source_defines_and_a_crash_still_count() -> None:
+    defines = ProgramSource("futex_wait.c",
+                            frozenset({"global.private_futex", "global.file_backed"}))
+    assert futex_wait(OUTPUT_6_12, defines)[LISTED_WAIT].verdict == Verdict.ERROR
+    crashed = futex_wait("TAP version 13\n1..3\n", NOT_HARNESS, exit_code=-11)
+    assert crashed[SPEC.check_name("futex_wait")].verdict == Verdict.ERROR
+
+
+def test_rerun_sources_reads_harness_and_plain_programs(tmp_path: Path) -> None:
+    functional = tmp_path / SPEC.directory
+    functional.mkdir(parents=True)
+    (functional / "futex_wait.c").write_text("int main(void) { return 0; }\n")
+    (functional / "futex_waitv.c").write_text("TEST(private_waitv) {}\nTEST_HARNESS_MAIN\n")
+    found = rerun_sources(SPEC, tmp_path)
+    assert found["futex_wait"] == NOT_HARNESS
+    assert found["futex_waitv"].subtests == {"global.private_waitv"}
+    assert found["futex_waitv"].harness
+    assert "futex_requeue_pi" not in found

@@ -18,7 +18,7 @@ from harness.guest import protocol, uapi
 from harness.guest.altinstr import AltLayout
 from harness.guest.cache import BinaryCache
 from harness.kselftest import programs as kselftest
-from harness.kselftest.sources import ProgramSource, series_sources
+from harness.kselftest.sources import ProgramSource, rerun_sources, series_sources
 from harness.kselftest.spec import load_spec
 from harness.stages.disasm import Window
 from harness.stages.vdso import Facts, VdsoResult
@@ -183,9 +183,11 @@ def _ktap_runs(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
 
 
 def _ktap_sources(req: GuestPlanRequest) -> dict[str, ProgramSource]:
-    """The tree's source of each series program, which names a series subtest it lacks."""
+    """The tree's source of each series program, which names a series subtest it lacks,
+    and of each program with a timing-sensitive subtest, which names one it does not define."""
     assert req.tree is not None
-    return series_sources(load_spec(), req.tree)
+    spec = load_spec()
+    return {**rerun_sources(spec, req.tree), **series_sources(spec, req.tree)}
 
 
 def _ktap_unbuilt(test: GuestTest, req: GuestPlanRequest, exc: HarnessError) -> list[Check]:

@@ -31,6 +31,9 @@ class ProgramSource:
     # Relative to the tree, as the messages name it (robust_list.c).
     file: str
     subtests: frozenset[str]
+    # False: no kselftest_harness program (6.12's futex_wait.c), which reports no harness
+    # name (fixture.test) at all; subtests is then empty.
+    harness: bool = True
 
     def lacks(self, names: Iterable[str]) -> tuple[str, ...]:
         """The names among `names` that this source does not define."""
@@ -68,3 +71,16 @@ def series_sources(spec: KselftestSpec, tree: Path) -> dict[str, ProgramSource]:
     """The tree's source of each program with series subtests, where it can be read."""
     found = {p: program_source(tree / spec.directory, p) for p in spec.series}
     return {p: s for p, s in found.items() if s is not None}
+
+
+def rerun_sources(spec: KselftestSpec, tree: Path) -> dict[str, ProgramSource]:
+    """The tree's source of each program with a timing-sensitive subtest, where the file
+    exists, so that a subtest of newer trees that this tree's program does not define reads
+    as such and not as the program losing it."""
+    found = {}
+    for program in sorted({t.program for t in spec.timing_sensitive}):
+        path = tree / spec.directory / f"{program}.c"
+        if path.is_file():
+            names = defined_subtests(path.read_text(errors="replace"))
+            found[program] = ProgramSource(path.name, names or frozenset(), names is not None)
+    return found

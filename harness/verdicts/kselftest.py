@@ -229,6 +229,9 @@ def _fold_reruns(ctx: _Ctx, timing: TimingSensitive, found: dict[str, Check],
                  outcomes: Mapping[str, RunOutcomeLike]) -> None:
     """The main run's check of a timing-sensitive subtest, with its reruns counted in."""
     name = ctx.name(timing.subtest)
+    if name not in found and (absent := _not_defined(ctx, timing.subtest)):
+        found[name] = Check(name, Verdict.NOT_APPLICABLE, absent)
+        return
     first = _attempt(ctx, "the main run", timing.subtest, main)
     if name in found:
         # A name reported twice: found kept the worse of the two.
@@ -239,6 +242,19 @@ def _fold_reruns(ctx: _Ctx, timing: TimingSensitive, found: dict[str, Check],
     attempts = [first, *(_attempt(ctx, f"rerun {i}", timing.subtest, o) for i, o in ran)]
     found[name] = attempts_check(name, timing, attempts, len(reruns) - len(ran),
                                   allowed_failures(timing, ctx.spec.false_failure_odds))
+
+
+def _not_defined(ctx: _Ctx, subtest: str) -> str | None:
+    """Why a listed timing-sensitive subtest that was not reported is no check here: the
+    tree's source does not define it (an older tree, such as 6.12, whose program has other
+    names or is no kselftest_harness program). None when the source defines it or cannot be
+    read: then not reporting it is an ERROR, as it was. A program that crashed is still its
+    own check (_program_check), whatever its subtests' names."""
+    if ctx.source is None or subtest in ctx.source.subtests:
+        return None
+    kind = "" if ctx.source.harness else ", which is no kselftest_harness program,"
+    return (f"the tree's {ctx.source.file}{kind} defines no {subtest}: data/kselftest.toml "
+            "lists it as timing-sensitive for newer trees; its reruns judge nothing here")
 
 
 def _attempt(ctx: _Ctx, label: str, subtest: str, outcome: RunOutcomeLike) -> Attempt:
