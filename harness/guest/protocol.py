@@ -9,12 +9,12 @@ The shared directory (rwdir) holds:
     plan.json            what to run: name, argv, timeout and class of every test, and the
                          plan's id
     bin/                 the runner, this module and the test binaries
-Beside it, <rwdir>-bin/ is a copy of bin/ (hard links) for a guest to run the tests from
-(see bin_copy_dir).
     results/<name>.json  one outcome per test, written atomically as soon as it ends, carrying
                          the id of the plan it ran under
     results/<name>.bin   a test's extra output (a vDSO dump), complete once its .json exists
     results/done.json    written last: the runner went through the whole plan
+Beside it, <rwdir>-bin/ is a copy of bin/ (hard links) that a guest runs the tests from
+when it can see it (bin_copy_dir).
 """
 
 from __future__ import annotations
