@@ -128,11 +128,12 @@ static void nap_us(long us)
 
 /*
  * Sleep a random while, again until the child's loop has turned (or for
- * START_TIMEOUT_MS: a child that never ran counts as stalled). The random sleep is the poll: a kernel without high-resolution timers
- * rounds every sleep up to the next tick, and a poll of its own before the random
- * sleep cost a second tick a death (about half the test's time under TCG). What
- * picks the point of the loop a death lands on is the interrupt that wakes the
- * killer, wherever the child then is, on either kind of kernel.
+ * START_TIMEOUT_MS: a child that never ran counts as stalled). The random sleep
+ * is the poll: a kernel without high-resolution timers rounds every sleep up to
+ * the next tick, and a poll of its own before the random sleep cost a second
+ * tick a death (about half the test's time under TCG). What picks the point of
+ * the loop a death lands on is the interrupt that wakes the killer, wherever the
+ * child then is, on either kind of kernel.
  */
 static void nap_until_running(const struct arena *a, unsigned int *seed)
 {

@@ -60,11 +60,18 @@ def defined_subtests(text: str) -> frozenset[str] | None:
 def program_source(directory: Path, program: str) -> ProgramSource | None:
     """The program's <program>.c in the selftests directory (the one file it is built
     from); None when there is none or it is no kselftest_harness program."""
+    source = read_source(directory, program)
+    return source if source is not None and source.harness else None
+
+
+def read_source(directory: Path, program: str) -> ProgramSource | None:
+    """The program's <program>.c in the selftests directory, harness program or not; None
+    when there is none."""
     path = directory / f"{program}.c"
     if not path.is_file():
         return None
     names = defined_subtests(path.read_text(errors="replace"))
-    return None if names is None else ProgramSource(path.name, names)
+    return ProgramSource(path.name, names or frozenset(), names is not None)
 
 
 def series_sources(spec: KselftestSpec, tree: Path) -> dict[str, ProgramSource]:
@@ -77,10 +84,6 @@ def rerun_sources(spec: KselftestSpec, tree: Path) -> dict[str, ProgramSource]:
     """The tree's source of each program with a timing-sensitive subtest, where the file
     exists, so that a subtest of newer trees that this tree's program does not define reads
     as such and not as the program losing it."""
-    found = {}
-    for program in sorted({t.program for t in spec.timing_sensitive}):
-        path = tree / spec.directory / f"{program}.c"
-        if path.is_file():
-            names = defined_subtests(path.read_text(errors="replace"))
-            found[program] = ProgramSource(path.name, names or frozenset(), names is not None)
-    return found
+    found = {p: read_source(tree / spec.directory, p)
+             for p in sorted({t.program for t in spec.timing_sensitive})}
+    return {p: s for p, s in found.items() if s is not None}
