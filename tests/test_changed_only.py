@@ -21,6 +21,7 @@ from harness.data.changed_only import ALL, ChangeMap, Group, PathEntry, load_cha
 from harness.data.guest_tests import GuestTest, load_guest_tests
 from harness.errors import UserError
 from harness.guest.plan import select as select_tests
+from harness.kselftest.spec import load_spec
 from harness.orchestration.selection import select, select_for_patches
 from harness.outputs import kcidb
 from harness.outputs.email import render_email
@@ -33,6 +34,7 @@ from harness.verdicts.checks import Check, Verdict
 TESTS = load_guest_tests()
 MAP = load_change_map()
 MUTANTS = sorted((PATCHES / "mutants").glob("*.patch"))
+SELFTEST_PROGRAMS = tuple(load_spec().programs)
 TREE_73 = cache_root() / "src" / "linux-source-7.3_7.3.4-1~bpo13+1" / "linux-source-7.3"
 
 
@@ -77,7 +79,7 @@ def test_the_commit_message_separator_is_no_file(tmp_path: Path) -> None:
 
 # What the map selects.
 
-def test_pi_c_selects_the_ops_and_the_selftests() -> None:
+def test_pi_c_selects_the_ops_and_the_pi_selftests() -> None:
     chosen, record = select(TESTS, ("kernel/futex/pi.c",), MAP)
     assert names(chosen) == {t.name for t in TESTS if t.name.startswith(
         ("robust-unlock-ops-", "robust-unlock-errors-", "robust-unlock-kernel-pop",
@@ -88,7 +90,36 @@ def test_pi_c_selects_the_ops_and_the_selftests() -> None:
     left = {n.test: n.groups for n in record.not_run}
     assert left["cs-fixup-singlestep-64"] == ("singlestep",)
     assert left["cs-fixup-singlestep-32bit"] == ("singlestep", "compat")
-    assert names(chosen).isdisjoint(left) and len(chosen) + len(left) == len(TESTS)
+    assert left["kselftest-futex/futex_numa"] == ("selftests-not-pi",)
+    whole = {n for n in left if "/" not in n}
+    assert names(chosen).isdisjoint(whole) and len(chosen) + len(whole) == len(TESTS)
+    selftests = next(t for t in chosen if t.name == "kselftest-futex")
+    assert [p for p in SELFTEST_PROGRAMS if selftests.programs.runs(p)] == [
+        p for p in SELFTEST_PROGRAMS if p in MAP.groups["selftests-pi"].programs(selftests.name)]
+    assert selftests.programs.runs("robust_list") and not selftests.programs.runs("futex_numa")
+
+
+def test_a_selftest_program_no_group_names_still_runs() -> None:
+    """The fooled case: a program a newer tree adds is in no group, so a narrowed run must
+    not drop it."""
+    chosen, _ = select(TESTS, ("kernel/futex/pi.c",), MAP)
+    selftests = next(t for t in chosen if t.name == "kselftest-futex")
+    assert selftests.programs.runs("futex_new_in_7_4")
+
+
+def test_a_whole_test_group_beats_its_program_groups() -> None:
+    """tools/testing/selftests/ selects the whole selftests group: every program runs."""
+    chosen, record = select(TESTS, ("kernel/futex/pi.c", "tools/testing/selftests/x.c"), MAP)
+    selftests = next(t for t in chosen if t.name == "kselftest-futex")
+    assert all(selftests.programs.runs(p) for p in SELFTEST_PROGRAMS)
+    assert not [n for n in record.not_run if n.test.startswith("kselftest-futex")]
+
+
+def test_every_selftest_program_is_in_a_program_group() -> None:
+    """Every program data/kselftest.toml lists (all of 7.3's) is placed, so that an entry
+    that selects program groups leaves out only what it means to."""
+    placed = {p for g in MAP.groups.values() for p in g.programs("kselftest-futex")}
+    assert set(SELFTEST_PROGRAMS) == placed
 
 
 def test_a_file_outside_the_map_runs_everything() -> None:
@@ -155,7 +186,9 @@ def test_every_guest_test_is_in_a_group() -> None:
 @pytest.mark.parametrize("group", sorted(MAP.groups))
 def test_every_group_pattern_names_a_test(group: str) -> None:
     for pattern in MAP.groups[group].tests:
-        assert select_tests(TESTS, (pattern,)), pattern
+        test, _, program = pattern.partition("/")
+        assert select_tests(TESTS, (test,)), pattern
+        assert not program or program in SELFTEST_PROGRAMS, pattern
 
 
 def test_every_32bit_program_is_in_the_compat_group() -> None:
@@ -172,9 +205,11 @@ def test_every_mutant_is_still_caught_with_changed_only(mutant: Path) -> None:
     check = caught_by(mutant)
     assert check is not None
     chosen, _ = select_for_patches(TESTS, (mutant,), MAP)
-    test = check.split("/")[0]
+    test, _, rest = check.partition("/")
     if test in {t.name for t in TESTS}:
         assert test in names(chosen), (mutant.name, check)
+        picked = next(t for t in chosen if t.name == test)
+        assert picked.kind != "ktap" or picked.programs.runs(rest.split("/")[0]), check
 
 
 @pytest.mark.skipif(not TREE_73.is_dir(), reason="Debian's 7.3.4 tree is not unpacked")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.data import GUEST_TESTS
-from harness.data.guest_tests import load_guest_tests
+from harness.data.guest_tests import ProgramChoice, load_guest_tests
 from harness.errors import InfraError, UserError
 from harness.guest.plan import GuestPlanRequest, _ktap_entry, make_plan
 from harness.kselftest import ktap
@@ -838,6 +838,21 @@ def test_series_program_missing_from_the_makefile_fails_each_series_subtest() ->
     assert nocompat[sub("robust_list", "vdso_unlock.32.test_robust_try_unlock_contended")
                     ].verdict == Verdict.NOT_APPLICABLE
     assert nocompat[sub("robust_list", VDSO64)].verdict == Verdict.FAIL
+
+
+def test_a_series_program_changed_only_left_out_gets_no_check_but_a_dropped_one_fails() -> None:
+    """--changed-only left robust_list out on purpose: no check (the report lists it as
+    not run). The fooled case beside it: a choice that keeps robust_list, whose run is
+    missing from the plan, still fails every series subtest."""
+    runs = ks.plan_runs([binary("futex_wait")], SPEC)
+    outcomes = {runs[0].name: ran("guest-7.3-futex_wait.9p-cwd.txt", 1)}
+    left = ProgramChoice(("futex_wait",), ("robust_list",))
+    assert not [c for c in judge(SPEC, runs, outcomes, True, programs=left)
+                if c.name.startswith(sub("robust_list") + "/")]
+    kept = ProgramChoice(("futex_wait", "robust_list"), ("robust_list",))
+    series = [c for c in judge(SPEC, runs, outcomes, True, programs=kept)
+              if c.name.startswith(sub("robust_list") + "/")]
+    assert series and {c.verdict for c in series} == {Verdict.FAIL}
 
 
 def test_series_subtests_of_a_program_the_tree_lacks_are_never_silent() -> None:

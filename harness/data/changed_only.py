@@ -19,7 +19,9 @@ ALL = "all"
 
 @dataclass(frozen=True)
 class Group:
-    """Guest tests (shell patterns of their names) that exercise one part of the series."""
+    """Guest tests (shell patterns of their names) that exercise one part of the series. A
+    pattern <test>/<program> names one program of a ktap test (kselftest-futex/futex_wait)
+    rather than the whole test."""
 
     name: str
     tests: tuple[str, ...]
@@ -27,6 +29,11 @@ class Group:
 
     def holds(self, test: str) -> bool:
         return any(fnmatch.fnmatchcase(test, p) for p in self.tests)
+
+    def programs(self, test: str) -> tuple[str, ...]:
+        """The programs of the ktap test that this group names one by one."""
+        prefix = test + "/"
+        return tuple(p.removeprefix(prefix) for p in self.tests if p.startswith(prefix))
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +15,20 @@ from harness.errors import UserError
 from harness.guest import protocol
 
 GUEST_KINDS = ("c", "python", "ktap")
+
+
+@dataclass(frozen=True)
+class ProgramChoice:
+    """The programs of a ktap test that a --changed-only run keeps (shell patterns of their
+    names). A program is left out only when it matches a left-out pattern and no kept one:
+    one that no group names, such as a program a newer tree adds, still runs."""
+
+    kept: tuple[str, ...] = ()
+    left_out: tuple[str, ...] = ()
+
+    def runs(self, program: str) -> bool:
+        return (not any(fnmatch.fnmatchcase(program, p) for p in self.left_out)
+                or any(fnmatch.fnmatchcase(program, p) for p in self.kept))
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,8 @@ class GuestTest:
     # How it may share the guest's CPU (protocol.CLASSES): exclusive, waits or shared. A
     # ktap test has none of its own: each program's comes from data/kselftest.toml.
     run_class: str = protocol.SHARED
+    # kind ktap: the programs a --changed-only run keeps; by default every one.
+    programs: ProgramChoice = ProgramChoice()
 
     @property
     def placeholders(self) -> frozenset[str]:

@@ -179,7 +179,7 @@ def _ktap_runs(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
     spec = load_spec()
     built = kselftest.build(kselftest.KselftestBuildRequest(
         req.tree, req.build_dir, bin_dir / test.name, req.logs, req.timeout, spec, binaries))
-    return kselftest.plan_runs(built, spec)
+    return kselftest.plan_runs([b for b in built if test.programs.runs(b.name)], spec)
 
 
 def _ktap_sources(req: GuestPlanRequest) -> dict[str, ProgramSource]:

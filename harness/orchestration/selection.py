@@ -5,10 +5,11 @@ touch through data/changed-only.toml. Anything the map does not cover runs every
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from harness.data.changed_only import ALL, ChangeMap, PathEntry
-from harness.data.guest_tests import GuestTest
+from harness.data.guest_tests import GuestTest, ProgramChoice
 from harness.outputs.record import ChangedOnly, MapEntry, NotRun
 from harness.stages.patches import touched_files
 
@@ -46,14 +47,30 @@ def select(tests: tuple[GuestTest, ...], files: tuple[str, ...],
     if everything:
         return tests, ChangedOnly(files, everything, entries)
     wanted = {g for e in entries for g in e.selects}
-    chosen, not_run = [], []
+    chosen: list[GuestTest] = []
+    not_run: list[NotRun] = []
     for test in tests:
         groups = tuple(n for n, g in change_map.groups.items() if g.holds(test.name))
-        if not groups or wanted.intersection(groups):
+        parts = {n: g.programs(test.name) for n, g in change_map.groups.items()
+                 if g.programs(test.name)}
+        if (not groups and not parts) or wanted.intersection(groups):
             chosen.append(test)
+        elif wanted.intersection(parts):
+            chosen.append(_narrowed(test, parts, wanted))
+            not_run += [NotRun(f"{test.name}/{p}", (n,))
+                        for n, programs in parts.items() if n not in wanted for p in programs]
         else:
-            not_run.append(NotRun(test.name, groups))
+            not_run.append(NotRun(test.name, groups or tuple(parts)))
     return tuple(chosen), ChangedOnly(files, "", entries, tuple(not_run))
+
+
+def _narrowed(test: GuestTest, parts: dict[str, tuple[str, ...]],
+              wanted: set[str]) -> GuestTest:
+    """A ktap test with only the programs of the selected groups (and any program that no
+    group names)."""
+    kept = tuple(p for n, ps in parts.items() if n in wanted for p in ps)
+    left_out = tuple(p for n, ps in parts.items() if n not in wanted for p in ps)
+    return replace(test, programs=ProgramChoice(kept, left_out))
 
 
 def _everything(files: tuple[str, ...], outside: list[str], entries: tuple[MapEntry, ...],

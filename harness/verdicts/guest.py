@@ -38,7 +38,8 @@ def judge_plan(plan: GuestPlan, images: dict[str, Path],
         if test.kind == "ktap":
             checks += kselftest_verdicts.judge(load_spec(), plan.ktap_runs[test.name],
                                                fresh, plan.series_present, plan.config,
-                                               plan.ktap_sources.get(test.name))
+                                               plan.ktap_sources.get(test.name),
+                                               test.programs)
         elif test.name in outcomes and test.name not in fresh:
             checks.append(Check(test.name, Verdict.ERROR, "no result from this boot: "
                                 f"{protocol.outcome_path(plan.rwdir, test.name)} was left by "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from harness.data.guest_tests import ProgramChoice
 from harness.kselftest import ktap
 from harness.kselftest.programs import (
     KSFT_SKIP,
@@ -53,11 +54,13 @@ class _Ctx:
 def judge(spec: KselftestSpec, runs: Sequence[KselftestRun | KselftestBinary],
           outcomes: Mapping[str, RunOutcomeLike], series_present: bool,
           kconfig: Mapping[str, str] | None = None,
-          sources: Mapping[str, ProgramSource] | None = None) -> list[Check]:
+          sources: Mapping[str, ProgramSource] | None = None,
+          programs: ProgramChoice | None = None) -> list[Check]:
     """One check per subtest of every program run (binaries are planned first), with the
     reruns of timing-sensitive subtests folded into their check. kconfig (the built
     .config, option to value) makes series subtests whose option is off N/A; sources (by
-    program) name a series subtest the tree's source lacks."""
+    program) name a series subtest the tree's source lacks. A series program that
+    --changed-only left out (programs) gets no check: the report lists it as not run."""
     planned = [r for r in runs if isinstance(r, KselftestRun)]
     planned += plan_runs([b for b in runs if isinstance(b, KselftestBinary)], spec)
     checks: list[Check] = []
@@ -67,8 +70,9 @@ def judge(spec: KselftestSpec, runs: Sequence[KselftestRun | KselftestBinary],
             ctx = _Ctx(spec, main.binary, series_present, kconfig,
                        (sources or {}).get(main.binary))
             checks += _judge_program(ctx, outcomes.get(main.name), reruns, outcomes)
-    checks += series_not_built(spec, {r.binary for r in planned}, series_present, kconfig,
-                               _not_built_why(spec), sources)
+    left_out = {p for p in spec.series if programs and not programs.runs(p)}
+    checks += series_not_built(spec, {r.binary for r in planned} | left_out, series_present,
+                               kconfig, _not_built_why(spec), sources)
     return checks
 
 
