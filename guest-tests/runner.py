@@ -10,20 +10,19 @@ and the shared tests run one by one beside them; the runner finishes once every 
 Progress lines go to /dev/kmsg because in script mode the guest's stdout may never reach
 the host. The file layout and markers come from protocol.py,
 which the host copies next to this file.
-"""
 
-from __future__ import annotations
+Every boot waits for this file's imports before the first test, so it imports no more than
+it needs, and os rather than pathlib, tempfile or shutil (protocol.py says what those cost).
+"""
 
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # noqa: PTH120
 
 import protocol
 
@@ -32,7 +31,7 @@ def progress(text: str) -> None:
     """One marked line where the host can see it; tests on the host point it elsewhere."""
     line = f"{protocol.MARK}{text}\n"
     try:
-        with Path(os.environ.get(protocol.PROGRESS_ENV, protocol.PROGRESS_DEFAULT)).open("w") as f:
+        with open(os.environ.get(protocol.PROGRESS_ENV, protocol.PROGRESS_DEFAULT), "w") as f:  # noqa: PTH123
             f.write(line)
     except OSError:
         sys.stderr.write(line)
@@ -65,6 +64,33 @@ def on_sigterm(signum: int, frame: object) -> None:
     os._exit(128 + signum)
 
 
+def work_dir() -> str:
+    """A new empty directory for one test, under $TMPDIR or /tmp."""
+    base = os.environ.get("TMPDIR", "/tmp")
+    for n in range(1000):
+        path = os.path.join(base, f"futex-harness.{os.getpid()}.{threading.get_ident()}.{n}")  # noqa: PTH118
+        try:
+            os.mkdir(path, 0o700)  # noqa: PTH102
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"no free futex-harness.* directory in {base}")
+
+
+def remove_tree(top: str) -> None:
+    """Remove what a test left in its directory, and the directory."""
+    for root, dirs, files in os.walk(top, topdown=False):
+        for name in files:
+            os.unlink(os.path.join(root, name))  # noqa: PTH108,PTH118
+        for name in dirs:
+            path = os.path.join(root, name)  # noqa: PTH118
+            if os.path.islink(path):  # noqa: PTH114
+                os.unlink(path)  # noqa: PTH108
+            else:
+                os.rmdir(path)  # noqa: PTH106
+    os.rmdir(top)  # noqa: PTH106
+
+
 def run_test(entry: protocol.Entry, plan_id: str) -> protocol.Outcome:
     """Run one test in a session and a fresh empty directory of its own: the guest's root
     is read-only, and some tests (the kernel's futex_wait) create files where they run."""
@@ -72,7 +98,8 @@ def run_test(entry: protocol.Entry, plan_id: str) -> protocol.Outcome:
     exit_code: int | None = None
     timed_out = False
     try:
-        with tempfile.TemporaryDirectory(prefix="futex-harness.") as cwd:
+        cwd = work_dir()
+        try:
             proc = subprocess.Popen(entry.argv, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, cwd=cwd, start_new_session=True)
             RUNNING.add(proc.pid)
@@ -86,6 +113,8 @@ def run_test(entry: protocol.Entry, plan_id: str) -> protocol.Outcome:
             finally:
                 kill_session(proc.pid)
                 RUNNING.discard(proc.pid)
+        finally:
+            remove_tree(cwd)
     except OSError as exc:
         out, err = b"", str(exc).encode()
     stdout = out.decode(errors="backslashreplace")
@@ -95,7 +124,7 @@ def run_test(entry: protocol.Entry, plan_id: str) -> protocol.Outcome:
                             round(time.monotonic() - start, 3), plan_id)
 
 
-def record(rwdir: Path, entry: protocol.Entry, plan_id: str) -> None:
+def record(rwdir: str, entry: protocol.Entry, plan_id: str) -> None:
     """Run one test and write its outcome, between its start and end progress lines."""
     progress(f"start {entry.name}")
     outcome = run_test(entry, plan_id)
@@ -107,7 +136,7 @@ def of_class(plan: protocol.Plan, run_class: str) -> list[protocol.Entry]:
     return [e for e in plan.entries if e.run_class == run_class]
 
 
-def run_plan(rwdir: Path, plan: protocol.Plan) -> None:
+def run_plan(rwdir: str, plan: protocol.Plan) -> None:
     """Exclusive tests alone; then the waits tests in the background, the shared ones one
     by one beside them. A class the runner does not know runs alone, like exclusive."""
     alone = [e for e in plan.entries if e.run_class not in (protocol.WAITS, protocol.SHARED)]
@@ -125,11 +154,11 @@ def run_plan(rwdir: Path, plan: protocol.Plan) -> None:
 
 def main() -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
-    rwdir = Path(sys.argv[1])
+    rwdir = sys.argv[1]
     plan = protocol.read_plan(rwdir)
     fast = plan.from_bin_copy(rwdir)
-    protocol.results_dir(rwdir).mkdir(exist_ok=True)
-    where = plan.bin_copy if fast is not plan else str(rwdir / protocol.BIN)
+    protocol.make_results_dir(rwdir)
+    where = plan.bin_copy if fast is not plan else os.path.join(rwdir, protocol.BIN)  # noqa: PTH118
     progress(f"{protocol.STARTED.removeprefix(protocol.MARK)}, {len(plan.entries)} tests, "
              f"kernel {os.uname().release}, programs from {where}")
     plan = fast

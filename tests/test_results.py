@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -42,12 +41,12 @@ def test_no_result_is_an_error() -> None:
 
 
 def test_timeout() -> None:
-    raw = replace(outcome(), timed_out=True, records=(), stderr="stuck")
+    raw = outcome()._replace(timed_out=True, records=(), stderr="stuck")
     assert judge(TEST, raw).verdict == Verdict.TIMEOUT
 
 
 def test_crash_is_an_error_with_stderr() -> None:
-    raw = replace(outcome(), exit_code=-11, records=(), stderr="Segmentation fault")
+    raw = outcome()._replace(exit_code=-11, records=(), stderr="Segmentation fault")
     check = judge(TEST, raw)
     assert check.verdict == Verdict.ERROR and "Segmentation fault" in check.detail
 

@@ -6,7 +6,7 @@ test still leaves one outcome, its timeout kept."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
+import subprocess
 from pathlib import Path
 
 from plans import run_runner
@@ -131,7 +131,7 @@ def ran_from_copy(rwdir: Path) -> bool:
 def test_the_runner_runs_the_programs_from_the_copy_made_for_its_plan(tmp_path: Path) -> None:
     rwdir, plan = copy_plan(tmp_path)
     copy = protocol.make_bin_copy(rwdir, plan.id)
-    protocol.write_plan(rwdir, replace(plan, bin_copy=str(copy)))
+    protocol.write_plan(rwdir, plan._replace(bin_copy=str(copy)))
     run_runner(rwdir)
     assert ran_from_copy(rwdir)
     argv = protocol.read_outcomes(rwdir)["t"].argv
@@ -143,11 +143,33 @@ def test_the_runner_runs_the_programs_from_the_copy_made_for_its_plan(tmp_path: 
 def test_a_copy_left_by_another_plan_or_none_at_all_is_not_used(tmp_path: Path) -> None:
     rwdir, plan = copy_plan(tmp_path)
     copy = protocol.make_bin_copy(rwdir, "an-earlier-plan")
-    protocol.write_plan(rwdir, replace(plan, bin_copy=str(copy)))
+    protocol.write_plan(rwdir, plan._replace(bin_copy=str(copy)))
     run_runner(rwdir)
     assert not ran_from_copy(rwdir)
     # A guest that does not see the copy (another root, an SSH target).
     shutil.rmtree(copy)
-    protocol.write_plan(rwdir, replace(plan, bin_copy=str(copy)))
+    protocol.write_plan(rwdir, plan._replace(bin_copy=str(copy)))
     run_runner(rwdir)
     assert not ran_from_copy(rwdir)
+
+
+# What the runner imports: every boot waits for it before the first test.
+SLOW_IMPORTS = ("dataclasses", "inspect", "pathlib", "shutil", "tempfile", "typing_extensions")
+IMPORTED = """import sys
+sys.path.insert(0, sys.argv[1])
+before = set(sys.modules)
+import runner
+print(" ".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_the_runner_imports_none_of_the_slow_modules(tmp_path: Path) -> None:
+    """Under TCG these took 0.47 s of the runner's start (bench/results/boot-time.md): a
+    change that brings one back into the guest, through the runner or protocol.py, fails."""
+    shutil.copyfile(GUEST_TESTS / protocol.RUNNER, tmp_path / protocol.RUNNER)
+    shutil.copyfile(PROTOCOL_SOURCE, tmp_path / PROTOCOL_SOURCE.name)
+    done = subprocess.run(["/usr/bin/python3", "-S", "-c", IMPORTED, str(tmp_path)],
+                          capture_output=True, text=True, check=True)
+    imported = set(done.stdout.split())
+    assert "protocol" in imported and "subprocess" in imported
+    assert imported.isdisjoint(SLOW_IMPORTS), sorted(imported.intersection(SLOW_IMPORTS))

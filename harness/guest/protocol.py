@@ -22,10 +22,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# The guest runner imports this module at every boot, before the first test, and under TCG
+# each module the interpreter reads costs 10 to 30 ms the first time: dataclasses (with
+# inspect, ast and dis), pathlib (with urllib and ipaddress) and shutil (with bz2 and lzma)
+# took 0.47 s of the runner's start (bench/results/boot-time.md). So the records are
+# NamedTuples, what the guest calls uses os and plain strings, and what only the host calls
+# imports pathlib or shutil where it needs them.
 
 PLAN = "plan.json"
 BIN = "bin"
@@ -65,8 +72,7 @@ SHARED = "shared"
 CLASSES = (EXCLUSIVE, WAITS, SHARED)
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One test of the plan: the runner runs argv with a timeout and records the outcome."""
 
     name: str
@@ -80,14 +86,21 @@ def new_plan_id() -> str:
     return secrets.token_hex(8)
 
 
-@dataclass(frozen=True)
-class Plan:
+class _PlanFields(NamedTuple):
     entries: tuple[Entry, ...]
     # Every outcome the runner writes carries it: a result file with another id was left by
     # an earlier plan (a reused run directory), not written by this boot.
-    id: str = field(default_factory=new_plan_id)
+    id: str
     # A copy of bin/ outside the shared directory, "" for none (bin_copy_dir).
-    bin_copy: str = ""
+    bin_copy: str
+
+
+class Plan(_PlanFields):
+    """What the runner follows; a new plan gets a fresh id unless it is given one."""
+
+    def __new__(cls, entries: tuple[Entry, ...], id: str | None = None,
+                bin_copy: str = "") -> Plan:
+        return super().__new__(cls, entries, new_plan_id() if id is None else id, bin_copy)
 
     def to_json(self) -> str:
         tests = [{"name": e.name, "argv": list(e.argv), "timeout": e.timeout,
@@ -103,7 +116,7 @@ class Plan:
                          for t in raw["tests"]), str(raw.get("id", "")),
                    str(raw.get("bin_copy", "")))
 
-    def moved(self, old: Path, new: str) -> Plan:
+    def moved(self, old: Path | str, new: str) -> Plan:
         """The same plan with every argument under the directory old moved to new (an SSH
         target runs it from a directory of its own), and no copy of bin/ named."""
         prefix = str(old)
@@ -113,23 +126,24 @@ class Plan:
                 return new + arg[len(prefix):]
             return arg
 
-        return Plan(tuple(replace(e, argv=tuple(move(a) for a in e.argv))
+        return Plan(tuple(e._replace(argv=tuple(move(a) for a in e.argv))
                           for e in self.entries), self.id)
 
-    def from_bin_copy(self, rwdir: Path) -> Plan:
+    def from_bin_copy(self, rwdir: Path | str) -> Plan:
         """The plan run from its copy of bin/ when this guest sees that copy as made for
         this plan; else the plan as it is (the copy is not on this guest's root)."""
         if not self.bin_copy:
             return self
         try:
-            made_for = (Path(self.bin_copy) / BIN_COPY_ID).read_text()
+            with open(os.path.join(self.bin_copy, BIN_COPY_ID)) as marker:  # noqa: PTH118,PTH123
+                made_for = marker.read()
         except OSError:
             return self
-        return self.moved(rwdir / BIN, self.bin_copy) if made_for == self.id else self
+        bin_dir = os.path.join(rwdir, BIN)  # noqa: PTH118
+        return self.moved(bin_dir, self.bin_copy) if made_for == self.id else self
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What the runner saw of one test. records are the JSON lines the test printed."""
 
     name: str
@@ -138,13 +152,13 @@ class Outcome:
     timed_out: bool = False
     stdout: str = ""
     stderr: str = ""
-    records: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    records: tuple[dict[str, Any], ...] = ()
     seconds: float = 0.0
     # The id of the plan the runner followed (Plan.id).
     plan: str = ""
 
     def to_json(self) -> str:
-        raw = asdict(self)
+        raw = self._asdict()
         raw.update(argv=list(self.argv), records=list(self.records))
         return json.dumps(raw, indent=1) + "\n"
 
@@ -170,8 +184,13 @@ def results_dir(rwdir: Path) -> Path:
     return rwdir / RESULTS
 
 
+def outcome_file(name: str) -> str:
+    """The name of a test's result file in the results dir."""
+    return f"{file_stem(name)}.json"
+
+
 def outcome_path(rwdir: Path, name: str) -> Path:
-    return results_dir(rwdir) / f"{file_stem(name)}.json"
+    return results_dir(rwdir) / outcome_file(name)
 
 
 def extra_path(rwdir: Path, name: str) -> Path:
@@ -194,6 +213,8 @@ def bin_copy_dir(rwdir: Path) -> Path:
 
 def make_bin_copy(rwdir: Path, plan_id: str) -> Path:
     """Hard links of bin/ (no bytes copied), made fresh for the plan with this id."""
+    import shutil  # the host's alone, like every shutil call here (the imports above)
+
     copy = bin_copy_dir(rwdir)
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(rwdir / BIN, copy, symlinks=True, copy_function=_link_or_copy)
@@ -202,6 +223,8 @@ def make_bin_copy(rwdir: Path, plan_id: str) -> Path:
 
 
 def _link_or_copy(source: str, dest: str) -> None:
+    import shutil
+
     try:
         os.link(source, dest)
     except OSError:
@@ -211,6 +234,8 @@ def _link_or_copy(source: str, dest: str) -> None:
 def write_plan(rwdir: Path, plan: Plan) -> None:
     """Write the plan over an empty results dir: whatever an earlier plan left there (a
     reused run directory) is removed, so that no old outcome stands in for a new one."""
+    import shutil
+
     results = results_dir(rwdir)
     results.mkdir(parents=True, exist_ok=True)
     for old in results.iterdir():
@@ -221,31 +246,40 @@ def write_plan(rwdir: Path, plan: Plan) -> None:
     plan_path(rwdir).write_text(plan.to_json())
 
 
-def read_plan(rwdir: Path) -> Plan:
-    return Plan.from_json(plan_path(rwdir).read_text())
+# What the guest runner calls, on a path or a string, with os alone (the imports above).
+
+def read_plan(rwdir: Path | str) -> Plan:
+    with open(os.path.join(rwdir, PLAN)) as plan:  # noqa: PTH118,PTH123
+        return Plan.from_json(plan.read())
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
+def make_results_dir(rwdir: Path | str) -> None:
+    os.makedirs(os.path.join(rwdir, RESULTS), exist_ok=True)  # noqa: PTH103,PTH118
+
+
+def write_atomic(path: Path | str, data: str | bytes) -> None:
     """Readers see the old file or the whole new one, never half of it. The one copy: this
     module also runs in the guest, alone, so it cannot use the host's harness.files."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    head, tail = os.path.split(path)
+    tmp = os.path.join(head, f".{tail}.tmp")  # noqa: PTH118
     try:
-        if isinstance(data, str):
-            tmp.write_text(data)
-        else:
-            tmp.write_bytes(data)
-        tmp.replace(path)
+        with open(tmp, "w" if isinstance(data, str) else "wb") as out:  # noqa: PTH123
+            out.write(data)
+        os.replace(tmp, path)  # noqa: PTH105
     except OSError:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)  # noqa: PTH108
         raise
 
 
-def write_outcome(rwdir: Path, outcome: Outcome) -> None:
-    write_atomic(outcome_path(rwdir, outcome.name), outcome.to_json())
+def write_outcome(rwdir: Path | str, outcome: Outcome) -> None:
+    write_atomic(os.path.join(rwdir, RESULTS, outcome_file(outcome.name)),  # noqa: PTH118
+                 outcome.to_json())
 
 
-def write_done(rwdir: Path, kernel: str) -> None:
-    write_atomic(done_path(rwdir), json.dumps({"kernel": kernel}) + "\n")
+def write_done(rwdir: Path | str, kernel: str) -> None:
+    write_atomic(os.path.join(rwdir, RESULTS, DONE),  # noqa: PTH118
+                 json.dumps({"kernel": kernel}) + "\n")
 
 
 def read_outcomes(rwdir: Path) -> dict[str, Outcome]:
