@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from conftest import ROOT
 
+from harness.guest.plan import ELFTOOLS_PATH, ENV
+
 PYDIR = ROOT / "guest-tests" / "python"
 sys.path.insert(0, str(PYDIR))
 
@@ -30,8 +32,9 @@ MAPS = """\
 
 
 def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(PYDIR / name), *args], capture_output=True,
-                          text=True, timeout=60)
+    """As the guest runs it (harness.guest.plan: -S, pyelftools on PYTHONPATH)."""
+    return subprocess.run([ENV, f"PYTHONPATH={ELFTOOLS_PATH}", sys.executable, "-S",
+                           str(PYDIR / name), *args], capture_output=True, text=True, timeout=60)
 
 
 def test_vdso_mapping_is_read_from_the_maps_line() -> None:

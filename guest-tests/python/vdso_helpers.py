@@ -2,8 +2,9 @@
 """Shared by the Python guest tests: find the mapped vDSO and its exports, call them
 through ctypes, and print the one JSON record the host judges.
 
-Stdlib and pyelftools only: the guest runs these with the host venv's interpreter,
-which it sees through the 9p root. Import this from a script in the same directory.
+Stdlib and pyelftools only: the guest runs these with the host venv's interpreter, which it
+sees through the 9p root, with -S and pyelftools' directory as PYTHONPATH. Import this from
+a script in the same directory.
 """
 
 from __future__ import annotations
