@@ -61,5 +61,5 @@ def verdicts(plan: GuestPlan) -> dict[str, Verdict]:
 def run_runner(rwdir: Path) -> None:
     """The real guest runner over rwdir's plan, on the host, as the guest would run it."""
     env = {**os.environ, protocol.PROGRESS_ENV: "/dev/stderr"}
-    subprocess.run([sys.executable, "-S", str(rwdir / protocol.BIN / protocol.RUNNER),
+    subprocess.run([sys.executable, "-S", "-c", protocol.RUN_RUNNER, str(rwdir / protocol.BIN),
                     str(rwdir)], check=True, env=env, capture_output=True, timeout=60)

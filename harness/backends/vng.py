@@ -239,7 +239,8 @@ def _session(req: BootRequest, accel: Accel, console: Path) -> int:
     start, which is worth one retry; anything later is the kernel's doing."""
     # -S: the runner needs the standard library only; skipping site-packages and their .pth
     # files saves 0.1 to 0.3 s of interpreter start-up under TCG (bench/results/boot-time.md).
-    command = [req.guest_python, "-S", str(req.plan.runner), str(req.plan.rwdir)]
+    command = [req.guest_python, "-S", "-c", protocol.RUN_RUNNER, str(req.plan.runner.parent),
+               str(req.plan.rwdir)]
     started: list[bool] = []
     printed: list[bool] = []
 

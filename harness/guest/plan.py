@@ -236,6 +236,7 @@ def make_plan(req: GuestPlanRequest) -> GuestPlan:
     shutil.copyfile(GUEST_TESTS / protocol.RUNNER, runner)
     shutil.copyfile(PROTOCOL_SOURCE, bin_dir / PROTOCOL_SOURCE.name)
     compile_for_guest(bin_dir / PROTOCOL_SOURCE.name)
+    compile_for_guest(runner)
     entries: list[protocol.Entry] = []
     planned, skipped, ktap, sources = [], [], {}, {}
     binaries = BinaryCache(req.cache)
