@@ -118,6 +118,7 @@ static uint32_t *word_of(struct slot *s)
 
 static void *dying_thread(void *arg)
 {
+	unsigned int turns = 0;
 	(void)arg;
 	WRITE_ONCE(r.tid, (pid_t)syscall(SYS_gettid));
 	if (syscall(SYS_set_robust_list, &r.head, sizeof(r.head))) {
@@ -126,7 +127,7 @@ static void *dying_thread(void *arg)
 	}
 	WRITE_ONCE(r.registered, 1);
 	while (!READ_ONCE(r.die))
-		nap_ms(1);
+		poll_pause(&turns);
 	return NULL;	/* the thread exits: the kernel walks its list */
 }
 
@@ -199,6 +200,7 @@ static int asleep_on(const struct slot *s)
 
 static int start_waiter(struct slot *s, enum waiter kind)
 {
+	unsigned int turns = 0;
 	long deadline = now_ms() + ASLEEP_TIMEOUT_MS;
 
 	if (pthread_create(&s->waiter, NULL, kind == RAW ? raw_waiter : mutex_waiter, s)) {
@@ -208,7 +210,7 @@ static int start_waiter(struct slot *s, enum waiter kind)
 	while (now_ms() < deadline && !READ_ONCE(s->done)) {
 		if (READ_ONCE(s->waiter_tid) && asleep_on(s))
 			return 1;
-		nap_ms(1);
+		poll_pause(&turns);
 	}
 	fprintf(stderr, "%s: a waiter never slept on its word\n", check);
 	return 0;
@@ -282,12 +284,13 @@ static void tally(int good, unsigned long *good_count, unsigned long *bad_count,
 /* A waiter's outcome: woken in time, and by what the walk promises. */
 static void judge_waiter(const struct scenario *sc, int i, struct slot *s)
 {
+	unsigned int turns = 0;
 	const struct lock_plan *l = &sc->lock[i];
 	long deadline = now_ms() + WAKE_TIMEOUT_MS + 1000;
 	int marked;
 
 	while (!READ_ONCE(s->done) && now_ms() < deadline)
-		nap_ms(1);
+		poll_pause(&turns);
 	marked = s->ret == 0 && (s->seen & FUTEX_OWNER_DIED);
 	if (!READ_ONCE(s->done) || s->ret == ETIMEDOUT)
 		tally(0, NULL, &c.not_woken, sc, i, "waiter not woken", *word_of(s));
@@ -323,6 +326,7 @@ static void judge_word(const struct scenario *sc, int i, uint32_t other)
 
 static void run_scenario(const struct scenario *sc, size_t index)
 {
+	unsigned int turns = 0;
 	uint32_t other = (uint32_t)getpid();
 	long deadline = now_ms() + ASLEEP_TIMEOUT_MS;
 	int i, ready;
@@ -330,7 +334,7 @@ static void run_scenario(const struct scenario *sc, size_t index)
 	init_round();
 	pthread_create(&r.thread, NULL, dying_thread, NULL);
 	while (!READ_ONCE(r.registered) && now_ms() < deadline)
-		nap_ms(1);
+		poll_pause(&turns);
 	build_list(sc);
 	ready = READ_ONCE(r.registered) == 1 && set_words(sc, other);
 	WRITE_ONCE(r.die, 1);

@@ -352,6 +352,7 @@ static void *waiter_thread(void *arg)
 
 static int start_waiter(struct waiter *w, uint32_t *addr, int shared)
 {
+	unsigned int turns = 0;
 	long deadline = now_ms() + WAKE_TIMEOUT_MS;
 
 	memset(w, 0, sizeof(*w));
@@ -365,7 +366,7 @@ static int start_waiter(struct waiter *w, uint32_t *addr, int shared)
 	while (now_ms() < deadline && !w->done) {
 		if (w->tid && futex_blocked_on(w->tid, addr))
 			return 1;
-		nap_ms(1);
+		poll_pause(&turns);
 	}
 	fprintf(stderr, "%s: waiter never blocked (ret %d)\n", check, (int)w->ret);
 	return 0;
@@ -635,6 +636,7 @@ static uint32_t *mutex_word(void)
 
 static void *runner(void *arg)
 {
+	unsigned int turns = 0;
 	long deadline;
 	int i;
 
@@ -648,7 +650,7 @@ static void *runner(void *arg)
 	/* Die only once the main thread sleeps on the word. */
 	deadline = now_ms() + WAKE_TIMEOUT_MS;
 	while (!futex_blocked_on(main_tid, mutex_word()) && now_ms() < deadline)
-		nap_ms(1);
+		poll_pause(&turns);
 	return NULL;	/* exits holding the mutex */
 }
 

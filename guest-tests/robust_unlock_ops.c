@@ -134,6 +134,7 @@ static uint32_t load(const uint32_t *p)
 /* The waiter: sleep in the wait op, report, and for PI hold the lock until told to unlock. */
 static void waiter_body(struct slot *s)
 {
+	unsigned int turns = 0;
 	long r, deadline;
 
 	__atomic_store_n(&s->tid, (int32_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
@@ -143,7 +144,7 @@ static void waiter_body(struct slot *s)
 	if (s->kind == OP_PI && r == 0) {
 		deadline = now_ms() + RELEASE_TIMEOUT_MS;
 		while (!__atomic_load_n(&s->release, __ATOMIC_SEQ_CST) && now_ms() < deadline)
-			nap_ms(1);
+			poll_pause(&turns);
 		/* FUTEX_WAITERS is set after a handover: only the kernel can unlock it. */
 		s->unlock_ret = (int32_t)futex6(&s->lock, s->unlock_op, 0, NULL, 0);
 	}
@@ -208,6 +209,7 @@ static int waiter_asleep(const struct waiter *w)
 /* Start a waiter and wait until it is really asleep in the kernel; 0 when it never got there. */
 static int start_waiter(struct waiter *w, struct slot *s, int shared)
 {
+	unsigned int turns = 0;
 	long deadline = now_ms() + WAKE_TIMEOUT_MS;
 
 	w->s = s;
@@ -233,7 +235,7 @@ static int start_waiter(struct waiter *w, struct slot *s, int shared)
 		}
 		if (__atomic_load_n(&s->done, __ATOMIC_SEQ_CST))
 			break;
-		nap_ms(1);
+		poll_pause(&turns);
 	}
 	fprintf(stderr, "%s: waiter never blocked (done %d ret %d)\n", o.check, (int)s->done,
 		(int)s->ret);

@@ -437,14 +437,23 @@ void nap_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+void poll_pause(unsigned int *turns)
+{
+	if ((*turns)++ < POLL_YIELDS)
+		sched_yield();
+	else
+		nap_ms(1);
+}
+
 int wait_flag(volatile int32_t *flag, long timeout_ms)
 {
 	long deadline = now_ms() + timeout_ms;
+	unsigned int turns = 0;
 
 	while (!__atomic_load_n(flag, __ATOMIC_SEQ_CST)) {
 		if (now_ms() >= deadline)
 			return 0;
-		nap_ms(1);
+		poll_pause(&turns);
 	}
 	return 1;
 }

@@ -62,6 +62,15 @@ unsigned long parse_ulong(const char *s, const char *what);
 /* CLOCK_MONOTONIC in milliseconds, and a sleep of that many. */
 long now_ms(void);
 void nap_ms(long ms);
+/*
+ * One turn of a loop that polls for another task of ours (a waiter that must block, a
+ * thread that must register): *turns counts them, from 0. The first POLL_YIELDS turns
+ * yield, the rest nap 1 ms. On one vCPU the task polled for then runs at once; a nap costs
+ * a whole tick (4 ms on a kernel with HZ=250 and no high-resolution timers) even when
+ * that task needed microseconds. The naps keep a long wait from holding the CPU.
+ */
+#define POLL_YIELDS 200
+void poll_pause(unsigned int *turns);
 /* Wait up to timeout_ms for *flag to become nonzero; 0 when it did not. */
 int wait_flag(volatile int32_t *flag, long timeout_ms);
 /* Thread tid blocked in futex() on addr: /proc shows a call's arguments only while it sleeps. */
