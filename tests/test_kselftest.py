@@ -915,6 +915,20 @@ def test_selftests_that_do_not_build_fail_each_series_subtest(tmp_path: Path) ->
         "robust_list was not built: the selftests did not build, but the series provides it")
 
 
+def test_a_changed_only_choice_plans_only_the_programs_it_keeps(tmp_path: Path) -> None:
+    """--changed-only narrowed the selftests to `first`: `second` gets no run in the plan,
+    and a program no group names would (ProgramChoice.runs)."""
+    narrowed = dataclasses.replace(KSELFTEST_TEST,
+                                   programs=ProgramChoice(("first",), ("second",)))
+    request = GuestPlanRequest((narrowed,), VdsoResult((), {}), tmp_path / "rw",
+                               tmp_path / "logs", 60.0, tree=tiny_tree(tmp_path),
+                               build_dir=tmp_path / "build")
+    (tmp_path / "logs").mkdir()
+    plan = make_plan(request)
+    assert {r.binary for r in plan.ktap_runs[narrowed.name]} == {"first"}
+    assert [e.name for e in plan.entries] == [f"{SPEC.suite}.first"]
+
+
 # --- robust_list's exit race, removed by a preload -----------------------------------------
 
 SETTLE = GUEST_TESTS / "kselftest" / "robust_exit_settle.c"
