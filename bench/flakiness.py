@@ -49,10 +49,12 @@ STRESS_COUNTERS = ("kills", "window_hits", "fixups", "corruptions", "first_corru
 
 
 def one_run(run_dir: Path, series: Path | None, extra: tuple[str, ...] = (),
-            reruns: dict[str, dict[str, int]] | None = None) -> dict[str, str]:
+            reruns: dict[str, dict[str, int]] | None = None,
+            boots: list[float] | None = None) -> dict[str, str]:
     """Verdict per check of one harness run (its only revision). The run dir starts empty: a
     harness run refuses one that holds a run. Checks with attempts (the timing-sensitive
-    kselftest subtests) add their counters to `reruns`."""
+    kselftest subtests) add their counters to `reruns`; the boot stage's seconds (boot plus
+    the whole suite, in all its VMs) go to `boots`."""
     shutil.rmtree(run_dir, ignore_errors=True)
     argv = [sys.executable, "-m", "harness", "run", "--run-dir", str(run_dir), *extra]
     if series:
@@ -61,6 +63,8 @@ def one_run(run_dir: Path, series: Path | None, extra: tuple[str, ...] = (),
     rev = load_record(run_dir).revisions[0]
     verdicts = {c.name: c.verdict.value for c in rev.checks}
     verdicts.update({stage_check(s.name): "ERROR" for s in rev.stages if s.failed})
+    if boots is not None:
+        boots += [s.seconds for s in rev.stages if s.name == "boot"]
     for c in rev.checks:
         if reruns is not None and "attempts" in c.counters:
             total = reruns.setdefault(c.name, {"runs": 0, "attempts": 0, "failures": 0,
@@ -79,12 +83,13 @@ def ok(verdict: str) -> bool:
 
 
 def campaign(n: int, out: Path, series: Path | None, extra: tuple[str, ...] = (),
-             reruns: dict[str, dict[str, int]] | None = None) -> list[dict[str, str]]:
+             reruns: dict[str, dict[str, int]] | None = None,
+             boots: list[float] | None = None) -> list[dict[str, str]]:
     runs = []
     for i in range(n):
         start = time.monotonic()
         runs.append(one_run(out / f"{'mutant' if series else 'pristine'}-{i:02d}", series,
-                            extra, reruns))
+                            extra, reruns, boots))
         print(f"  run {i + 1}/{n}: {time.monotonic() - start:.0f}s", file=sys.stderr)
     return runs
 
@@ -246,7 +251,8 @@ def main() -> int:
     check = caught_by(args.mutant)
     start = time.monotonic()
     reruns: dict[str, dict[str, int]] = {}
-    pristine = campaign(args.n, args.out, None, extra, reruns)
+    boots: list[float] = []
+    pristine = campaign(args.n, args.out, None, extra, reruns, boots)
     mutant = [] if args.pristine_only else campaign(args.n, args.out, args.mutant, extra)
     false_failures = Counter(name for run in pristine for name, v in run.items() if not ok(v))
     # An N/A is decided by the expectations, so the same checks must be N/A in every run;
@@ -267,6 +273,9 @@ def main() -> int:
         "mutant_misses": misses,
         # Each timing-sensitive subtest's attempts and failures over the pristine runs.
         "reruns": reruns,
+        # The pristine runs' boot stage: boot plus the whole suite, in all its VMs.
+        "boot_s": spread([round(b, 1) for b in boots]),
+        "lanes": load_settings().suites["default"].lanes,
         "minutes": round((time.monotonic() - start) / 60, 1),
     }
     print(f"{'campaign':<10} {'runs':>5} {'bad runs':>9}  detail")
@@ -277,6 +286,9 @@ def main() -> int:
     for name, r in sorted(reruns.items()):
         print(f"  {name}: {r['failures']} of {r['attempts']} attempts failed, in "
               f"{r['runs_with_a_failed_attempt']} of {r['runs']} runs")
+    if result["boot_s"]:
+        b = result["boot_s"]
+        print(f"  boot plus suite: {b['min']} to {b['max']} s (median {b['median']})")
     if misses is not None:
         print(f"{'mutant':<10} {args.n:>5} {misses:>9}  {check} missed {args.mutant.name} "
               f"{misses} times")

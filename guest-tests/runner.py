@@ -156,17 +156,21 @@ def run_plan(rwdir: str, plan: protocol.Plan) -> None:
 
 
 def main() -> int:
+    """runner.py <rwdir> [<lane>]: the whole plan, or one lane's tests when the host split
+    the plan across VMs booted side by side."""
     signal.signal(signal.SIGTERM, on_sigterm)
     rwdir = sys.argv[1]
-    plan = protocol.read_plan(rwdir)
+    lane = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    plan = protocol.read_plan(rwdir).in_lane(lane)
     fast = plan.from_bin_copy(rwdir)
     protocol.make_results_dir(rwdir)
     where = plan.bin_copy if fast is not plan else os.path.join(rwdir, protocol.BIN)  # noqa: PTH118
-    progress(f"{protocol.STARTED.removeprefix(protocol.MARK)}, {len(plan.entries)} tests, "
-             f"kernel {os.uname().release}, programs from {where}")
+    of_lane = "" if lane is None else f" of lane {lane}"
+    progress(f"{protocol.STARTED.removeprefix(protocol.MARK)}, {len(plan.entries)} tests"
+             f"{of_lane}, kernel {os.uname().release}, programs from {where}")
     plan = fast
     run_plan(rwdir, plan)
-    protocol.write_done(rwdir, os.uname().release)
+    protocol.write_done(rwdir, os.uname().release, lane)
     progress(protocol.FINISHED.removeprefix(protocol.MARK))
     return 0
 

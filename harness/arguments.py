@@ -138,10 +138,24 @@ def run_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--only", action="append", default=[], metavar="PATTERN",
                      help="run only the guest tests whose name matches this shell pattern "
                           "(repeatable), for example --only 'remap-exit-*'")
+    run.add_argument("--lanes", type=_lanes, metavar="N",
+                     help="boot at most N VMs side by side, each running a share of the "
+                          "suite (default: lanes of the suite in settings.toml, at most the "
+                          "host's cores; 1 runs the whole suite in one VM)")
     run.add_argument("--changed-only", action="store_true",
                      help="run only the guest tests that the files each revision's patches "
                           "touch can affect (data/changed-only.toml; a file outside it runs "
                           "everything); for re-testing while editing: never a series verdict")
+
+
+def _lanes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of VMs, 1 or more")
+    return value
 
 
 def _kcidb_args(p: argparse.ArgumentParser) -> None:

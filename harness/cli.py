@@ -139,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                for v in {j.variant for j in chosen}},
         arches={v: kconfig_variants.variant_arch(args.config_dir, v)
                 for v in {j.variant for j in chosen}},
-        only=tuple(args.only), changed_only=args.changed_only)
+        only=tuple(args.only), changed_only=args.changed_only, lanes=args.lanes)
     limit = args.timeout or settings.timeouts.run
     try:
         with run_limit(limit):

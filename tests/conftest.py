@@ -38,3 +38,13 @@ def isolated_home(request: pytest.FixtureRequest, tmp_path: Path,
 def sh(argv: list[str | os.PathLike[str]], cwd: Path | None = None) -> str:
     return subprocess.run([str(a) for a in argv], cwd=cwd, check=True, capture_output=True,
                           text=True).stdout
+
+
+@pytest.fixture
+def fake_vng(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """tests/fakebin's vng and QEMU first on PATH; returns the file vng logs its argv to."""
+    from plans import FAKEBIN  # not at the top: plans imports from this module
+    monkeypatch.setenv("PATH", f"{FAKEBIN}:/usr/bin:/bin")
+    argv_log = tmp_path / "vng-argv"
+    monkeypatch.setenv("FAKE_VNG_ARGV", str(argv_log))
+    return argv_log

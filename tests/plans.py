@@ -18,6 +18,8 @@ from harness.guest.plan import PROTOCOL_SOURCE, GuestPlan, protocol
 from harness.verdicts.checks import Verdict
 from harness.verdicts.counters import judge
 
+# Stand-ins for vng and QEMU (tests/conftest.py's fake_vng puts them first on PATH).
+FAKEBIN = Path(__file__).resolve().parent / "fakebin"
 GOOD = "echo '{\"check\": \"%s\", \"hits\": 5, \"bad\": 0}'\n"
 
 
@@ -58,8 +60,11 @@ def verdicts(plan: GuestPlan) -> dict[str, Verdict]:
     return {t.name: judge(t, outcomes.get(t.name)).verdict for t in plan.planned}
 
 
-def run_runner(rwdir: Path) -> None:
-    """The real guest runner over rwdir's plan, on the host, as the guest would run it."""
+def run_runner(rwdir: Path, lane: int | None = None) -> None:
+    """The real guest runner over rwdir's plan (or one lane of it), on the host, as the
+    guest would run it."""
     env = {**os.environ, protocol.PROGRESS_ENV: "/dev/stderr"}
+    lane_arg = [] if lane is None else [str(lane)]
     subprocess.run([sys.executable, "-S", "-c", protocol.RUN_RUNNER, str(rwdir / protocol.BIN),
-                    str(rwdir)], check=True, env=env, capture_output=True, timeout=60)
+                    str(rwdir), *lane_arg], check=True, env=env, capture_output=True,
+                   timeout=60)

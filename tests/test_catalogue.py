@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fake_tree import fake_tree, fragment
-from test_vng import FAKEBIN
+from plans import FAKEBIN
 
 from harness.cli import main
 

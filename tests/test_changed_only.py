@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from fake_tree import fake_tree, fragment
+from plans import FAKEBIN
 from test_kcidb import valid
-from test_vng import FAKEBIN
 
 from harness.cli import main
 from harness.data import PATCHES

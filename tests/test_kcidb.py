@@ -16,7 +16,7 @@ from typing import Any
 import kcidb_io
 import pytest
 from fake_tree import fake_tree, fragment
-from test_vng import FAKEBIN
+from plans import FAKEBIN
 
 from harness.cli import main
 from harness.errors import UserError

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from fake_tree import fake_tree, fragment
+from plans import FAKEBIN
 from test_rangediff import THREAD, V1_MSGID, owned
-from test_vng import FAKEBIN
 
 from harness.cli import main
 from harness.data.settings import load_settings

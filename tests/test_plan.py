@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from fake_tree import fake_tree, fragment
+from plans import FAKEBIN
 from test_patches import mail
-from test_vng import FAKEBIN
 
 from harness.cli import main
 from harness.errors import UserError

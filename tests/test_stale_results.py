@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from plans import GOOD, script_plan
-from test_vng import FAKEBIN, request
+from plans import FAKEBIN, GOOD, script_plan
+from test_vng import request
 
 from harness.backends import vng as boot
 from harness.guest import protocol

@@ -17,21 +17,11 @@ from harness.guest.plan import GuestPlan, protocol
 from harness.verdicts.checks import Verdict
 from harness.verdicts.counters import judge
 
-FAKEBIN = Path(__file__).resolve().parent / "fakebin"
-
 
 def request(tmp_path: Path, plan: GuestPlan, accel: str = "tcg",
             boot_timeout: float = 20) -> boot.BootRequest:
     return boot.BootRequest(tmp_path / "bzImage", plan, tmp_path / "logs", tmp_path / "cache",
                             accel, boot_timeout, 2, "1G", 2, sys.executable)
-
-
-@pytest.fixture
-def fake_vng(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setenv("PATH", f"{FAKEBIN}:/usr/bin:/bin")
-    argv_log = tmp_path / "vng-argv"
-    monkeypatch.setenv("FAKE_VNG_ARGV", str(argv_log))
-    return argv_log
 
 
 def test_guest_results_come_back_through_rwdir(tmp_path: Path, fake_vng: Path) -> None:

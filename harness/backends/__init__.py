@@ -42,8 +42,9 @@ class SuiteResult:
     accel: str
     accel_reason: str
     qemu_opts: tuple[str, ...] = ()
-    # A console log to triage for splats; None where the backend has no console.
-    console: Path | None = None
+    # The console logs to triage for splats, one per VM; none where the backend has no
+    # console.
+    consoles: tuple[Path, ...] = ()
     # The machine that ran the suite, when it is not a VM of ours.
     target: str | None = None
 

@@ -13,6 +13,7 @@ import os
 import shlex
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,12 @@ class BootRequest:
     # architecture and root.
     arch: str | None = None
     root: Path | None = None
+    # The lane of the plan this VM runs (guest/lanes.py); None: the whole plan.
+    lane: int | None = None
+
+    @property
+    def tests_timeout(self) -> float:
+        return self.plan.total_timeout if self.lane is None else self.plan.lane_timeout(self.lane)
 
 
 @dataclass(frozen=True)
@@ -212,10 +219,12 @@ def _pvm_hint() -> str:
     return " (kvm_pvm, a paravirtual KVM, is loaded)" if pvm else ""
 
 
-def boot(req: BootRequest) -> BootResult:
-    """Boot once, run every planned test; a hang is cut off and reported, not raised."""
-    accel = choose_accel(req)
-    log.info("boot: %s (%s)", accel.name, accel.reason)
+def boot(req: BootRequest, accel: Accel | None = None) -> BootResult:
+    """Boot once, run every planned test (or the lane's); a hang is cut off and reported,
+    not raised."""
+    if accel is None:
+        accel = choose_accel(req)
+        log.info("boot: %s (%s)", accel.name, accel.reason)
     console = req.logs / req.console_name
     start = time.monotonic()
     returncode: int | None = None
@@ -240,7 +249,7 @@ def _session(req: BootRequest, accel: Accel, console: Path) -> int:
     # -S: the runner needs the standard library only; skipping site-packages and their .pth
     # files saves 0.1 to 0.3 s of interpreter start-up under TCG (bench/results/boot-time.md).
     command = [req.guest_python, "-S", "-c", protocol.RUN_RUNNER, str(req.plan.runner.parent),
-               str(req.plan.rwdir)]
+               str(req.plan.rwdir), *([] if req.lane is None else [str(req.lane)])]
     started: list[bool] = []
     printed: list[bool] = []
 
@@ -256,12 +265,28 @@ def _session(req: BootRequest, accel: Accel, console: Path) -> int:
         return None
 
     done = run(vng_argv(req, accel.kvm, command), log_file=console,
-               timeout=req.boot_timeout + req.plan.total_timeout, check=False, env=vng_env(),
+               timeout=req.boot_timeout + req.tests_timeout, check=False, env=vng_env(),
                on_line=watch_console, watchdog=no_runner)
     if done.returncode != 0 and not printed:
         raise CommandError(f"the VM exited with {done.returncode} before the kernel printed "
                            f"anything (console: {console})", done.tail)
     return done.returncode
+
+
+def boot_lanes(req: BootRequest) -> tuple[BootResult, ...]:
+    """One VM per lane of the plan, all at once, each with a console of its own; a plan
+    in one lane boots one VM that runs it whole, as before lanes."""
+    lanes = req.plan.lanes
+    if len(lanes) == 1:
+        return (boot(req),)
+    accel = choose_accel(req)
+    log.info("boot: %s (%s), %d VMs side by side, one per lane", accel.name, accel.reason,
+             len(lanes))
+    stem = req.console_name.removesuffix(".log")
+    with ThreadPoolExecutor(len(lanes)) as pool:
+        return tuple(pool.map(lambda lane: boot(dataclasses.replace(
+            req, lane=lane, console_name=req.console_name if lane == lanes[0]
+            else f"{stem}-lane{lane}.log"), accel), lanes))
 
 
 def boot_detail(b: BootResult) -> str:
@@ -323,9 +348,18 @@ class VngBackend:
         return dataclasses.replace(req, root=root)
 
     def test_suite(self, req: SuiteRequest) -> SuiteResult:
-        booted = boot(self._on_own_root(self.boot_request(req), req.logs))
+        start = time.monotonic()
+        booted = boot_lanes(self._on_own_root(self.boot_request(req), req.logs))
+        first = booted[0]
+        details = list(dict.fromkeys(boot_detail(b) for b in booted))
+        detail = "; ".join(details)
+        if len(booted) > 1:
+            each = ", each" if len(details) == 1 else ""
+            detail = f"{len(booted)} VMs side by side{each}: {detail}"
         return SuiteResult(
-            runner_started=booted.runner_started, finished=booted.runner_finished,
-            timed_out=booted.timed_out, detail=boot_detail(booted), seconds=booted.seconds,
-            accel=booted.accel.name, accel_reason=booted.accel.reason,
-            qemu_opts=booted.qemu_opts, console=booted.console)
+            runner_started=all(b.runner_started for b in booted),
+            finished=all(b.runner_finished for b in booted),
+            timed_out=any(b.timed_out for b in booted), detail=detail,
+            seconds=time.monotonic() - start, accel=first.accel.name,
+            accel_reason=first.accel.reason, qemu_opts=first.qemu_opts,
+            consoles=tuple(b.console for b in booted))

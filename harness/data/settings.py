@@ -73,6 +73,9 @@ class Suite:
     with_stress: bool
     # Seconds for the boot to start the guest runner; None: timeouts.boot.
     boot_timeout: float | None = None
+    # At most this many VMs booted side by side, each running a share of the suite
+    # (guest/lanes.py); never more than the host has cores.
+    lanes: int = 1
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,8 @@ def load_settings(path: Path = DATA / "settings.toml") -> Settings:
         memory=boot["memory"], guest_python=boot["python"],
         suites={name: Suite(name, int(s["cpus"]), tuple(s["tcg_qemu_opts"]),
                             bool(s.get("with_stress", False)),
-                            float(s["boot_timeout"]) if "boot_timeout" in s else None)
+                            float(s["boot_timeout"]) if "boot_timeout" in s else None,
+                            int(s.get("lanes", 1)))
                 for name, s in raw["suites"].items()},
         kernel_args=tuple(boot.get("kernel_args", [])),
         init_skips=tuple(boot.get("init_skips", [])),

@@ -16,8 +16,9 @@ import elftools
 
 from harness.data import DATA, GUEST_TESTS
 from harness.data.guest_tests import GuestTest, param_values
+from harness.data.lanes import load_lane_costs
 from harness.errors import CommandError, HarnessError, InfraError, UserError
-from harness.guest import protocol, uapi
+from harness.guest import lanes, protocol, uapi
 from harness.guest.altinstr import AltLayout
 from harness.guest.cache import BinaryCache
 from harness.kselftest import programs as kselftest
@@ -68,6 +69,8 @@ class GuestPlanRequest:
     # struct alt_instr as the tree's header lays it out (altinstr.read_alt_layout), for the
     # image comparisons; None: no tree was read, and a comparison is an error.
     alt_layout: AltLayout | None = None
+    # How many VMs the backend may boot side by side for this plan (guest/lanes.py).
+    lanes: int = 1
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,14 @@ class GuestPlan:
     @property
     def total_timeout(self) -> float:
         return sum(e.timeout for e in self.entries)
+
+    @property
+    def lanes(self) -> tuple[int, ...]:
+        """The lanes that have a test: one VM each."""
+        return tuple(sorted({e.lane for e in self.entries})) or (0,)
+
+    def lane_timeout(self, lane: int) -> float:
+        return sum(e.timeout for e in self.entries if e.lane == lane)
 
 
 def select(tests: tuple[GuestTest, ...], patterns: tuple[str, ...]) -> tuple[GuestTest, ...]:
@@ -256,10 +267,12 @@ def make_plan(req: GuestPlanRequest) -> GuestPlan:
         else:
             entries.append(_entry(test, req, bin_dir, binaries))
         planned.append(test)
+    if req.lanes > 1:
+        entries = list(lanes.split(tuple(entries), req.lanes, load_lane_costs()))
     plan = protocol.Plan(tuple(entries))
     copy = protocol.make_bin_copy(req.rwdir, plan.id)
     protocol.write_plan(req.rwdir, plan._replace(bin_copy=str(copy)))
-    return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped), tuple(entries), ktap,
+    return GuestPlan(req.rwdir, runner, tuple(planned), tuple(skipped), plan.entries, ktap,
                      req.series_absent is None, req.config, binaries.compiled, binaries.reused,
                      _critical(req.vdso), ktap_sources=sources,
                      alt_layout=req.alt_layout)

@@ -13,6 +13,7 @@ The shared directory (rwdir) holds:
                          the id of the plan it ran under
     results/<name>.bin   a test's extra output (a vDSO dump), complete once its .json exists
     results/done.json    written last: the runner went through the whole plan
+    results/done-lane<N>.json  the same for lane N of a plan split across VMs (Entry.lane)
 Beside it, <rwdir>-bin/ is a copy of bin/ (hard links) that a guest runs the tests from
 when it can see it (bin_copy_dir).
 """
@@ -49,7 +50,8 @@ FINISHED = MARK + "runner finished"
 PROGRESS_ENV = "FUTEX_HARNESS_KMSG"
 PROGRESS_DEFAULT = "/dev/kmsg"
 
-# How the host starts the runner in a guest: python3 -S -c RUN_RUNNER <bin dir> <rwdir>.
+# How the host starts the runner in a guest: python3 -S -c RUN_RUNNER <bin dir> <rwdir>
+# [<lane>]. With a lane, the runner runs that lane's tests alone (Entry.lane).
 # Imported, not run as a script, so that the interpreter takes the bytecode the host
 # compiled next to it: a script is compiled again at every start (0.15 s under TCG).
 RUN_RUNNER = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import runner; "
@@ -85,6 +87,9 @@ class Entry(NamedTuple):
     argv: tuple[str, ...]
     timeout: float
     run_class: str = SHARED
+    # Which of the VMs booted side by side runs it (harness/guest/lanes.py splits a plan);
+    # a runner started without a lane runs every lane's tests.
+    lane: int = 0
 
 
 def new_plan_id() -> str:
@@ -110,7 +115,7 @@ class Plan(_PlanFields):
 
     def to_json(self) -> str:
         tests = [{"name": e.name, "argv": list(e.argv), "timeout": e.timeout,
-                  "class": e.run_class} for e in self.entries]
+                  "class": e.run_class, "lane": e.lane} for e in self.entries]
         return json.dumps({"id": self.id, "bin_copy": self.bin_copy, "tests": tests},
                           indent=1) + "\n"
 
@@ -118,9 +123,24 @@ class Plan(_PlanFields):
     def from_json(cls, text: str) -> Plan:
         raw = json.loads(text)
         return cls(tuple(Entry(t["name"], tuple(t["argv"]), float(t["timeout"]),
-                               str(t.get("class", SHARED)))
+                               str(t.get("class", SHARED)), int(t.get("lane", 0)))
                          for t in raw["tests"]), str(raw.get("id", "")),
                    str(raw.get("bin_copy", "")))
+
+    @property
+    def lanes(self) -> tuple[int, ...]:
+        """The lanes that have a test, in order: one VM each."""
+        return tuple(sorted({e.lane for e in self.entries}))
+
+    def in_lane(self, lane: int | None) -> Plan:
+        """The plan of one lane's VM; None: the whole plan, in one."""
+        if lane is None:
+            return self
+        return self._replace(entries=tuple(e for e in self.entries if e.lane == lane))
+
+    def timeout(self, lane: int | None = None) -> float:
+        """How long the tests of a lane (or all) may take if each runs to its timeout."""
+        return sum(e.timeout for e in self.in_lane(lane).entries)
 
     def moved(self, old: Path | str, new: str) -> Plan:
         """The same plan with every argument under the directory old moved to new (an SSH
@@ -204,8 +224,17 @@ def extra_path(rwdir: Path, name: str) -> Path:
     return results_dir(rwdir) / f"{file_stem(name)}.bin"
 
 
-def done_path(rwdir: Path) -> Path:
-    return results_dir(rwdir) / DONE
+def done_file(lane: int | None = None) -> str:
+    """The name of the file a runner writes last: one per lane when the plan is split."""
+    return DONE if lane is None else f"done-lane{lane}.json"
+
+
+def is_done_file(filename: str) -> bool:
+    return filename == DONE or (filename.startswith("done-lane") and filename.endswith(".json"))
+
+
+def done_path(rwdir: Path, lane: int | None = None) -> Path:
+    return results_dir(rwdir) / done_file(lane)
 
 
 def bin_copy_dir(rwdir: Path) -> Path:
@@ -283,8 +312,8 @@ def write_outcome(rwdir: Path | str, outcome: Outcome) -> None:
                  outcome.to_json())
 
 
-def write_done(rwdir: Path | str, kernel: str) -> None:
-    write_atomic(os.path.join(rwdir, RESULTS, DONE),  # noqa: PTH118
+def write_done(rwdir: Path | str, kernel: str, lane: int | None = None) -> None:
+    write_atomic(os.path.join(rwdir, RESULTS, done_file(lane)),  # noqa: PTH118
                  json.dumps({"kernel": kernel}) + "\n")
 
 
@@ -292,7 +321,7 @@ def read_outcomes(rwdir: Path) -> dict[str, Outcome]:
     """Whatever outcomes the runner left behind, by test name; unreadable files are skipped."""
     out = {}
     for path in sorted(results_dir(rwdir).glob("*.json")):
-        if path.name == DONE:
+        if is_done_file(path.name):
             continue
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             outcome = Outcome.from_json(path.read_text())
@@ -311,7 +340,8 @@ def is_complete(filename: str, present: set[str] | dict[str, Any]) -> bool:
 
 
 def is_outcome_file(filename: str) -> bool:
-    return filename.endswith(".json") and filename != DONE and not filename.startswith(".")
+    return (filename.endswith(".json") and not is_done_file(filename)
+            and not filename.startswith("."))
 
 
 def parse_records(stdout: str) -> tuple[dict[str, Any], ...]:

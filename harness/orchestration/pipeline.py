@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ class RunRequest:
     # Run only the guest tests the files of each revision's patches select
     # (data/changed-only.toml, --changed-only); the run then gives no series verdict.
     changed_only: bool = False
+    # At most this many VMs side by side per suite (--lanes); None: the suite's settings.
+    lanes: int | None = None
 
 
 def build_dir_for(cache: Path, tree_key: str, variant: str) -> Path:
@@ -317,7 +320,7 @@ def _test_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Ba
             None if built.expectations.disasm else disasm.no_table(built.expectations),
             _op_numbers(req, rev, tests, built, logs), tree=built.tree,
             build_dir=built.build_dir, config=dict(built.config), cache=req.cache / "guest",
-            alt_layout=altinstr.read_alt_layout(built.tree)))
+            alt_layout=altinstr.read_alt_layout(built.tree), lanes=_lanes(req, suite)))
         st.detail = f"{plan.compiled} compiled, {plan.reused} reused"
     images = {i.name: i.path(built.build_dir, i.stripped) for i in built.expectations.images}
     with rec.stage(rev, f"{backend.stage}{tag}") as st:
@@ -329,11 +332,20 @@ def _test_suite(req: RunRequest, rec: Recorder, rev: RevisionRecord, backend: Ba
         rev.boots.append(Boot(suite, done.accel, done.qemu_opts, seconds))
         st.detail = done.detail
         rev.checks += guest_verdicts.judge_plan(plan, images, outcomes)
-        if done.console is not None:
+        if done.consoles:
             # A splat fails the run even when every test passed.
-            rev.checks.append(_console_check(done.console, suite))
+            rev.checks.append(_console_check(done.consoles, suite))
         if not done.runner_started:
             raise InfraError(st.detail)
+
+
+def _lanes(req: RunRequest, suite: str) -> int:
+    """How many VMs may share one suite: one on an SSH target (one machine), and never more
+    than the host's cores, each of which runs one VM's only vCPU."""
+    if req.backend.target:
+        return 1
+    wanted = req.lanes or req.settings.suites[suite].lanes
+    return max(1, min(wanted, os.cpu_count() or 1))
 
 
 def _op_numbers(req: RunRequest, rev: RevisionRecord, tests: tuple[GuestTest, ...],
@@ -357,6 +369,6 @@ def _timed(step: str, build_dir: Path, boot: Callable[[], SuiteResult]) -> Suite
     return done
 
 
-def _console_check(log_file: Path, suite: str) -> Check:
-    triage = console.console_check(log_file)
+def _console_check(logs: tuple[Path, ...], suite: str) -> Check:
+    triage = console.consoles_check(logs)
     return dataclasses.replace(triage, name=suite_check(triage.name, suite))

@@ -237,3 +237,25 @@ def console_check(path: Path) -> Check:
         return Check(CHECK_NAME, Verdict.PASS)
     counters = dict(Counter(s.kind for s in splats))
     return Check(CHECK_NAME, Verdict.FAIL, describe(splats), counters)
+
+
+def consoles_check(paths: tuple[Path, ...]) -> Check:
+    """The `console` check of a suite booted as several VMs side by side: the worst of the
+    consoles, each report named with its log when there is more than one."""
+    checks = [console_check(p) for p in paths]
+    if len(checks) == 1:
+        return checks[0]
+    worst = max(checks, key=lambda c: _SEVERITY[c.verdict])
+    if worst.verdict == Verdict.PASS:
+        return worst
+    counters: Counter[str] = Counter()
+    for check in checks:
+        counters.update(check.counters)
+    detail = "; ".join(f"{p.name}: {c.detail}" for p, c in zip(paths, checks, strict=True)
+                       if c.verdict != Verdict.PASS)
+    return Check(CHECK_NAME, worst.verdict, detail, dict(counters))
+
+
+# Which of two console verdicts wins: a kernel report in one log is the kernel's failure,
+# whatever happened to another log.
+_SEVERITY = {Verdict.PASS: 0, Verdict.ERROR: 1, Verdict.FAIL: 2}
