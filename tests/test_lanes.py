@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -185,3 +187,27 @@ def test_lanes_are_one_on_a_target_and_never_more_than_the_cores(
                                                                      target="ssh://h"))
     assert pipeline._lanes(on_target, "default") == 1
     assert pipeline._lanes(req, "stress") == 1
+
+
+def test_a_run_that_ends_while_the_lanes_run_takes_their_vms_down(
+        tmp_path: Path, fake_vng: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's limit is a signal in the main thread: the VMs of the lanes, each waited
+    for in a thread of its own, must not run on to their own timeouts."""
+    monkeypatch.setenv("FAKE_VNG_MODE", "hang")
+    guest = two_lanes(tmp_path)
+    (tmp_path / "logs").mkdir()
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError("the run went past its limit")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    start = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            boot.boot_lanes(request(tmp_path, guest))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    # The hanging VMs would take 20 s (their boot timeout) without the stop.
+    assert time.monotonic() - start < 6

@@ -12,6 +12,7 @@ import logging
 import os
 import shlex
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -219,9 +220,10 @@ def _pvm_hint() -> str:
     return " (kvm_pvm, a paravirtual KVM, is loaded)" if pvm else ""
 
 
-def boot(req: BootRequest, accel: Accel | None = None) -> BootResult:
+def boot(req: BootRequest, accel: Accel | None = None,
+         stop: threading.Event | None = None) -> BootResult:
     """Boot once, run every planned test (or the lane's); a hang is cut off and reported,
-    not raised."""
+    not raised. Setting stop kills the VM within about a second."""
     if accel is None:
         accel = choose_accel(req)
         log.info("boot: %s (%s)", accel.name, accel.reason)
@@ -230,7 +232,8 @@ def boot(req: BootRequest, accel: Accel | None = None) -> BootResult:
     returncode: int | None = None
     timed_out = False
     try:
-        returncode = retrying("starting the VM", attempts=2)(_session)(req, accel, console)
+        returncode = retrying("starting the VM", attempts=2)(_session)(req, accel, console,
+                                                                       stop)
     except CommandTimeout as exc:
         timed_out = True
         log.warning("boot: %s; the VM was killed", str(exc).split(": ", 1)[-1])
@@ -243,7 +246,8 @@ def boot(req: BootRequest, accel: Accel | None = None) -> BootResult:
                       protocol.FINISHED in text, time.monotonic() - start)
 
 
-def _session(req: BootRequest, accel: Accel, console: Path) -> int:
+def _session(req: BootRequest, accel: Accel, console: Path,
+             stop: threading.Event | None = None) -> int:
     """One VM session. A VM that dies before the kernel says anything is QEMU failing to
     start, which is worth one retry; anything later is the kernel's doing."""
     # -S: the runner needs the standard library only; skipping site-packages and their .pth
@@ -260,6 +264,8 @@ def _session(req: BootRequest, accel: Accel, console: Path) -> int:
             printed.append(True)
 
     def no_runner(elapsed: float) -> str | None:
+        if stop is not None and stop.is_set():
+            return "stopped: the run ended while this VM ran"
         if not started and elapsed > req.boot_timeout:
             return f"no sign of the guest runner after {req.boot_timeout:.0f}s"
         return None
@@ -283,10 +289,20 @@ def boot_lanes(req: BootRequest) -> tuple[BootResult, ...]:
     log.info("boot: %s (%s), %d VMs side by side, one per lane", accel.name, accel.reason,
              len(lanes))
     stem = req.console_name.removesuffix(".log")
-    with ThreadPoolExecutor(len(lanes)) as pool:
-        return tuple(pool.map(lambda lane: boot(dataclasses.replace(
-            req, lane=lane, console_name=req.console_name if lane == lanes[0]
-            else f"{stem}-lane{lane}.log"), accel), lanes))
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(len(lanes))
+    booting = [pool.submit(boot, dataclasses.replace(
+        req, lane=lane, console_name=req.console_name if lane == lanes[0]
+        else f"{stem}-lane{lane}.log"), accel, stop) for lane in lanes]
+    try:
+        return tuple(b.result() for b in booting)
+    except BaseException:
+        # The run's limit or ^C, raised in this thread: the VMs go down with it rather
+        # than run on to their own timeouts.
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def boot_detail(b: BootResult) -> str:
