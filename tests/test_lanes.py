@@ -98,6 +98,10 @@ def test_a_plan_keeps_its_lanes_through_its_file() -> None:
     assert [e.name for e in again.in_lane(1).entries] == ["a"]
     assert again.in_lane(None) is again
     assert again.timeout(1) == 10 and again.timeout() == 20
+    # The host's plan asks the runner's: one owner for lanes and their timeouts.
+    host = GuestPlan(Path("rw"), Path("runner.py"), (), (), entries=plan.entries)
+    assert host.lanes == (0, 1) and host.lane_timeout(1) == 10 and host.total_timeout == 20
+    assert GuestPlan(Path("rw"), Path("runner.py"), (), ()).lanes == (0,)
 
 
 def test_the_runner_of_a_lane_runs_that_lane_alone(tmp_path: Path) -> None:

@@ -97,16 +97,22 @@ class GuestPlan:
     alt_layout: AltLayout | None = None
 
     @property
+    def runner_plan(self) -> protocol.Plan:
+        """The entries as the runner's plan, which owns lanes and timeouts (no id: not
+        written)."""
+        return protocol.Plan(self.entries, id="")
+
+    @property
     def total_timeout(self) -> float:
-        return sum(e.timeout for e in self.entries)
+        return self.runner_plan.timeout()
 
     @property
     def lanes(self) -> tuple[int, ...]:
-        """The lanes that have a test: one VM each."""
-        return tuple(sorted({e.lane for e in self.entries})) or (0,)
+        """The lanes that have a test: one VM each (one VM for no test at all)."""
+        return self.runner_plan.lanes or (0,)
 
     def lane_timeout(self, lane: int) -> float:
-        return sum(e.timeout for e in self.entries if e.lane == lane)
+        return self.runner_plan.timeout(lane)
 
 
 def select(tests: tuple[GuestTest, ...], patterns: tuple[str, ...]) -> tuple[GuestTest, ...]:
