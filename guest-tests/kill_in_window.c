@@ -27,6 +27,10 @@
  * Lock 0 with pop still at the entry is a kill after the cmpxchg that nobody
  * cleared pop for: a skipped fixup (skipped_fixups). Anything else is bad_states.
  *
+ * The loop also stores to a "twin" page that shares the lock page's slot in
+ * QEMU's software TLB (map_twin): under TCG that makes the window's odds per
+ * death about 10 times better, and stops nothing anywhere (see TWIN_DISTANCE).
+ *
  * What proves a kill landed in the window is the kernel's own count: a kprobe on
  * __futex_fixup_robust_unlock, which runs only for a task interrupted inside the
  * range with a signal pending. Its hits during each death are that way of
@@ -115,6 +119,24 @@ struct counters {
 
 static try_unlock_fn unlock_fn;
 static int width;
+/*
+ * Under TCG, QEMU takes an interrupt only between translated blocks, and the
+ * block it lands after is the one running when the interrupt came: odds that
+ * follow each block's host time. The window opens after the vDSO's block from
+ * its entry to the jne after the cmpxchg, a few fast instructions beside the
+ * caller's block and the vDSO's return (each an indirect jump, looked up in a
+ * hash): about 1 death in 70 landed in the window. A store to a page whose
+ * softmmu TLB slot is the lock page's, between the caller's stores and the call,
+ * sends the cmpxchg down QEMU's slow path, and that block lasts longer: 1 death
+ * in 4 to 10 (pristine 7.3, minimal, 2026-12-06; kill-in-window-64 went from
+ * about 1,000 deaths and 4 s to about 80 and 0.3 s). Pages 2^22 pages (16 GiB)
+ * apart share the slot at every TLB size QEMU picks. Under KVM the store is one
+ * more store: the odds there are the hardware's.
+ */
+#define TWIN_DISTANCE (1ULL << 34)
+static uint32_t no_twin;
+static volatile uint32_t *twin = &no_twin;
+static unsigned long twin_mib;	/* how far the twin is, for the record; 0: none */
 /* --high-pop: the arena is hp.page, and hp.alias must stay ALIAS_FILL */
 static struct high_pop hp;
 static int high;
@@ -195,6 +217,7 @@ static void __attribute__((noreturn)) unlock_loop(struct arena *a, uint32_t tid)
 		for (;;) {
 			WRITE_ONCE(a->lock, tid);
 			WRITE_ONCE(a->head.h64.list_op_pending, &a->entry);
+			*twin = tid;
 			unlock_fn(&a->lock, tid, &a->head.h64.list_op_pending);
 			WRITE_ONCE(a->iterations, a->iterations + 1);
 		}
@@ -204,6 +227,7 @@ static void __attribute__((noreturn)) unlock_loop(struct arena *a, uint32_t tid)
 	for (;;) {
 		WRITE_ONCE(a->lock, tid);
 		WRITE_ONCE(*pop, (uint32_t)(uintptr_t)&a->entry);
+		*twin = tid;
 		unlock_fn(&a->lock, tid, pop);
 		WRITE_ONCE(a->iterations, a->iterations + 1);
 	}
@@ -364,6 +388,37 @@ static void die_many(struct arena *a, enum death how, const struct test_args *o,
 		death_names[how], c->rounds[how], c->window[how], c->skipped_fixups - skipped);
 }
 
+/*
+ * A private page in the lock page's TLB slot, above or below it. 16 GiB away
+ * shares the slot at every TLB size; a 32-bit process has no room for that, and
+ * 2 GiB shares it at every size up to 2^19 entries (QEMU sizes it by use: an
+ * idle guest keeps it far smaller). No free page: the loop stores to no_twin.
+ */
+static void map_twin(const uint32_t *lock)
+{
+	static const uint64_t distances[] = { TWIN_DISTANCE, TWIN_DISTANCE >> 3 };
+	uint64_t page = (uintptr_t)lock & ~4095ULL;
+	unsigned int i, sign;
+
+	for (i = 0; i < sizeof(distances) / sizeof(distances[0]); i++)
+		for (sign = 0; sign < 2; sign++) {
+			uint64_t at = sign ? page - distances[i] : page + distances[i];
+			void *p;
+
+			if (at != (uintptr_t)at || (sign && distances[i] > page))
+				continue;	/* beyond this process's pointers */
+			p = mmap((void *)(uintptr_t)at, 4096, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+			if (p == (void *)(uintptr_t)at) {
+				twin = p;
+				twin_mib = (unsigned long)(distances[i] >> 20);
+				return;
+			}
+			if (p != MAP_FAILED)
+				munmap(p, 4096);
+		}
+}
+
 /* Shared with the children; NULL when --high-pop finds no page pair (high_pop stays 0). */
 static struct arena *map_arena(void)
 {
@@ -396,7 +451,7 @@ static void emit(const struct test_args *o, const struct counters *c, unsigned l
 		    "wrong_deaths", c->wrong_deaths, "stalled", c->stalled,
 		    "high_pop", high ? c->window[KILL] + c->window[TERM] + c->window[GROUP] : 0,
 		    "alias_touched", c->alias_touched,
-		    "upper_half_touched", c->upper_half_touched, NULL);
+		    "upper_half_touched", c->upper_half_touched, "twin_mib", twin_mib, NULL);
 }
 
 int main(int argc, char **argv)
@@ -431,6 +486,7 @@ int main(int argc, char **argv)
 		emit(&o, &c, 0, now_ms() - t0);
 		return 0;
 	}
+	map_twin(&a->lock);
 	probe = (unsigned long)fixup_probe_arm();
 	for (how = 0; how < DEATHS; how++)
 		if (strstr(o.mode, death_names[how]))
