@@ -72,6 +72,17 @@ def test_the_lanes_end_close_together_and_keep_the_plan_order() -> None:
     assert lanes.split(tests, 2, table) == split
 
 
+def test_a_long_sleeper_hosts_the_other_sleepers_and_the_shared_tests() -> None:
+    """The lane that sleeps longest takes the tests it can run beside its sleep for nothing;
+    the rule of "the lane that ends soonest with it" put the second sleeper in the other
+    lane, which then ended 5 s later than it had to."""
+    seconds = {"numa": 10, "heap": 5, "py": 3, "fuzz": 2, "x1": 2, "x2": 2, "x3": 2}
+    tests = (entry("numa", protocol.WAITS), entry("heap", protocol.WAITS), entry("py"),
+             entry("fuzz"), *(entry(f"x{i}", protocol.EXCLUSIVE) for i in (1, 2, 3)))
+    placed = by_lane(lanes.split(tests, 2, costs(**seconds)))
+    assert placed == {0: ["numa", "heap", "py", "fuzz"], 1: ["x1", "x2", "x3"]}
+
+
 def test_a_test_the_cost_table_does_not_match_is_an_error_naming_the_file(
         tmp_path: Path) -> None:
     with pytest.raises(UserError, match="end the table"):
