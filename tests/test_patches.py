@@ -87,6 +87,31 @@ def test_owned_tree_is_reset_between_revisions(tmp_path: Path) -> None:
     assert base.tree_id and base.tree_id != patched.tree_id
 
 
+NEW_FILE = """From: a <a@example.org>
+Subject: [PATCH] init: a new file
+
+---
+--- /dev/null
++++ b/init/new.c
+@@ -0,0 +1 @@
++int added;
+"""
+
+
+def test_the_tree_id_is_the_content_a_build_would_see(tmp_path: Path) -> None:
+    """It skips a build when it repeats: a file the patch adds changes it, and a stray
+    file or edit left in the owned tree since the last run does not survive the reset."""
+    src = owned(tmp_path)
+    base = apply_series(req(tmp_path, src, None))
+    added = apply_series(req(tmp_path, src, write(tmp_path, "new.patch", NEW_FILE)))
+    assert added.tree_id != base.tree_id and (src.tree / "init/new.c").is_file()
+    (src.tree / "stray.c").write_text("int stray;\n")
+    (src.tree / "init/main.c").write_text("int start_kernel(void) { return 9; }\n")
+    again = apply_series(req(tmp_path, src, None))
+    assert again.tree_id == base.tree_id and not (src.tree / "stray.c").exists()
+    assert "return 0" in (src.tree / "init/main.c").read_text()
+
+
 def test_patch_that_does_not_apply(tmp_path: Path) -> None:
     src = owned(tmp_path)
     with pytest.raises(UserError) as err:

@@ -38,7 +38,28 @@ def test_missing_command(tmp_path: Path) -> None:
         run(["no-such-tool"], log_file=tmp_path / "x.log", timeout=10)
 
 
-def test_timeout_kills_the_whole_group(tmp_path: Path) -> None:
+@pytest.fixture(params=["pidfd", "no-pidfd"])
+def exit_wait(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a command's exit is awaited: its pidfd, or Popen.wait where the kernel
+    has no pidfd_open."""
+    if request.param == "no-pidfd":
+        def no_pidfd(pid: int) -> int:
+            raise OSError(38, "Function not implemented")
+        monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    return str(request.param)
+
+
+def test_an_exit_is_seen_whichever_way_it_is_awaited(tmp_path: Path, exit_wait: str) -> None:
+    done = run(["sh", "-c", "sleep 0.3; exit 5"], log_file=tmp_path / "x.log", timeout=10,
+               check=False)
+    assert done.returncode == 5
+    reasons = iter([None, "the watchdog says stop"])
+    with pytest.raises(CommandTimeout, match="the watchdog says stop"):
+        run(["sleep", "30"], log_file=tmp_path / "x.log", timeout=20,
+            watchdog=lambda _: next(reasons))
+
+
+def test_timeout_kills_the_whole_group(tmp_path: Path, exit_wait: str) -> None:
     pidfile = tmp_path / "child.pid"
     start = time.monotonic()
     with pytest.raises(CommandTimeout, match="timed out after 1s"):

@@ -96,3 +96,30 @@ def test_expectations_without_a_disasm_table_leave_no_window_to_judge(tmp_path: 
     assert checks["cs-fixup-singlestep-64"].verdict == Verdict.ERROR
     assert checks["cs-fixup-singlestep-64"].detail == f"not run: {why}"
     assert "unlock-semantics-64" not in checks  # it takes no window: it runs
+
+
+def test_the_headers_are_installed_once_per_built_tree(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both callers of a run, and a re-run, share one install; a new build (another tree or
+    config: another stamp) installs again, and a build without a stamp always does."""
+    from harness.kselftest import programs
+    from harness.stages import build
+
+    makes: list[str] = []
+    monkeypatch.setattr(programs, "run", lambda argv, **_: makes.append(argv[-1]))
+    build_dir = tmp_path / "build"
+    (build_dir / programs.HEADERS_DIR).mkdir(parents=True)
+
+    def install_twice() -> None:
+        for _ in range(2):
+            programs.install_headers(tmp_path / "tree", build_dir, tmp_path / "log", 60)
+
+    (build_dir / build.STAMP).write_text("tree-a config make\n")
+    install_twice()
+    assert len(makes) == 1
+    (build_dir / build.STAMP).write_text("tree-b config make\n")
+    install_twice()
+    assert len(makes) == 2
+    (build_dir / build.STAMP).unlink()
+    install_twice()
+    assert len(makes) == 4

@@ -18,6 +18,7 @@ from harness.data import GUEST_TESTS
 from harness.errors import CommandError, InfraError, UserError
 from harness.guest.cache import BinaryCache
 from harness.kselftest.spec import BuildFlags, KselftestSpec, ProgramSpec, load_spec
+from harness.stages import build as kernel_build
 from harness.stages.kconfig import arch_args
 
 log = logging.getLogger("harness")
@@ -153,11 +154,22 @@ def _number(path: Path, pattern: str) -> float | None:
 
 
 def install_headers(tree: Path, build_dir: Path, log_file: Path, timeout: float) -> Path:
-    """make headers_install from the built tree into the build dir (seconds): the host's
-    uapi lacks the new ops. The one place it runs: the selftests and the op numbers."""
+    """make headers_install from the built tree into the build dir: the host's uapi lacks
+    the new ops. The one place it runs: the selftests and the op numbers. Skipped when the
+    headers there came from the very tree and config of the last build (its stamp), as
+    they do for the second caller of a run and in a re-run: make took 0.45 s to find that
+    nothing had changed. A build with no stamp (the user's tree) installs every time."""
     headers = build_dir / HEADERS_DIR
+    built = build_dir / kernel_build.STAMP
+    stamp = headers / kernel_build.STAMP
+    source = built.read_text() if built.is_file() else None
+    if source is not None and stamp.is_file() and stamp.read_text() == source:
+        return headers
+    stamp.unlink(missing_ok=True)
     run(["make", "-C", tree, f"O={build_dir}", *arch_args(build_dir), "headers_install",
          f"INSTALL_HDR_PATH={headers}"], log_file=log_file, timeout=timeout)
+    if source is not None:
+        stamp.write_text(source)
     return headers
 
 

@@ -55,8 +55,9 @@ def _cache_exclude(src: Path, cache: Path | None) -> list[str]:
 
 
 def tree_id(tree: Path, log_file: Path) -> str:
-    """A hash of the tree's tracked content, patches included."""
-    git(tree, "add", "-A", "-f", log_file=log_file)
+    """A hash of the tree's content, patches included: its index, which reset_to_base (or
+    import_base) and git apply --index keep equal to the files. No git add -A: its walk of
+    every file took 0.3 s of each run, to find nothing."""
     return git(tree, "write-tree", log_file=log_file).strip().splitlines()[-1]
 
 
