@@ -6,16 +6,20 @@ corrupts on any kernel). None of it needs the series."""
 from __future__ import annotations
 
 import ctypes
+import io
 import json
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from elf_fixtures import build_image
+from elftools.elf.elffile import ELFFile
 
-from harness.guest.plan import ELFTOOLS_PATH, ENV
+from harness.guest.plan import ENV
 
 PYDIR = ROOT / "guest-tests" / "python"
 sys.path.insert(0, str(PYDIR))
@@ -32,9 +36,9 @@ MAPS = """\
 
 
 def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """As the guest runs it (harness.guest.plan: -S, pyelftools on PYTHONPATH)."""
-    return subprocess.run([ENV, f"PYTHONPATH={ELFTOOLS_PATH}", sys.executable, "-S",
-                           str(PYDIR / name), *args], capture_output=True, text=True, timeout=60)
+    """As the guest runs it (harness.guest.plan: -S, the standard library alone)."""
+    return subprocess.run([ENV, sys.executable, "-S", str(PYDIR / name), *args],
+                          capture_output=True, text=True, timeout=60)
 
 
 def test_vdso_mapping_is_read_from_the_maps_line() -> None:
@@ -52,6 +56,42 @@ def test_the_hosts_own_vdso_is_found_and_callable() -> None:
     # base + offset really is the function: __vdso_time(NULL) agrees with the clock.
     vtime = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_void_p)(base + table["__vdso_time"].offset)
     assert abs(vtime(None) - time.time()) < 5
+
+
+def pyelftools_exports(image: bytes) -> dict[str, vdso_helpers.Export]:
+    """What the guest's own .dynsym reader must agree with."""
+    elf = ELFFile(io.BytesIO(image))
+    load = min(s["p_vaddr"] for s in elf.iter_segments() if s["p_type"] == "PT_LOAD")
+    return {s.name: vdso_helpers.Export(s.name, s["st_value"] - load, s["st_size"])
+            for s in elf.get_section_by_name(".dynsym").iter_symbols()
+            if s["st_info"]["type"] == "STT_FUNC" and s["st_shndx"] != "SHN_UNDEF"}
+
+
+@pytest.mark.parametrize(("bits", "x32"), [(64, False), (32, False), (64, True)])
+def test_the_dynsym_reader_agrees_with_pyelftools(tmp_path: Path, bits: int, x32: bool) -> None:
+    """On a vDSO look-alike of each ELF class gcc links (x32: 64-bit code in ELF32), and on
+    the host's own vDSO."""
+    dbg = build_image(tmp_path, "vdso", bits, {"__vdso_futex_robust_list64_try_unlock":
+                                               "__futex_list64_try_unlock_cs_",
+                                               "__vdso_futex_robust_list32_try_unlock":
+                                               "__futex_list32_try_unlock_cs_"}, x32=x32)
+    image = dbg.read_bytes()
+    found = vdso_helpers.exports(image)
+    assert found == pyelftools_exports(image)
+    assert {"__vdso_futex_robust_list64_try_unlock",
+            "__vdso_futex_robust_list32_try_unlock"} <= set(found)
+    _, host = vdso_helpers.read_vdso()
+    assert vdso_helpers.exports(host) == pyelftools_exports(host)
+
+
+def test_an_image_that_is_not_elf_or_has_no_dynsym_is_a_lookup_error() -> None:
+    with pytest.raises(LookupError, match="not a little-endian ELF"):
+        vdso_helpers.exports(b"MZ" + bytes(100))
+    _, host = vdso_helpers.read_vdso()
+    no_sections = bytearray(host)
+    no_sections[0x3C:0x3E] = (0).to_bytes(2, "little")  # e_shnum
+    with pytest.raises(LookupError, match=r"no \.dynsym"):
+        vdso_helpers.exports(bytes(no_sections))
 
 
 FakeEntry = Callable[[int, int, int], int]

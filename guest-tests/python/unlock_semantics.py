@@ -2,7 +2,7 @@
 """py-unlock-semantics: the try_unlock entries called from Python, no stepping.
 
 The script reads the vDSO the kernel mapped into this very process out of
-/proc/self/mem, finds the entries in its .dynsym with pyelftools and calls them
+/proc/self/mem, finds the entries in its .dynsym (vdso_helpers) and calls them
 through ctypes, in the cases a robust mutex meets at unlock time:
   1. owned (lock == TID): returns TID, the lock becomes 0, pop becomes 0;
   2. contended (TID | FUTEX_WAITERS): the caller has to go to the kernel, so the
@@ -20,9 +20,10 @@ host then leaves --func32 out). Output: one JSON record.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
+import sys
 import threading
+from typing import NamedTuple, NoReturn
 
 from vdso_helpers import Unlock, emit, exports, read_vdso, try_unlock
 
@@ -67,14 +68,39 @@ def run_entry(fn: Unlock, width: int, iterations: int,
     return calls
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", required=True)
-    ap.add_argument("--func64", help="the list64 entry (8-byte pop)")
-    ap.add_argument("--func32", help="the list32 entry (4-byte pop), if the vDSO has one")
-    ap.add_argument("--iterations", type=int, default=100)
-    args = ap.parse_args()
+USAGE = "unlock_semantics.py --check NAME [--func64 F] [--func32 F] [--iterations N]"
 
+
+class Args(NamedTuple):
+    check: str
+    func64: str | None
+    func32: str | None
+    iterations: int
+
+
+def usage(why: str) -> NoReturn:
+    print(f"usage: {USAGE}\n{why}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def parse_args(argv: list[str]) -> Args:
+    """The flags, each followed by its value. Not argparse: it and the re and enum modules
+    it loads were a third of this script's start, seconds under TCG."""
+    values: dict[str, str] = {}
+    pairs = iter(argv)
+    for flag in pairs:
+        value = next(pairs, None)
+        if flag not in ("--check", "--func64", "--func32", "--iterations") or value is None:
+            usage(f"bad argument: {flag}")
+        values[flag[2:]] = str(value)
+    if "check" not in values or not values.get("iterations", "1").isdigit():
+        usage("--check NAME is required; --iterations takes a number")
+    return Args(values["check"], values.get("func64"), values.get("func32"),
+                int(values.get("iterations", "100")))
+
+
+def main() -> int:
+    args = parse_args(sys.argv[1:])
     base, image = read_vdso()
     table = exports(image)
     counters = {"cases": 0, "list64_cases": 0, "list32_cases": 0, "semantics_bad": 0,

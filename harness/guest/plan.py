@@ -12,8 +12,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import elftools
-
 from harness.data import DATA, GUEST_TESTS
 from harness.data.guest_tests import GuestTest, param_values
 from harness.data.lanes import load_lane_costs
@@ -34,10 +32,9 @@ CFLAGS = ("-static", "-O2", "-Wall", "-Wextra", "-Werror", "-mno-red-zone")
 PROTOCOL_SOURCE = Path(protocol.__file__)
 # The guest shares the host's root file system (virtme-ng, or the SSH guest's own Debian).
 ENV = "/usr/bin/env"
-# A python test runs with -S and finds pyelftools here: without -S the venv's site
-# machinery (its .pth files, the harness's editable-install finder among them) took 0.1 to
-# 0.3 s of each run under TCG, for scripts that need the standard library and pyelftools.
-ELFTOOLS_PATH = Path(elftools.__file__).parent.parent
+# A python test runs with -S: the venv's site machinery (its .pth files, the harness's
+# editable-install finder among them) took 0.1 to 0.3 s of each run under TCG, for scripts
+# that need the standard library alone (guest-tests/python/vdso_helpers.py).
 
 
 @dataclass(frozen=True)
@@ -57,7 +54,7 @@ class GuestPlanRequest:
     # The op numbers the tests take as {op_<key>}: [ops] of the expectations file as the
     # built tree's uapi header confirms them (uapi.op_numbers).
     ops: uapi.OpNumbers = field(default_factory=uapi.OpNumbers)
-    # The interpreter of python tests: the harness's own, whose venv has pyelftools.
+    # The interpreter of python tests: the harness's own (the guest sees the same root).
     python: str = sys.executable
     # ktap tests build the tree's own selftests against its built uapi headers.
     tree: Path | None = None
@@ -173,7 +170,7 @@ def _command(test: GuestTest, req: GuestPlanRequest, bin_dir: Path,
                         dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
         for module in (bin_dir / script.parent).glob("*.py"):
             compile_for_guest(module)
-        return [ENV, f"PYTHONPATH={ELFTOOLS_PATH}", req.python, "-S", str(bin_dir / script)]
+        return [ENV, req.python, "-S", str(bin_dir / script)]
     return [str(compile_test(test, bin_dir, req.logs / "guest-build.log", req.timeout,
                              binaries))]
 
