@@ -50,7 +50,8 @@ def _placing(placed: list[list[protocol.Entry]], lane: int, entry: protocol.Entr
     """What putting the entry in that lane costs: the plan's end (the latest lane), then
     what it adds to the lane. A waits test or a shared one often adds nothing to a lane
     whose longest waits test outlasts it; that lane is the one to take it, not a lane
-    that ends sooner without it (futex_numa's 10 s of sleep hosts the shared tests)."""
+    that ends sooner without it (futex_wait_uninitialized_heap's 5 s of sleep hosts the shared
+    tests)."""
     now = [lane_seconds(p, costs.seconds) for p in placed]
     after = lane_seconds([*placed[lane], entry], costs.seconds)
     others = [t for i, t in enumerate(now) if i != lane]
