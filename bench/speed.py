@@ -3,7 +3,8 @@
 """Speed figures, side by side in one run: cold builds of the minimal and lean configs
 against virtme-ng's full config, the boot plus the twelve vDSO checks on minimal and lean, a
 warm re-test after a one-file change (with its per-stage breakdown), the same re-test with
---changed-only (the guest tests the changed file selects, data/changed-only.toml), the
+--changed-only (the guest tests the changed file selects, data/changed-only.toml), each
+from the pristine build, so with the rebuild the change needs, the
 default guest suite (in its lanes, and in one VM with --lanes 1), and the power of the
 stress suite. Prints a table and the goals (data/bench.toml), and writes
 runs/bench-speed/speed.json.
@@ -238,12 +239,14 @@ def goals(figures: dict[str, Any]) -> list[str]:
         why = figures.get("one_file_retest_changed_only_everything") or \
             f"{figures.get('one_file_retest_changed_only_not_run', 0)} guest tests not run"
         lines.append(_goal(f"one-file re-test --changed-only on {figures['variant']} <= "
-                           f"{GOAL_RETEST_S:.0f} s (wall)", narrowed, GOAL_RETEST_S, why))
+                           f"{GOAL_RETEST_S:.0f} s (wall, with its rebuild)", narrowed,
+                           GOAL_RETEST_S, _with_stages(figures, "_changed_only", why)))
     if (pi := figures.get("one_file_retest_pi_changed_only_wall_s")) is not None:
         why = f"{figures.get('one_file_retest_pi_changed_only_not_run', 0)} guest tests not run"
         lines.append(_goal(f"one-file re-test of {NARROWED_FILE.name} --changed-only <= "
-                           f"{GOAL_RETEST_S:.0f} s (wall; {figures['one_file_retest_pi_wall_s']}"
-                           " s without)", pi, GOAL_RETEST_S, why))
+                           f"{GOAL_RETEST_S:.0f} s (wall, with its rebuild; "
+                           f"{figures['one_file_retest_pi_wall_s']} s without the option)", pi,
+                           GOAL_RETEST_S, _with_stages(figures, "_pi_changed_only", why)))
     if (boot := figures.get("boot_vdso12_minimal_min_s")) is not None:
         programs = figures.get("boot_vdso12_minimal_min_in_programs_s", 0.0)
         lines.append(_goal(f"boot + 12 vDSO checks on minimal <= {GOAL_BOOT_VDSO_S:.0f} s "
@@ -255,6 +258,13 @@ def goals(figures: dict[str, Any]) -> list[str]:
                            f"{GOAL_SUITE_S:.0f} s{_one_vm(figures)}", suite, GOAL_SUITE_S,
                            f"slowest: {figures.get('suite_slowest', '')}"))
     return lines
+
+
+def _with_stages(figures: dict[str, Any], how: str, why: str) -> str:
+    """Why a re-test took what it took: its build and boot stages, then what the map chose."""
+    stages = figures.get(f"one_file_retest{how}_stages", {})
+    spent = [f"{name} {stages[name]['s']:.1f} s" for name in ("build", "boot") if name in stages]
+    return ", ".join([*spent, why])
 
 
 def _one_vm(figures: dict[str, Any]) -> str:
@@ -279,17 +289,13 @@ def warm(out: Path, variant: str) -> dict[str, Any]:
     pristine = harness(out / "warm-pristine", "--config-variant", variant)
     # The same suite in one VM, right after: what the lanes side by side saved.
     one_vm = harness(out / "warm-pristine-one-vm", "--config-variant", variant, "--lanes", "1")
-    changed = harness(out / "warm-one-file", "--config-variant", variant,
-                      "--series", str(ONE_FILE), "--no-base")
-    # The same re-test again with --changed-only: the rebuild is done by then, as it is
-    # after the first; so the build time of each is the one measured above.
-    narrowed = harness(out / "warm-one-file-changed-only", "--config-variant", variant,
-                       "--series", str(ONE_FILE), "--no-base", "--changed-only")
-    pi_full = harness(out / "warm-pi", "--config-variant", variant,
-                      "--series", str(NARROWED_FILE), "--no-base")
-    pi_narrowed = harness(out / "warm-pi-changed-only", "--config-variant", variant,
-                          "--series", str(NARROWED_FILE), "--no-base", "--changed-only")
-    harness(out / "warm-restore", "--config-variant", variant)
+    # Each re-test starts from the pristine build, as a maintainer's does after an edit:
+    # the build stage rebuilds what the one file changes, with or without --changed-only.
+    changed = retest(out / "warm-one-file", variant, ONE_FILE)
+    narrowed = retest(out / "warm-one-file-changed-only", variant, ONE_FILE, "--changed-only")
+    pi_full = retest(out / "warm-pi", variant, NARROWED_FILE)
+    pi_narrowed = retest(out / "warm-pi-changed-only", variant, NARROWED_FILE,
+                         "--changed-only")
     return {**changed_only_figures(changed, narrowed),
             **changed_only_figures(pi_full, pi_narrowed, "pi"),
             "suite_boot_s": stage_seconds(pristine, "boot"),
@@ -305,6 +311,16 @@ def warm(out: Path, variant: str) -> dict[str, Any]:
             "one_file_retest_ratio_to_goal": round(changed.own / GOAL_RETEST_S, 2),
             "one_file_retest_over_goal_s": round(max(changed.own - GOAL_RETEST_S, 0.0), 1),
             "one_file_retest_stages": breakdown(changed)}
+
+
+def retest(run_dir: Path, variant: str, patch: Path, *flags: str) -> Measured:
+    """A re-test of the one-file patch, then the pristine build back (one cheap guest test:
+    only its build matters), so that the next re-test rebuilds from pristine too."""
+    measured = harness(run_dir, "--config-variant", variant, "--series", str(patch),
+                       "--no-base", *flags)
+    harness(run_dir.with_name(run_dir.name + "-restore"), "--config-variant", variant,
+            "--only", VDSO_TWELVE[0])
+    return measured
 
 
 def changed_only_figures(full: Measured, narrowed: Measured,

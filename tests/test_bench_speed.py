@@ -80,12 +80,14 @@ def test_the_changed_only_goal_lines_say_what_the_map_chose() -> None:
         "variant": "minimal", "one_file_retest_changed_only_wall_s": 50.0,
         "one_file_retest_changed_only_everything": "kernel/entry/common.c is not in the map",
         "one_file_retest_pi_wall_s": 48.0, "one_file_retest_pi_changed_only_wall_s": 14.0,
-        "one_file_retest_pi_changed_only_not_run": 29})
+        "one_file_retest_pi_changed_only_not_run": 29,
+        "one_file_retest_changed_only_stages": {"build": {"s": 8.0}, "boot": {"s": 40.0}}})
     assert lines == [
-        "goal: one-file re-test --changed-only on minimal <= 15 s (wall): 50.0 (short by 35.0; "
-        "kernel/entry/common.c is not in the map)",
-        "goal: one-file re-test of one-file-pi.patch --changed-only <= 15 s (wall; 48.0 s "
-        "without): 14.0 (met)"]
+        "goal: one-file re-test --changed-only on minimal <= 15 s (wall, with its rebuild): "
+        "50.0 (short by 35.0; build 8.0 s, boot 40.0 s, kernel/entry/common.c is not in the "
+        "map)",
+        "goal: one-file re-test of one-file-pi.patch --changed-only <= 15 s (wall, with its "
+        "rebuild; 48.0 s without the option): 14.0 (met)"]
 
 
 def test_a_cold_cache_takes_the_shared_trees_lock(tmp_path: Path, monkeypatch) -> None:
