@@ -29,7 +29,8 @@
  *
  * The loop also stores to a "twin" page that shares the lock page's slot in
  * QEMU's software TLB (map_twin): under TCG that makes the window's odds per
- * death about 10 times better, and stops nothing anywhere (see TWIN_DISTANCE).
+ * death 2 to 5 times better, and up to 18 times in a bad run; it stops nothing
+ * anywhere (see TWIN_DISTANCE).
  *
  * What proves a kill landed in the window is the kernel's own count: a kprobe on
  * __futex_fixup_robust_unlock, which runs only for a task interrupted inside the
@@ -125,11 +126,13 @@ static int width;
  * follow each block's host time. The window opens after the vDSO's block from
  * its entry to the jne after the cmpxchg, a few fast instructions beside the
  * caller's block and the vDSO's return (each an indirect jump, looked up in a
- * hash): about 1 death in 70 landed in the window. A store to a page whose
- * softmmu TLB slot is the lock page's, between the caller's stores and the call,
- * sends the cmpxchg down QEMU's slow path, and that block lasts longer: 1 death
- * in 4 to 10 (pristine 7.3, minimal, 2026-12-06; kill-in-window-64 went from
- * about 1,000 deaths and 4 s to about 80 and 0.3 s). Pages 2^22 pages (16 GiB)
+ * hash): 1 death in 7 to 20 landed in the window, and 1 in 66 in a bad run,
+ * as chance put the lock page's slot in QEMU's softmmu TLB next to a hot page
+ * or not. A store to a page whose slot is the lock page's, between the caller's
+ * stores and the call, sends the cmpxchg down QEMU's slow path every time, and
+ * that block lasts longer: 1 death in 3 or 4 (pristine 7.3, minimal, 2026-12-06,
+ * taking turns: kill-in-window-64 needed 54 to 59 deaths for 15 window deaths,
+ * against 110 to 288 without, and 991 in the bad run). Pages 2^22 pages (16 GiB)
  * apart share the slot at every TLB size QEMU picks. Under KVM the store is one
  * more store: the odds there are the hardware's.
  */
