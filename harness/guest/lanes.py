@@ -39,20 +39,20 @@ def split(entries: tuple[protocol.Entry, ...], lanes: int,
     placed: list[list[protocol.Entry]] = [[] for _ in range(lanes)]
     lane_of: dict[str, int] = {}
     for entry in sorted(entries, key=lambda e: -costs.seconds(e.name)):
-        best = min(range(lanes), key=lambda i: _placing(placed, i, entry, costs))
+        now = [lane_seconds(p, costs.seconds) for p in placed]
+        best = min(range(lanes), key=lambda i: _placing(now, placed, i, entry, costs))
         placed[best].append(entry)
         lane_of[entry.name] = best
     return tuple(e._replace(lane=lane_of[e.name]) for e in entries)
 
 
-def _placing(placed: list[list[protocol.Entry]], lane: int, entry: protocol.Entry,
-             costs: LaneCosts) -> tuple[float, float]:
-    """What putting the entry in that lane costs: the plan's end (the latest lane), then
-    what it adds to the lane. A waits test or a shared one often adds nothing to a lane
-    whose longest waits test outlasts it; that lane is the one to take it, not a lane
-    that ends sooner without it (futex_wait_uninitialized_heap's 5 s of sleep hosts the shared
-    tests)."""
-    now = [lane_seconds(p, costs.seconds) for p in placed]
+def _placing(now: list[float], placed: list[list[protocol.Entry]], lane: int,
+             entry: protocol.Entry, costs: LaneCosts) -> tuple[float, float]:
+    """What putting the entry in that lane costs, given each lane's time now: the plan's
+    end (the latest lane), then what it adds to the lane. A waits test or a shared one
+    often adds nothing to a lane whose longest waits test outlasts it; that lane is the one
+    to take it, not a lane that ends sooner without it (futex_wait_uninitialized_heap's 5 s
+    of sleep hosts the shared tests)."""
     after = lane_seconds([*placed[lane], entry], costs.seconds)
     others = [t for i, t in enumerate(now) if i != lane]
     return max([after, *others]), after - now[lane]
